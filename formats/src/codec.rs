@@ -1,0 +1,171 @@
+//! The one codec interface every format implements.
+//!
+//! Shaped for the hot path: encoding writes into caller-owned scratch that
+//! is reused call after call (a `Vec<u8>` for most formats, the builder for
+//! FlatBuffers and Cap'n Proto) and hands back the encoded bytes as a slice
+//! of it, so no format pays for a copy its library would not make. The
+//! server turns request bytes into reply bytes through [`Format::serve`],
+//! which the zero-copy formats implement by reading the request in place.
+
+use std::fmt;
+
+use crate::FormatId;
+use crate::contract::{Accessed, Batch, Code, Method, OwnedRequest, Reply, Status};
+use crate::service::Service;
+
+/// One serialization format. Every method is an associated function: a
+/// format has no state but the caller's scratch, so the harness can
+/// monomorphize its timed loops over `F: Format`.
+pub trait Format: Send + Sync + 'static {
+    /// The registry id, also the format byte on the wire.
+    const ID: FormatId;
+    /// The name in CLI flags, cell keys and reports.
+    const NAME: &'static str;
+    /// The subtype in `application/grpc+<subtype>`.
+    const GRPC_SUBTYPE: &'static str;
+    /// What the format is, for reports.
+    const PROPERTIES: Properties;
+
+    /// A request as an application using this library holds it before
+    /// sending: the prost structs for Protobuf, the model structs for the
+    /// rest. Built once per cell by [`Format::prepare`], outside timed loops.
+    type Request: Clone + fmt::Debug + PartialEq + Send + Sync + 'static;
+    /// Reusable per-caller encoding state. One per client task or server
+    /// connection; never shared.
+    type Scratch: Default + Send + 'static;
+
+    /// Converts a model request to this format's native request.
+    fn prepare(request: &OwnedRequest<Batch>) -> Self::Request;
+
+    /// Converts a native request back to the model (tests compare formats
+    /// through it).
+    fn to_model(request: Self::Request) -> OwnedRequest<Batch>;
+
+    /// Encodes a request; the bytes live in `scratch` until the next call.
+    fn encode_request<'s>(scratch: &'s mut Self::Scratch, request: &Self::Request) -> Result<&'s [u8], CodecError>;
+
+    /// Decodes request bytes of `method` to an owned native request (the
+    /// "decode" operation).
+    fn decode_request(method: Method, bytes: &[u8]) -> Result<Self::Request, CodecError>;
+
+    /// Encodes a reply; the bytes live in `scratch` until the next call.
+    fn encode_reply<'s>(scratch: &'s mut Self::Scratch, reply: &Reply<'_>) -> Result<&'s [u8], CodecError>;
+
+    /// Decodes reply bytes of `method`. Zero-copy formats borrow the echoed
+    /// payload from `bytes`.
+    fn decode_reply(method: Method, bytes: &[u8]) -> Result<Reply<'_>, CodecError>;
+
+    /// Reads every field of a request in place, validated (the "access"
+    /// operation). Only the zero-copy formats support it.
+    fn access_request(method: Method, bytes: &[u8]) -> Result<Accessed<'_>, CodecError> {
+        let _ = (method, bytes);
+        Err(CodecError::Unsupported { format: Self::NAME, operation: "access in place" })
+    }
+
+    /// The service's reply to a decoded request.
+    fn respond<'r>(service: &Service, request: &'r Self::Request) -> Result<Reply<'r>, Status>;
+
+    /// The server path: request bytes in, reply bytes (in `scratch`) out.
+    /// The default decodes to owned, which is what the non-zero-copy
+    /// formats' libraries do; the zero-copy formats override it to read in
+    /// place.
+    fn serve<'s>(
+        service: &Service,
+        scratch: &'s mut Self::Scratch,
+        method: Method,
+        request: &[u8],
+    ) -> Result<&'s [u8], Status> {
+        let request = Self::decode_request(method, request)?;
+        let reply = Self::respond(service, &request)?;
+        Ok(Self::encode_reply(scratch, &reply)?)
+    }
+}
+
+/// The service's reply to a request held as model structs; shared by every
+/// format whose native request is the model.
+pub fn respond_owned<'r>(service: &Service, request: &'r OwnedRequest<Batch>) -> Result<Reply<'r>, Status> {
+    Ok(match request {
+        OwnedRequest::Multiply { a, b } => Reply::Multiply { product: service.multiply(*a, *b)? },
+        OwnedRequest::Echo { payload } => Reply::Echo { payload: service.echo(payload) },
+        OwnedRequest::Digest { batch } => Reply::Digest(service.digest(&batch.records)?),
+    })
+}
+
+/// What a format is, for the `formats` command and the reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Properties {
+    /// The library and version line, e.g. `serde_json 1`.
+    pub library: &'static str,
+    /// A reader needs no schema to make sense of the bytes.
+    pub self_describing: bool,
+    /// Where the schema lives: an IDL file in `formats/schemas/`, or the
+    /// Rust types.
+    pub schema: &'static str,
+    /// The server reads requests in place, without building owned values.
+    pub zero_copy: bool,
+    /// How untrusted input is checked before the server reads it.
+    pub validation: &'static str,
+    /// The library offers an unchecked in-place read (benchmarked and
+    /// labelled separately; never used on untrusted input).
+    pub unvalidated_access: bool,
+    /// Layout choices a reader of the bytes must know.
+    pub layout: &'static str,
+}
+
+/// A failure of a codec.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    /// The bytes are not a valid message (truncated, wrong types, lengths
+    /// beyond the buffer, values outside the schema). The peer's fault.
+    #[error("{format}: cannot decode {message}: {reason}")]
+    Decode {
+        /// Format name.
+        format: &'static str,
+        /// Message name, e.g. `Batch`.
+        message: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The message could not be encoded (a value the format cannot
+    /// represent). Our fault, not the peer's.
+    #[error("{format}: cannot encode {message}: {reason}")]
+    Encode {
+        /// Format name.
+        format: &'static str,
+        /// Message name.
+        message: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The format does not offer this operation.
+    #[error("{format} does not support {operation}")]
+    Unsupported {
+        /// Format name.
+        format: &'static str,
+        /// The operation asked for.
+        operation: &'static str,
+    },
+}
+
+impl CodecError {
+    /// A decode error of `format` for `message`.
+    pub fn decode(format: &'static str, message: &'static str, reason: impl fmt::Display) -> CodecError {
+        CodecError::Decode { format, message, reason: reason.to_string() }
+    }
+
+    /// An encode error of `format` for `message`.
+    pub fn encode(format: &'static str, message: &'static str, reason: impl fmt::Display) -> CodecError {
+        CodecError::Encode { format, message, reason: reason.to_string() }
+    }
+}
+
+impl From<CodecError> for Status {
+    fn from(e: CodecError) -> Status {
+        let code = match e {
+            CodecError::Decode { .. } => Code::InvalidArgument,
+            CodecError::Encode { .. } => Code::Internal,
+            CodecError::Unsupported { .. } => Code::Unimplemented,
+        };
+        Status::new(code, e.to_string())
+    }
+}

@@ -1,0 +1,175 @@
+//! Every format, every workload: requests and replies survive a round
+//! trip, the server answers correctly, and every format decodes to the same
+//! logical value as every other.
+
+use wirebench_formats::dataset::{DEFAULT_SEED, Dataset, Expected};
+use wirebench_formats::{
+    Accessed, Batch, Format, FormatId, FormatVisitor, Method, OwnedRequest, Reply, ServerScratch, Service, Workload,
+};
+
+fn workloads() -> Vec<Workload> {
+    vec![
+        Workload::Multiply,
+        Workload::Echo { size: 0 },
+        Workload::Echo { size: 16 },
+        Workload::Echo { size: 1024 },
+        Workload::Echo { size: 300_000 },
+        Workload::Digest { records: 0 },
+        Workload::Digest { records: 1 },
+        Workload::Digest { records: 100 },
+        Workload::Digest { records: 1000 },
+    ]
+}
+
+fn model_request(data: &Dataset) -> OwnedRequest<Batch> {
+    match data.workload {
+        Workload::Multiply => {
+            let (a, b) = wirebench_formats::dataset::MULTIPLY_OPERANDS;
+            OwnedRequest::Multiply { a, b }
+        }
+        Workload::Echo { .. } => OwnedRequest::Echo { payload: data.payload.clone() },
+        Workload::Digest { .. } => OwnedRequest::Digest { batch: data.batch.clone() },
+    }
+}
+
+fn expected_reply(data: &Dataset) -> Reply<'static> {
+    match data.expected {
+        Expected::Product(product) => Reply::Multiply { product },
+        Expected::SamePayload => Reply::Echo { payload: data.payload.clone().into() },
+        Expected::Digest(d) => Reply::Digest(d),
+    }
+}
+
+struct RoundTrip<'a>(&'a Dataset);
+
+impl FormatVisitor for RoundTrip<'_> {
+    type Output = ();
+    fn visit<F: Format>(self) {
+        let data = self.0;
+        let method = data.workload.method();
+        let model = model_request(data);
+        let native = F::prepare(&model);
+        assert_eq!(F::to_model(native.clone()), model, "{}: prepare/to_model", F::NAME);
+
+        // Request: encode, then decode to owned, twice through the same
+        // scratch (reuse must not leak state between messages).
+        let mut scratch = F::Scratch::default();
+        let first = F::encode_request(&mut scratch, &native).unwrap().to_vec();
+        let again = F::encode_request(&mut scratch, &native).unwrap().to_vec();
+        assert!(first == again, "{}/{}: encoding is not deterministic", F::NAME, data.workload);
+        let decoded = F::decode_request(method, &first).unwrap();
+        assert_eq!(F::to_model(decoded), model, "{}/{}: request round trip", F::NAME, data.workload);
+
+        // Reply round trip.
+        let reply = expected_reply(data);
+        let bytes = F::encode_reply(&mut scratch, &reply).unwrap().to_vec();
+        assert_eq!(F::decode_reply(method, &bytes).unwrap(), reply, "{}/{}: reply", F::NAME, data.workload);
+
+        // The server path answers what the service says.
+        let service = Service::new();
+        let mut server = ServerScratch::default();
+        let served = wirebench_formats::serve(&service, &mut server, F::ID, method, &first).unwrap().to_vec();
+        assert_eq!(F::decode_reply(method, &served).unwrap(), reply, "{}/{}: served", F::NAME, data.workload);
+        // Through the format's own scratch too.
+        let served = F::serve(&service, &mut scratch, method, &first).unwrap().to_vec();
+        assert_eq!(F::decode_reply(method, &served).unwrap(), reply, "{}/{}: served", F::NAME, data.workload);
+
+        // Zero-copy formats read the same values in place.
+        if F::PROPERTIES.zero_copy {
+            let accessed = F::access_request(method, &first).unwrap();
+            let want = match &model {
+                OwnedRequest::Multiply { a, b } => Accessed::Multiply { a: *a, b: *b },
+                OwnedRequest::Echo { payload } => Accessed::Echo { payload },
+                OwnedRequest::Digest { batch } => Accessed::Digest(wirebench_formats::Checksum::of_batch(batch)),
+            };
+            assert_eq!(accessed, want, "{}/{}: access", F::NAME, data.workload);
+        } else {
+            assert!(F::access_request(method, &first).is_err(), "{} claims no zero-copy access", F::NAME);
+        }
+    }
+}
+
+#[test]
+fn every_format_round_trips_every_workload() {
+    for workload in workloads() {
+        let data = Dataset::generate(workload, DEFAULT_SEED);
+        for format in FormatId::ALL {
+            format.visit(RoundTrip(&data));
+        }
+    }
+}
+
+struct DecodeToModel<'a>(Method, &'a [u8]);
+impl FormatVisitor for DecodeToModel<'_> {
+    type Output = OwnedRequest<Batch>;
+    fn visit<F: Format>(self) -> OwnedRequest<Batch> {
+        F::to_model(F::decode_request(self.0, self.1).unwrap())
+    }
+}
+
+struct Encode<'a>(&'a OwnedRequest<Batch>);
+impl FormatVisitor for Encode<'_> {
+    type Output = Vec<u8>;
+    fn visit<F: Format>(self) -> Vec<u8> {
+        F::encode_request(&mut F::Scratch::default(), &F::prepare(self.0)).unwrap().to_vec()
+    }
+}
+
+/// Each format's bytes, decoded by that format, give one and the same
+/// logical request, and the same digest.
+#[test]
+fn all_formats_decode_to_the_same_value() {
+    let data = Dataset::generate(Workload::Digest { records: 250 }, DEFAULT_SEED);
+    let model = model_request(&data);
+    let decoded: Vec<_> = FormatId::ALL
+        .iter()
+        .map(|f| {
+            let bytes = f.visit(Encode(&model));
+            (f, f.visit(DecodeToModel(Method::Digest, &bytes)))
+        })
+        .collect();
+    for (format, value) in &decoded {
+        assert_eq!(value, &decoded[0].1, "{format} disagrees with {}", decoded[0].0);
+        let OwnedRequest::Digest { batch } = value else { panic!("not a batch") };
+        assert_eq!(wirebench_formats::Checksum::of_batch(batch), wirebench_formats::Checksum::of_batch(&data.batch));
+    }
+}
+
+#[test]
+fn encoded_sizes_differ_between_formats_but_not_between_runs() {
+    let data = Dataset::generate(Workload::Digest { records: 100 }, DEFAULT_SEED);
+    let model = model_request(&data);
+    let sizes: Vec<usize> = FormatId::ALL.iter().map(|f| f.visit(Encode(&model)).len()).collect();
+    let again: Vec<usize> = FormatId::ALL.iter().map(|f| f.visit(Encode(&model)).len()).collect();
+    assert_eq!(sizes, again);
+    // Packing must shrink Cap'n Proto; JSON must be the largest.
+    let size = |f: FormatId| sizes[FormatId::ALL.iter().position(|&g| g == f).unwrap()];
+    assert!(size(FormatId::CapnpPacked) < size(FormatId::Capnp));
+    assert!(FormatId::ALL.iter().all(|&f| size(f) <= size(FormatId::Json)), "{sizes:?}");
+}
+
+#[test]
+fn multiply_overflow_is_a_status_not_a_reply() {
+    for &format in FormatId::ALL {
+        let bytes = format.visit(Encode(&OwnedRequest::Multiply { a: i64::MAX, b: 3 }));
+        let err =
+            wirebench_formats::serve(&Service::new(), &mut ServerScratch::default(), format, Method::Multiply, &bytes)
+                .unwrap_err();
+        assert_eq!(err.code, wirebench_formats::Code::OutOfRange, "{format}: {err}");
+    }
+}
+
+#[test]
+fn registry_names_and_wire_ids_are_unique_and_round_trip() {
+    let mut names: Vec<_> = FormatId::ALL.iter().map(|f| f.name()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), FormatId::ALL.len());
+    for &f in FormatId::ALL {
+        assert_eq!(FormatId::from_wire(f as u8), Some(f));
+        assert_eq!(f.name().parse::<FormatId>(), Ok(f));
+        assert_eq!(FormatId::from_grpc_subtype(f.grpc_subtype()), Some(f));
+    }
+    assert_eq!(FormatId::from_wire(0), None);
+    assert!("xml".parse::<FormatId>().is_err());
+}

