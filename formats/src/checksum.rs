@@ -15,7 +15,9 @@
 //! then the tag count, each attribute's key and value then the attribute
 //! count, the location (`1, latitude bits, longitude bits, city` or `0`),
 //! `fingerprint`. A string or byte field folds its length, then its bytes in
-//! little-endian 8-byte words, the last one zero-padded. After all records
+//! little-endian 8-byte words, the last one zero-padded. A float zero folds
+//! as `+0.0` whatever its sign: proto3 drops `-0.0` as a default value, so
+//! the sign of zero cannot be part of the contract. After all records
 //! the record count is folded and the state finished with SplitMix64's
 //! finalizer.
 
@@ -57,6 +59,18 @@ pub trait RecordView {
 }
 
 const K: u64 = 0x517c_c1b7_2722_0a95;
+
+/// IEEE-754 bits, with `-0.0` folded to `+0.0`.
+#[inline(always)]
+fn f64_bits(x: f64) -> u64 {
+    if x == 0.0 { 0 } else { x.to_bits() }
+}
+
+/// IEEE-754 bits, with `-0.0` folded to `+0.0`.
+#[inline(always)]
+fn f32_bits(x: f32) -> u32 {
+    if x == 0.0 { 0 } else { x.to_bits() }
+}
 /// The fractional bits of pi: any non-zero start works, zero would map an
 /// empty batch to zero.
 const START: u64 = 0x243f_6a88_85a3_08d3;
@@ -101,8 +115,8 @@ impl Checksum {
         self.bytes(record.name()?.as_bytes());
         self.bytes(record.email()?.as_bytes());
         self.word(u64::from(record.kind()?.value()));
-        self.word(record.score().to_bits());
-        self.word(u64::from(record.weight().to_bits()));
+        self.word(f64_bits(record.score()));
+        self.word(u64::from(f32_bits(record.weight())));
         self.word(u64::from(record.active()));
         let tags = record.for_each_tag(|tag| self.bytes(tag.as_bytes()))?;
         self.word(tags as u64);
@@ -113,8 +127,8 @@ impl Checksum {
         self.word(attributes as u64);
         let located = record.location(|latitude, longitude, city| {
             self.word(1);
-            self.word(latitude.to_bits());
-            self.word(longitude.to_bits());
+            self.word(f64_bits(latitude));
+            self.word(f64_bits(longitude));
             self.bytes(city.as_bytes());
         })?;
         if !located {
@@ -307,6 +321,15 @@ mod tests {
             |r| r.fingerprint[0] ^= 1,
             |r| r.fingerprint.push(0),
         ];
+        let mut signed_zero = record();
+        signed_zero.score = -0.0;
+        let mut zero = record();
+        zero.score = 0.0;
+        assert_eq!(
+            Checksum::of_batch(&Batch { records: vec![signed_zero] }),
+            Checksum::of_batch(&Batch { records: vec![zero] }),
+            "the sign of zero is not part of the contract"
+        );
         for (i, mutate) in mutations.into_iter().enumerate() {
             let mut r = record();
             mutate(&mut r);

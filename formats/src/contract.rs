@@ -175,8 +175,10 @@ pub struct Record {
     /// Whether the row is active.
     pub active: bool,
     /// Free-form tags, zero or more.
+    #[serde(with = "crate::format::serde_repr::list")]
     pub tags: Vec<String>,
     /// Key/value attributes, zero or more.
+    #[serde(with = "crate::format::serde_repr::list")]
     pub attributes: Vec<Attribute>,
     /// Optional nested struct.
     pub location: Option<Location>,
@@ -189,6 +191,7 @@ pub struct Record {
 #[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
 pub struct Batch {
     /// The rows, in order.
+    #[serde(with = "crate::format::serde_repr::list")]
     pub records: Vec<Record>,
 }
 

@@ -21,7 +21,8 @@
     unsafe_op_in_unsafe_fn,
     rust_2018_idioms,
     clippy::all,
-    clippy::pedantic
+    clippy::pedantic,
+    clippy::unwrap_used
 )]
 mod bench_capnp;
 pub mod checksum;

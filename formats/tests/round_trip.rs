@@ -2,6 +2,8 @@
 //! trip, the server answers correctly, and every format decodes to the same
 //! logical value as every other.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 use wirebench_formats::dataset::{DEFAULT_SEED, Dataset, Expected};
 use wirebench_formats::{
     Accessed, Batch, Format, FormatId, FormatVisitor, Method, OwnedRequest, Reply, ServerScratch, Service, Workload,
@@ -172,4 +174,81 @@ fn registry_names_and_wire_ids_are_unique_and_round_trip() {
     }
     assert_eq!(FormatId::from_wire(0), None);
     assert!("xml".parse::<FormatId>().is_err());
+}
+
+mod properties {
+    use proptest::prelude::*;
+    use wirebench_formats::contract::{Attribute, Kind, Location};
+    use wirebench_formats::{Batch, Checksum, FormatId, Method, OwnedRequest, Record};
+
+    use super::{DecodeToModel, Encode};
+
+    fn finite_f64() -> impl Strategy<Value = f64> {
+        prop_oneof![any::<f64>().prop_filter("finite", |f| f.is_finite()), Just(0.0), Just(-0.0), Just(f64::MAX)]
+    }
+
+    fn record() -> impl Strategy<Value = Record> {
+        (
+            (any::<u64>(), any::<u32>(), any::<i64>(), ".{0,24}", "\\PC{0,24}", 0usize..5),
+            (finite_f64(), any::<f32>().prop_filter("finite", |f| f.is_finite()), any::<bool>()),
+            proptest::collection::vec(".{0,12}", 0..4),
+            proptest::collection::vec((".{0,8}", ".{0,8}"), 0..3),
+            proptest::option::of((finite_f64(), finite_f64(), ".{0,12}")),
+            proptest::collection::vec(any::<u8>(), 0..24),
+        )
+            .prop_map(
+                |((id, user_id, ts, name, email, kind), (score, weight, active), tags, attrs, loc, fp)| Record {
+                    id,
+                    user_id,
+                    timestamp_micros: ts,
+                    name,
+                    email,
+                    kind: Kind::ALL[kind],
+                    score,
+                    weight,
+                    active,
+                    tags,
+                    attributes: attrs.into_iter().map(|(key, value)| Attribute { key, value }).collect(),
+                    location: loc.map(|(latitude, longitude, city)| Location { latitude, longitude, city }),
+                    fingerprint: fp,
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_batches_round_trip_in_every_format(records in proptest::collection::vec(record(), 0..6)) {
+            let request = OwnedRequest::Digest { batch: Batch { records } };
+            for &format in FormatId::ALL {
+                let bytes = format.visit(Encode(&request));
+                let back = format.visit(DecodeToModel(Method::Digest, &bytes));
+                // -0.0 == 0.0 for PartialEq; compare checksums too, which see the bits.
+                prop_assert_eq!(&back, &request, "{}", format);
+                let (OwnedRequest::Digest { batch: a }, OwnedRequest::Digest { batch: b }) = (&back, &request) else {
+                    unreachable!()
+                };
+                prop_assert_eq!(Checksum::of_batch(a), Checksum::of_batch(b), "{}", format);
+            }
+        }
+
+        #[test]
+        fn arbitrary_operands_and_payloads_round_trip(a in any::<i64>(), b in any::<i64>(), payload in proptest::collection::vec(any::<u8>(), 0..300)) {
+            for request in [OwnedRequest::Multiply { a, b }, OwnedRequest::Echo { payload: payload.clone() }] {
+                for &format in FormatId::ALL {
+                    let bytes = format.visit(Encode(&request));
+                    prop_assert_eq!(format.visit(DecodeToModel(request_method(&request), &bytes)), request.clone(), "{}", format);
+                }
+            }
+        }
+    }
+
+    fn request_method(request: &OwnedRequest<Batch>) -> Method {
+        match request {
+            OwnedRequest::Multiply { .. } => Method::Multiply,
+            OwnedRequest::Echo { .. } => Method::Echo,
+            OwnedRequest::Digest { .. } => Method::Digest,
+        }
+    }
 }

@@ -27,7 +27,8 @@ use crate::service::Service;
     unsafe_op_in_unsafe_fn,
     rust_2018_idioms,
     clippy::all,
-    clippy::pedantic
+    clippy::pedantic,
+    clippy::unwrap_used
 )]
 mod generated {
     include!("../generated/bench_generated.rs");
@@ -357,7 +358,7 @@ impl RecordView for fb::Record<'_> {
     }
     fn for_each_tag(&self, mut f: impl FnMut(&str)) -> Result<usize, CodecError> {
         let tags: Vector<'_, ForwardsUOffset<&str>> = fb::Record::tags(self);
-        tags.iter().for_each(|t| f(t));
+        tags.iter().for_each(&mut f);
         Ok(tags.len())
     }
     fn for_each_attribute(&self, mut f: impl FnMut(&str, &str)) -> Result<usize, CodecError> {

@@ -17,7 +17,7 @@ use crate::service::Service;
 
 /// The prost messages generated from `bench.proto` (committed; regenerate
 /// with `scripts/regen-schemas.sh`).
-#[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
+#[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic, clippy::unwrap_used)]
 pub mod pb {
     include!("../generated/wirebench.rs");
 }

@@ -144,6 +144,39 @@ impl<C: SerdeCodec> Format for SerdeFormat<C> {
     }
 }
 
+/// List fields. serde's own `Vec` impl pre-allocates from the length a
+/// message claims (up to 1 MiB), so 15 bytes of MessagePack claiming four
+/// billion records would allocate a megabyte. This caps pre-allocation at
+/// 64 KiB and lets the vector grow with what actually arrives.
+pub(crate) mod list {
+    use super::*;
+
+    pub(crate) fn serialize<S: Serializer, T: Serialize>(list: &[T], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(list)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<T>, D::Error> {
+        struct ListVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ListVisitor<T> {
+            type Value = Vec<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+                let cap = (64 << 10) / std::mem::size_of::<T>().max(1);
+                let mut list = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(cap));
+                while let Some(item) = seq.next_element()? {
+                    list.push(item);
+                }
+                Ok(list)
+            }
+        }
+        deserializer.deserialize_seq(ListVisitor(PhantomData))
+    }
+}
+
 /// Byte fields: base64 in human-readable formats, native bytes otherwise.
 pub(crate) mod bytes {
     use base64::Engine as _;

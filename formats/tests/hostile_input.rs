@@ -1,0 +1,309 @@
+//! Every decoder of every format, fed bad bytes: truncated messages,
+//! random bytes, mutated messages, wrong types, lengths that claim more
+//! than the buffer holds, and nesting bombs. Each must return an error (or,
+//! where the format allows it, a different valid value), never panic, and
+//! never allocate in proportion to a claimed length rather than the input.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use proptest::prelude::*;
+use wirebench_formats::dataset::{DEFAULT_SEED, Dataset, MULTIPLY_OPERANDS};
+use wirebench_formats::{
+    Batch, CodecError, Format, FormatId, FormatVisitor, Method, OwnedRequest, ServerScratch, Service, Workload,
+};
+
+/// Tracks the largest single allocation made by the current thread, so a
+/// decoder that trusts a claimed length is caught even if it fails later.
+struct PeakAlloc;
+
+thread_local! {
+    static PEAK: Cell<usize> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator; the bookkeeping touches only a
+// const-initialized thread-local Cell, which never allocates.
+unsafe impl GlobalAlloc for PeakAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = PEAK.try_with(|p| p.set(p.get().max(layout.size())));
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let _ = PEAK.try_with(|p| p.set(p.get().max(layout.size())));
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = PEAK.try_with(|p| p.set(p.get().max(new_size)));
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: PeakAlloc = PeakAlloc;
+
+/// Runs every decoder of `F` on `bytes` as `method`; returns whether each
+/// accepted it, in order: request, reply, access, serve.
+struct DecodeAll<'a>(Method, &'a [u8]);
+
+impl FormatVisitor for DecodeAll<'_> {
+    type Output = [bool; 4];
+    fn visit<F: Format>(self) -> [bool; 4] {
+        let DecodeAll(method, bytes) = self;
+        let request = F::decode_request(method, bytes).is_ok();
+        let reply = F::decode_reply(method, bytes).is_ok();
+        let access = F::access_request(method, bytes).is_ok();
+        let mut scratch = ServerScratch::default();
+        let served = wirebench_formats::serve(&Service::new(), &mut scratch, F::ID, method, bytes).is_ok();
+        [request, reply, access, served]
+    }
+}
+
+fn decode_all(format: FormatId, method: Method, bytes: &[u8]) -> [bool; 4] {
+    format.visit(DecodeAll(method, bytes))
+}
+
+struct EncodeRequest<'a>(&'a OwnedRequest<Batch>);
+impl FormatVisitor for EncodeRequest<'_> {
+    type Output = Vec<u8>;
+    fn visit<F: Format>(self) -> Vec<u8> {
+        F::encode_request(&mut F::Scratch::default(), &F::prepare(self.0)).unwrap().to_vec()
+    }
+}
+
+fn valid_request(format: FormatId, workload: Workload) -> Vec<u8> {
+    let data = Dataset::generate(workload, DEFAULT_SEED);
+    let request = match workload {
+        Workload::Multiply => OwnedRequest::Multiply { a: MULTIPLY_OPERANDS.0, b: MULTIPLY_OPERANDS.1 },
+        Workload::Echo { .. } => OwnedRequest::Echo { payload: data.payload },
+        Workload::Digest { .. } => OwnedRequest::Digest { batch: data.batch },
+    };
+    format.visit(EncodeRequest(&request))
+}
+
+const SMALL: [Workload; 3] = [Workload::Multiply, Workload::Echo { size: 40 }, Workload::Digest { records: 3 }];
+
+/// How many bytes may be cut from the end of a message and leave it valid.
+/// A protobuf message cut at a field boundary is a valid, smaller message;
+/// a FlatBuffers buffer may end in up to 7 bytes of alignment padding.
+fn harmless_cut(format: FormatId, len: usize) -> usize {
+    match format {
+        FormatId::Protobuf => len,
+        FormatId::FlatBuffers => 7,
+        _ => 0,
+    }
+}
+
+#[test]
+fn truncated_messages_are_rejected() {
+    for &format in FormatId::ALL {
+        for workload in SMALL {
+            let method = workload.method();
+            let bytes = valid_request(format, workload);
+            let must_fail = bytes.len().saturating_sub(harmless_cut(format, bytes.len()));
+            for cut in 0..bytes.len() {
+                let accepted = decode_all(format, method, &bytes[..cut]);
+                if cut < must_fail {
+                    assert!(
+                        !accepted[0] && !accepted[3],
+                        "{format} {workload}: a {cut}-byte prefix of {} bytes was accepted",
+                        bytes.len()
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn messages_of_another_method_do_not_panic() {
+    for &format in FormatId::ALL {
+        for workload in SMALL {
+            let bytes = valid_request(format, workload);
+            for method in Method::ALL {
+                decode_all(format, method, &bytes);
+            }
+        }
+    }
+}
+
+/// Requests of the right shape with a field of the wrong type: the request
+/// decoder and the server refuse them. (Some are valid replies: `08 01` is
+/// a protobuf DigestReply.)
+#[test]
+fn wrong_types_are_rejected() {
+    let cases: &[(FormatId, Method, &[u8])] = &[
+        (FormatId::Json, Method::Multiply, br#"{"a":"1","b":2}"#),
+        (FormatId::Json, Method::Multiply, br#"{"a":1.5,"b":2}"#),
+        (FormatId::Json, Method::Multiply, br#"{"a":1}"#),
+        (FormatId::Json, Method::Echo, br#"{"payload":[1,2,3]}"#),
+        (FormatId::Json, Method::Echo, br#"{"payload":"not base64!"}"#),
+        (FormatId::Json, Method::Digest, br#"{"records":{}}"#),
+        (FormatId::Json, Method::Digest, br#"{"records":[{"id":1}]}"#),
+        (FormatId::Json, Method::Multiply, br#"{"a":1,"b":2} trailing"#),
+        // {"a": "x", "b": 1}
+        (FormatId::MsgPack, Method::Multiply, &[0x82, 0xa1, b'a', 0xa1, b'x', 0xa1, b'b', 0x01]),
+        // {"payload": 7}
+        (FormatId::MsgPack, Method::Echo, &[0x81, 0xa7, b'p', b'a', b'y', b'l', b'o', b'a', b'd', 0x07]),
+        // {"a": 1, "b": 2} followed by a stray byte
+        (FormatId::MsgPack, Method::Multiply, &[0x82, 0xa1, b'a', 0x01, 0xa1, b'b', 0x02, 0xc0]),
+        // field 1 (int64) sent as length-delimited
+        (FormatId::Protobuf, Method::Multiply, &[0x0a, 0x01, 0x00]),
+        // field 1 (records) sent as a varint
+        (FormatId::Protobuf, Method::Digest, &[0x08, 0x01]),
+        // a record whose name is not UTF-8
+        (FormatId::Protobuf, Method::Digest, &[0x0a, 0x04, 0x22, 0x02, 0xff, 0xfe]),
+        // bincode: a bool of 2, a kind of 9, a string that is not UTF-8
+        (FormatId::Bincode, Method::Echo, &[0x05, 0x01]),
+        (FormatId::Bincode, Method::Multiply, &[0x02]),
+        (FormatId::Bincode, Method::Multiply, &[0x02, 0x04, 0x00]),
+    ];
+    for (format, method, bytes) in cases {
+        let [request, _, access, served] = decode_all(*format, *method, bytes);
+        assert!(!request && !access && !served, "{format} {method} accepted {:?}", String::from_utf8_lossy(bytes));
+    }
+}
+
+#[test]
+fn out_of_schema_enum_values_are_rejected_by_every_format() {
+    // One record whose kind is 9: every format must refuse to digest it.
+    let data = Dataset::generate(Workload::Digest { records: 1 }, DEFAULT_SEED);
+    let json = serde_json::to_vec(&data.batch).unwrap();
+    let json = String::from_utf8(json).unwrap();
+    let kind = format!(r#""kind":"{}""#, data.batch.records[0].kind.name());
+    let bad = json.replace(&kind, r#""kind":"nine""#);
+    assert_ne!(bad, json);
+    assert_eq!(decode_all(FormatId::Json, Method::Digest, bad.as_bytes()), [false; 4]);
+
+    // protobuf keeps unknown enum values (proto3 enums are open); the
+    // server must still refuse to digest them.
+    let mut pb = wirebench_formats::protobuf::to_pb(&data.batch);
+    pb.records[0].kind = 9;
+    let bytes = prost::Message::encode_to_vec(&pb);
+    let accepted = decode_all(FormatId::Protobuf, Method::Digest, &bytes);
+    assert!(!accepted[3], "protobuf server digested kind 9");
+}
+
+fn check_bounded(format: FormatId, method: Method, bytes: &[u8]) {
+    PEAK.with(|p| p.set(0));
+    let accepted = decode_all(format, method, bytes);
+    let peak = PEAK.with(Cell::get);
+    assert_eq!(accepted, [false; 4], "{format} {method}: accepted a lying length: {bytes:02x?}");
+    // Allowed: a fixed amount, or a multiple of the input (capnp-packed may
+    // legitimately expand up to 1024x).
+    let bound = (64 << 10).max(1024 * bytes.len());
+    assert!(peak <= bound, "{format} {method}: allocated {peak} bytes for a {}-byte input", bytes.len());
+}
+
+#[test]
+fn claimed_lengths_beyond_the_input_allocate_nothing_proportional() {
+    // MessagePack: bin32 and array32 claiming 4 GiB.
+    check_bounded(FormatId::MsgPack, Method::Echo, b"\x81\xa7payload\xc6\xff\xff\xff\xff\x00");
+    check_bounded(FormatId::MsgPack, Method::Digest, b"\x81\xa7records\xdd\xff\xff\xff\xff\x80");
+    check_bounded(FormatId::MsgPack, Method::Digest, b"\x81\xa7records\x91\xdf\xff\xff\xff\xff");
+    // Protobuf: a 2^40-byte field.
+    check_bounded(FormatId::Protobuf, Method::Echo, &[0x0a, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20, 0x00]);
+    check_bounded(FormatId::Protobuf, Method::Digest, &[0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x22]);
+    // bincode: a 2^40-byte payload, 2^40 records, a 2^40-byte name.
+    check_bounded(FormatId::Bincode, Method::Echo, &[0xfd, 0, 0, 0, 0, 0, 1, 0, 0, 0x01]);
+    check_bounded(FormatId::Bincode, Method::Digest, &[0xfd, 0, 0, 0, 0, 0, 1, 0, 0, 0x01]);
+    check_bounded(FormatId::Bincode, Method::Digest, &[0x01, 0x01, 0x01, 0x01, 0xfd, 0, 0, 0, 0, 0, 1, 0, 0, 0x41]);
+    // Cap'n Proto: a segment table claiming a 2 GiB segment; 2^29 segments.
+    let huge_segment = [0u8, 0, 0, 0, 0xff, 0xff, 0xff, 0x0f, 0, 0, 0, 0, 0, 0, 0, 0];
+    check_bounded(FormatId::Capnp, Method::Digest, &huge_segment);
+    check_bounded(FormatId::Capnp, Method::Digest, &[0xff, 0xff, 0xff, 0x1f, 1, 0, 0, 0, 0, 0, 0, 0]);
+    // Packed: the same segment table, packed (tag 0xf0: bytes 4-7 set).
+    check_bounded(FormatId::CapnpPacked, Method::Digest, &[0xf0, 0xff, 0xff, 0xff, 0x0f, 0x00, 0x00]);
+    // Packed: a short zero-run bomb (each 2 bytes claim 2 KiB of zeros).
+    let mut bomb = vec![0x10, 0x01];
+    bomb.extend(std::iter::repeat_n([0x00, 0xff], 8).flatten());
+    check_bounded(FormatId::CapnpPacked, Method::Digest, &bomb);
+
+    // FlatBuffers and Cap'n Proto lists: a valid message with its payload
+    // length patched to claim ~4 GiB / 2^29 elements.
+    let echo = valid_request(FormatId::FlatBuffers, Workload::Echo { size: 40 });
+    let data = Dataset::generate(Workload::Echo { size: 40 }, DEFAULT_SEED).payload;
+    let at = echo.windows(data.len()).position(|w| w == data).unwrap() - 4;
+    let mut lying = echo.clone();
+    lying[at..at + 4].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
+    check_bounded(FormatId::FlatBuffers, Method::Echo, &lying);
+
+    let echo = valid_request(FormatId::Capnp, Workload::Echo { size: 40 });
+    // The root struct's one pointer is the data list: its upper 29 bits
+    // are the element count.
+    let pointer = 16;
+    let mut lying = echo.clone();
+    let word = u64::from_le_bytes(lying[pointer..pointer + 8].try_into().unwrap());
+    assert_eq!(word & 3, 1, "expected a list pointer at byte {pointer}: {echo:02x?}");
+    lying[pointer..pointer + 8].copy_from_slice(&(word | (0x1fff_ffffu64 << 35)).to_le_bytes());
+    check_bounded(FormatId::Capnp, Method::Echo, &lying);
+}
+
+#[test]
+fn nesting_bombs_are_rejected_without_overflowing_the_stack() {
+    let deep_json = format!("{{\"records\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+    assert_eq!(decode_all(FormatId::Json, Method::Digest, deep_json.as_bytes()), [false; 4]);
+    let mut deep_msgpack = b"\x81\xa7records".to_vec();
+    deep_msgpack.extend(std::iter::repeat_n(0x91, 100_000));
+    deep_msgpack.push(0x90);
+    assert_eq!(decode_all(FormatId::MsgPack, Method::Digest, &deep_msgpack), [false; 4]);
+    // Protobuf: nested length-delimited fields, each claiming the rest.
+    let mut deep_pb = Vec::new();
+    for _ in 0..200 {
+        let mut outer = vec![0x0a];
+        let mut len = deep_pb.len();
+        while len >= 0x80 {
+            outer.push((len as u8) | 0x80);
+            len >>= 7;
+        }
+        outer.push(len as u8);
+        outer.extend(deep_pb);
+        deep_pb = outer;
+    }
+    decode_all(FormatId::Protobuf, Method::Digest, &deep_pb);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512), method in 0usize..3) {
+        for &format in FormatId::ALL {
+            decode_all(format, Method::ALL[method], &bytes);
+        }
+    }
+
+    #[test]
+    fn mutated_messages_never_panic(
+        workload in 0usize..3,
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..8),
+    ) {
+        let workload = SMALL[workload];
+        for &format in FormatId::ALL {
+            let mut bytes = valid_request(format, workload);
+            for (at, byte, kind) in &edits {
+                if bytes.is_empty() {
+                    break;
+                }
+                let i = at.index(bytes.len());
+                match kind {
+                    0 => bytes[i] = *byte,
+                    1 => bytes.insert(i, *byte),
+                    _ => { bytes.remove(i); }
+                }
+            }
+            decode_all(format, workload.method(), &bytes);
+        }
+    }
+}
+
+#[test]
+fn decode_errors_name_the_format_and_message() {
+    let err = wirebench_formats::format::json::Json::decode_request(Method::Digest, b"{").unwrap_err();
+    assert!(matches!(err, CodecError::Decode { format: "json", message: "Batch", .. }), "{err}");
+    assert!(err.to_string().starts_with("json: cannot decode Batch: "), "{err}");
+}

@@ -1,0 +1,271 @@
+"""Decodes every golden vector of formats/tests/golden with another
+language's reference implementation and checks that all formats carry the
+same values and that every Digest reply is the checksum of its batch.
+
+References: Python's json; msgpack (msgpack-python); Google's protobuf
+runtime (descriptor from protoc); the FlatBuffers Python runtime (code from
+flatc); pycapnp (the C++ Cap'n Proto library). bincode has no
+implementation outside Rust, so its bytes are read by a decoder written
+here from the layout documented in formats/src/format/bincode.rs.
+
+Usage: crosscheck.py <repository root> <work dir with bench.desc and flatc's python output>
+"""
+
+import base64
+import json
+import struct
+import sys
+from pathlib import Path
+
+import msgpack
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+from checksum import digest
+
+root, work = Path(sys.argv[1]), Path(sys.argv[2])
+sys.path.insert(0, str(work))
+
+import capnp  # noqa: E402
+from wirebench import (  # noqa: E402
+    Batch as FbBatch, DigestReply as FbDigestReply, EchoReply as FbEchoReply, EchoRequest as FbEchoRequest,
+    MultiplyReply as FbMultiplyReply, MultiplyRequest as FbMultiplyRequest,
+)
+
+KINDS = ["unknown", "click", "view", "purchase", "refund"]
+WORKLOADS = {"multiply": "Multiply", "echo-16B": "Echo", "digest-2": "Digest"}
+
+
+def f32(x):
+    return struct.unpack("<f", struct.pack("<f", x))[0]
+
+
+def record(id, user_id, ts, name, email, kind, score, weight, active, tags, attributes, location, fingerprint):
+    return dict(id=id, user_id=user_id, timestamp_micros=ts, name=name, email=email, kind=kind, score=score,
+                weight=f32(weight), active=bool(active), tags=list(tags), attributes=[tuple(a) for a in attributes],
+                location=None if location is None else tuple(location), fingerprint=bytes(fingerprint))
+
+
+def golden(fmt, workload, what):
+    text = (root / "formats/tests/golden" / fmt / f"{workload}.{what}.hex").read_text()
+    return bytes.fromhex("".join(line for line in text.splitlines() if not line.startswith("#")))
+
+
+# --- JSON ---------------------------------------------------------------------------------------------
+def json_values(method, data, what):
+    v = json.loads(data)
+    if method == "Multiply":
+        return v
+    if method == "Echo":
+        return {"payload": base64.b64decode(v["payload"], validate=True)}
+    if what == "reply":
+        return v
+    return {"records": [record(r["id"], r["user_id"], r["timestamp_micros"], r["name"], r["email"],
+                               KINDS.index(r["kind"]), r["score"], r["weight"], r["active"], r["tags"],
+                               [(a["key"], a["value"]) for a in r["attributes"]],
+                               None if r["location"] is None else (r["location"]["latitude"],
+                                                                   r["location"]["longitude"],
+                                                                   r["location"]["city"]),
+                               base64.b64decode(r["fingerprint"], validate=True)) for r in v["records"]]}
+
+
+# --- MessagePack --------------------------------------------------------------------------------------
+def msgpack_values(method, data, what):
+    v = msgpack.unpackb(data, raw=False, strict_map_key=True)
+    if method != "Digest" or what == "reply":
+        return v
+    return {"records": [record(r["id"], r["user_id"], r["timestamp_micros"], r["name"], r["email"], r["kind"],
+                               r["score"], r["weight"], r["active"], r["tags"],
+                               [(a["key"], a["value"]) for a in r["attributes"]],
+                               None if r["location"] is None else (r["location"]["latitude"],
+                                                                   r["location"]["longitude"],
+                                                                   r["location"]["city"]),
+                               r["fingerprint"]) for r in v["records"]]}
+
+
+# --- Protobuf -----------------------------------------------------------------------------------------
+fds = descriptor_pb2.FileDescriptorSet.FromString((work / "bench.desc").read_bytes())
+pool = descriptor_pool.DescriptorPool()
+for f in fds.file:
+    pool.Add(f)
+PB = {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"wirebench.{name}"))
+      for name in ["MultiplyRequest", "MultiplyReply", "EchoRequest", "EchoReply", "Batch", "DigestReply"]}
+
+
+def protobuf_values(method, data, what):
+    name = {("Multiply", "request"): "MultiplyRequest", ("Multiply", "reply"): "MultiplyReply",
+            ("Echo", "request"): "EchoRequest", ("Echo", "reply"): "EchoReply",
+            ("Digest", "request"): "Batch", ("Digest", "reply"): "DigestReply"}[(method, what)]
+    m = PB[name].FromString(data)
+    if name == "MultiplyRequest":
+        return {"a": m.a, "b": m.b}
+    if name == "MultiplyReply":
+        return {"product": m.product}
+    if method == "Echo":
+        return {"payload": m.payload}
+    if name == "DigestReply":
+        return {"records": m.records, "checksum": m.checksum}
+    return {"records": [record(r.id, r.user_id, r.timestamp_micros, r.name, r.email, r.kind, r.score, r.weight,
+                               r.active, r.tags, [(a.key, a.value) for a in r.attributes],
+                               (r.location.latitude, r.location.longitude, r.location.city)
+                               if r.HasField("location") else None, r.fingerprint) for r in m.records]}
+
+
+# --- FlatBuffers --------------------------------------------------------------------------------------
+def flatbuffers_values(method, data, what):
+    buf = bytearray(data)
+    if (method, what) == ("Multiply", "request"):
+        m = FbMultiplyRequest.MultiplyRequest.GetRootAs(buf, 0)
+        return {"a": m.A(), "b": m.B()}
+    if (method, what) == ("Multiply", "reply"):
+        return {"product": FbMultiplyReply.MultiplyReply.GetRootAs(buf, 0).Product()}
+    if method == "Echo":
+        cls = FbEchoRequest.EchoRequest if what == "request" else FbEchoReply.EchoReply
+        m = cls.GetRootAs(buf, 0)
+        return {"payload": bytes(m.Payload(i) for i in range(m.PayloadLength()))}
+    if what == "reply":
+        m = FbDigestReply.DigestReply.GetRootAs(buf, 0)
+        return {"records": m.Records(), "checksum": m.Checksum()}
+    b = FbBatch.Batch.GetRootAs(buf, 0)
+    out = []
+    for i in range(b.RecordsLength()):
+        r = b.Records(i)
+        loc = r.Location()
+        out.append(record(r.Id(), r.UserId(), r.TimestampMicros(), r.Name().decode(), r.Email().decode(), r.Kind(),
+                          r.Score(), r.Weight(), r.Active(), [r.Tags(j).decode() for j in range(r.TagsLength())],
+                          [(r.Attributes(j).Key().decode(), r.Attributes(j).Value().decode())
+                           for j in range(r.AttributesLength())],
+                          None if loc is None else (loc.Latitude(), loc.Longitude(), loc.City().decode()),
+                          bytes(r.Fingerprint(j) for j in range(r.FingerprintLength()))))
+    return {"records": out}
+
+
+# --- Cap'n Proto --------------------------------------------------------------------------------------
+CP = capnp.load(str(root / "formats/schemas/bench.capnp"))
+
+
+def capnp_values(packed):
+    def values(method, data, what):
+        name = {("Multiply", "request"): "MultiplyRequest", ("Multiply", "reply"): "MultiplyReply",
+                ("Echo", "request"): "EchoRequest", ("Echo", "reply"): "EchoReply",
+                ("Digest", "request"): "Batch", ("Digest", "reply"): "DigestReply"}[(method, what)]
+        cls = getattr(CP, name)
+        if packed:
+            return convert(name, cls.from_bytes_packed(data))
+        with cls.from_bytes(data) as m:
+            return convert(name, m)
+
+    def convert(name, m):
+        if name == "MultiplyRequest":
+            return {"a": m.a, "b": m.b}
+        if name == "MultiplyReply":
+            return {"product": m.product}
+        if name in ("EchoRequest", "EchoReply"):
+            return {"payload": bytes(m.payload)}
+        if name == "DigestReply":
+            return {"records": m.records, "checksum": m.checksum}
+        return {"records": [record(r.id, r.userId, r.timestampMicros, r.name, r.email, r.kind.raw, r.score,
+                                   r.weight, r.active, list(r.tags), [(a.key, a.value) for a in r.attributes],
+                                   (r.location.latitude, r.location.longitude, r.location.city)
+                                   if r._has("location") else None, bytes(r.fingerprint)) for r in m.records]}
+    return values
+
+
+# --- bincode (layout of formats/src/format/bincode.rs) -------------------------------------------------
+class Bincode:
+    def __init__(self, data):
+        self.data, self.pos = data, 0
+
+    def take(self, n):
+        if self.pos + n > len(self.data):
+            raise ValueError("truncated")
+        out = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return out
+
+    def uvar(self):
+        b = self.take(1)[0]
+        if b < 251:
+            return b
+        width = {251: 2, 252: 4, 253: 8, 254: 16}[b]
+        return int.from_bytes(self.take(width), "little")
+
+    def ivar(self):
+        u = self.uvar()
+        return (u >> 1) ^ -(u & 1)
+
+    def f64(self):
+        return struct.unpack("<d", self.take(8))[0]
+
+    def f32(self):
+        return struct.unpack("<f", self.take(4))[0]
+
+    def bytes(self):
+        return self.take(self.uvar())
+
+    def str(self):
+        return self.bytes().decode()
+
+    def done(self, value):
+        if self.pos != len(self.data):
+            raise ValueError(f"{len(self.data) - self.pos} trailing bytes")
+        return value
+
+
+def bincode_values(method, data, what):
+    d = Bincode(data)
+    if (method, what) == ("Multiply", "request"):
+        return d.done({"a": d.ivar(), "b": d.ivar()})
+    if (method, what) == ("Multiply", "reply"):
+        return d.done({"product": d.ivar()})
+    if method == "Echo":
+        return d.done({"payload": d.bytes()})
+    if what == "reply":
+        return d.done({"records": d.uvar(), "checksum": d.uvar()})
+    records = []
+    for _ in range(d.uvar()):
+        fields = [d.uvar(), d.uvar(), d.ivar(), d.str(), d.str(), d.uvar(), d.f64(), d.f32(), d.take(1)[0] == 1,
+                  [d.str() for _ in range(d.uvar())], [(d.str(), d.str()) for _ in range(d.uvar())]]
+        fields.append((d.f64(), d.f64(), d.str()) if d.take(1)[0] == 1 else None)
+        fields.append(d.bytes())
+        records.append(record(*fields))
+    return d.done({"records": records})
+
+
+DECODERS = {
+    "json": json_values, "msgpack": msgpack_values, "protobuf": protobuf_values, "flatbuffers": flatbuffers_values,
+    "capnp": capnp_values(False), "capnp-packed": capnp_values(True), "bincode": bincode_values,
+}
+
+failures = 0
+for workload, method in WORKLOADS.items():
+    for what in ("request", "reply"):
+        reference = None
+        for fmt, decode in DECODERS.items():
+            try:
+                value = decode(method, golden(fmt, workload, what), what)
+            except Exception as e:  # noqa: BLE001 - report every failure, keep going
+                print(f"FAIL {fmt} {workload} {what}: {type(e).__name__}: {e}")
+                failures += 1
+                continue
+            if reference is None:
+                reference = (fmt, value)
+                print(f"ok   {fmt:12} {workload:9} {what} (the reference for the others)")
+            elif value != reference[1]:
+                print(f"FAIL {fmt} {workload} {what}: differs from {reference[0]}:\n  {value}\n  {reference[1]}")
+                failures += 1
+            else:
+                print(f"ok   {fmt:12} {workload:9} {what}")
+        if method == "Digest" and what == "request":
+            batch = reference[1]["records"]
+        if method == "Digest" and what == "reply":
+            want = digest([dict(r, timestamp_micros=r["timestamp_micros"] & ((1 << 64) - 1)) for r in batch])
+            got = (reference[1]["records"], reference[1]["checksum"])
+            if got != want:
+                print(f"FAIL digest reply {got} is not the Python checksum {want} of the request batch")
+                failures += 1
+            else:
+                print(f"ok   the digest reply is the Python checksum of the batch: {got[0]} records, {got[1]:#x}")
+
+if failures:
+    sys.exit(f"crosscheck: {failures} failure(s)")
+print("crosscheck: every golden vector reads the same in every reference implementation")
