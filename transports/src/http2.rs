@@ -1,0 +1,529 @@
+//! HTTP/2 with the h2 crate, speaking the gRPC wire protocol:
+//! `POST /wirebench.Bench/<Method>`, `content-type:
+//! application/grpc+<format>` (`+proto` for protobuf; a bare
+//! `application/grpc` is protobuf too), the 5-byte message prefix, and
+//! `grpc-status`/`grpc-message` trailers (a trailers-only response for
+//! errors). Cleartext h2c by default; TLS 1.3 with a pinned certificate
+//! as an option. One HTTP/2 stream per call, many on one connection.
+//!
+//! With protobuf this is plain gRPC: stock gRPC clients and servers talk
+//! to it (tests/http2_tonic_interop.rs).
+//!
+//! Raw baseline: `POST /wirebench.Raw/Echo` with `content-type:
+//! application/octet-stream`; the body's first 4 bytes (u32 BE) say how
+//! many bytes the response body has. No prefix, no trailers.
+//!
+//! Flow-control windows are raised from HTTP/2's 64 KiB default to 2 MiB
+//! per stream and 8 MiB per connection, so 1 MiB messages are not throttled
+//! by window updates; the tonic reference row gets the same windows.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use h2::RecvStream;
+use h2::client::SendRequest;
+use h2::server::SendResponse;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
+use tokio::net::{TcpListener, TcpStream};
+use wirebench_formats::{Code, FormatId, Method, ServerScratch, Status};
+
+use crate::counting::Counting;
+use crate::grpc_wire::{self, PREFIX_LEN};
+use crate::server::{Handler, Server, ServerConfig, ShutdownSignal};
+use crate::tls::{self, Identity};
+use crate::{
+    Address, CallError, ClientConfig, Counters, Endpoint, LiveCounters, RawShape, Transport, TransportError,
+    TransportKind, with_timeout,
+};
+
+/// HTTP/2 stream flow-control window.
+pub const STREAM_WINDOW: u32 = 2 << 20;
+/// HTTP/2 connection flow-control window.
+pub const CONNECTION_WINDOW: u32 = 8 << 20;
+/// Concurrent streams a server allows per connection.
+pub const MAX_STREAMS: u32 = 1024;
+/// The raw baseline's path.
+pub const RAW_PATH: &str = "/wirebench.Raw/Echo";
+const ALPN: &[u8] = b"h2";
+
+const KIND: TransportKind = TransportKind::Http2;
+
+/// HTTP/2.
+#[derive(Debug)]
+pub struct Http2;
+
+fn h2_error(e: h2::Error) -> CallError {
+    if e.is_io() {
+        return CallError::Closed(e.to_string());
+    }
+    CallError::Protocol(e.to_string())
+}
+
+/// Opens one HTTP/2 connection (over TLS if `config.tls`) and spawns its
+/// driver task.
+async fn open(
+    endpoint: &Endpoint,
+    config: &ClientConfig,
+    counters: &Arc<LiveCounters>,
+) -> Result<SendRequest<Bytes>, TransportError> {
+    let address = endpoint.address.inet(KIND)?;
+    let tcp = tokio::time::timeout(config.timeout, TcpStream::connect(address))
+        .await
+        .map_err(|_| TransportError::io(KIND, "connect to", address, std::io::ErrorKind::TimedOut.into()))?
+        .map_err(|e| TransportError::io(KIND, "connect to", address, e))?;
+    tcp.set_nodelay(true).map_err(|e| TransportError::io(KIND, "configure", address, e))?;
+    let io = Counting::new(tcp, counters.clone());
+    let mut builder = h2::client::Builder::new();
+    builder.initial_window_size(STREAM_WINDOW).initial_connection_window_size(CONNECTION_WINDOW);
+    if config.tls {
+        let pin = endpoint.pin.ok_or_else(|| {
+            TransportError::Config(format!("http2 with TLS needs the server's pin: {address}#sha256:<hex>"))
+        })?;
+        let tls = tls::client_config(pin, &[ALPN]).map_err(|e| TransportError::handshake(KIND, e))?;
+        let io = tokio_rustls::TlsConnector::from(Arc::new(tls))
+            .connect(tls::server_name(), io)
+            .await
+            .map_err(|e| TransportError::handshake(KIND, format!("TLS handshake with {address} failed: {e}")))?;
+        let (send, connection) = builder
+            .handshake(io)
+            .await
+            .map_err(|e| TransportError::handshake(KIND, format!("HTTP/2 handshake: {e}")))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("http2 client connection ended: {e}");
+            }
+        });
+        Ok(send)
+    } else {
+        let (send, connection) = builder
+            .handshake(io)
+            .await
+            .map_err(|e| TransportError::handshake(KIND, format!("HTTP/2 handshake: {e}")))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("http2 client connection ended: {e}");
+            }
+        });
+        Ok(send)
+    }
+}
+
+/// Reads a response body whole, refusing more than `max` bytes. A body
+/// that arrives in one DATA frame is returned without a copy.
+async fn read_body(body: &mut RecvStream, max: usize) -> Result<Bytes, CallError> {
+    let mut first: Option<Bytes> = None;
+    let mut rest = BytesMut::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.map_err(h2_error)?;
+        let _ = body.flow_control().release_capacity(chunk.len());
+        let have = first.as_ref().map_or(0, Bytes::len) + rest.len() + chunk.len();
+        if have > max {
+            return Err(CallError::TooLarge { transport: "http2", size: have, limit: max });
+        }
+        match &first {
+            None => first = Some(chunk),
+            Some(f) => {
+                if rest.is_empty() {
+                    rest.reserve(f.len() + chunk.len());
+                    rest.put_slice(f);
+                }
+                rest.put_slice(&chunk);
+            }
+        }
+    }
+    Ok(if rest.is_empty() { first.unwrap_or_default() } else { rest.freeze() })
+}
+
+/// The status in `grpc-status` of `headers`, if it is there.
+fn grpc_status(headers: &HeaderMap) -> Option<Status> {
+    let code = headers.get("grpc-status")?;
+    Some(grpc_wire::status(code.as_bytes(), headers.get("grpc-message").map(HeaderValue::as_bytes)))
+}
+
+/// The HTTP/2 gRPC client.
+#[derive(Debug)]
+pub struct Http2Client {
+    connections: Vec<SendRequest<Bytes>>,
+    next: AtomicUsize,
+    counters: Arc<LiveCounters>,
+    timeout: Duration,
+    max_message: usize,
+    paths: [Uri; 3],
+    content_types: Vec<HeaderValue>,
+}
+
+impl Http2Client {
+    async fn call_on(
+        &self,
+        send: &SendRequest<Bytes>,
+        method: Method,
+        format: FormatId,
+        request: &[u8],
+    ) -> Result<Bytes, CallError> {
+        let len = u32::try_from(request.len()).map_err(|_| CallError::TooLarge {
+            transport: "http2",
+            size: request.len(),
+            limit: u32::MAX as usize,
+        })?;
+        let mut http = Request::new(());
+        *http.method_mut() = http::Method::POST;
+        *http.uri_mut() = self.paths[method as usize - 1].clone();
+        let headers = http.headers_mut();
+        headers.insert(http::header::CONTENT_TYPE, self.content_types[format as usize].clone());
+        headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
+
+        let mut send = send.clone().ready().await.map_err(h2_error)?;
+        let (response, mut stream) = send.send_request(http, false).map_err(h2_error)?;
+        let mut body = BytesMut::with_capacity(PREFIX_LEN + request.len());
+        body.put_slice(&grpc_wire::prefix(len));
+        body.put_slice(request);
+        stream.send_data(body.freeze(), true).map_err(h2_error)?;
+
+        let (parts, mut recv) = response.await.map_err(h2_error)?.into_parts();
+        if let Some(status) = grpc_status(&parts.headers) {
+            // Trailers-only: the status came with the headers.
+            return Err(if status.code == Code::Ok {
+                CallError::Protocol("trailers-only response with status OK and no message".into())
+            } else {
+                CallError::Status(status)
+            });
+        }
+        if parts.status != StatusCode::OK {
+            return Err(CallError::Protocol(format!("HTTP status {}", parts.status)));
+        }
+        let body = read_body(&mut recv, PREFIX_LEN + self.max_message).await?;
+        let trailers = recv.trailers().await.map_err(h2_error)?.unwrap_or_default();
+        match grpc_status(&trailers) {
+            Some(status) if status.code == Code::Ok => {}
+            Some(status) => return Err(CallError::Status(status)),
+            None => return Err(CallError::Protocol("the response has no grpc-status".into())),
+        }
+        let message =
+            grpc_wire::unary_message(&body, self.max_message).map_err(|e| CallError::Protocol(e.to_string()))?;
+        Ok(body.slice_ref(message))
+    }
+}
+
+impl crate::Client for Http2Client {
+    async fn call(&self, method: Method, format: FormatId, request: &[u8]) -> Result<Bytes, CallError> {
+        let send = &self.connections[self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len()];
+        with_timeout(self.timeout, self.call_on(send, method, format, request)).await
+    }
+
+    fn counters(&self) -> Counters {
+        self.counters.snapshot()
+    }
+}
+
+/// The HTTP/2 raw ping-pong client.
+#[derive(Debug)]
+pub struct Http2Raw {
+    connections: Vec<SendRequest<Bytes>>,
+    next: AtomicUsize,
+    counters: Arc<LiveCounters>,
+    timeout: Duration,
+    path: Uri,
+    body: Bytes,
+    reply: usize,
+}
+
+impl Http2Raw {
+    async fn ping_on(&self, send: &SendRequest<Bytes>) -> Result<(), CallError> {
+        let mut http = Request::new(());
+        *http.method_mut() = http::Method::POST;
+        *http.uri_mut() = self.path.clone();
+        http.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+        let mut send = send.clone().ready().await.map_err(h2_error)?;
+        let (response, mut stream) = send.send_request(http, false).map_err(h2_error)?;
+        stream.send_data(self.body.clone(), true).map_err(h2_error)?;
+        let (parts, mut recv) = response.await.map_err(h2_error)?.into_parts();
+        if parts.status != StatusCode::OK {
+            return Err(CallError::Protocol(format!("HTTP status {}", parts.status)));
+        }
+        let body = read_body(&mut recv, self.reply).await?;
+        if body.len() != self.reply {
+            return Err(CallError::Protocol(format!("raw reply of {} bytes, expected {}", body.len(), self.reply)));
+        }
+        Ok(())
+    }
+}
+
+impl crate::RawClient for Http2Raw {
+    async fn ping(&self) -> Result<(), CallError> {
+        let send = &self.connections[self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len()];
+        with_timeout(self.timeout, self.ping_on(send)).await
+    }
+
+    fn counters(&self) -> Counters {
+        self.counters.snapshot()
+    }
+}
+
+fn uri(endpoint: &Endpoint, tls: bool, path: &str) -> Result<Uri, TransportError> {
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{}{path}", endpoint.address)
+        .parse()
+        .map_err(|e| TransportError::Config(format!("http2: bad address {}: {e}", endpoint.address)))
+}
+
+async fn open_all(
+    endpoint: &Endpoint,
+    config: &ClientConfig,
+) -> Result<(Vec<SendRequest<Bytes>>, Arc<LiveCounters>), TransportError> {
+    let counters = Arc::new(LiveCounters::default());
+    let mut connections = Vec::new();
+    for _ in 0..config.connections.max(1) {
+        connections.push(open(endpoint, config, &counters).await?);
+    }
+    Ok((connections, counters))
+}
+
+impl Transport for Http2 {
+    const KIND: TransportKind = KIND;
+    type Client = Http2Client;
+    type Raw = Http2Raw;
+
+    async fn connect(endpoint: &Endpoint, config: &ClientConfig) -> Result<Http2Client, TransportError> {
+        let (connections, counters) = open_all(endpoint, config).await?;
+        let paths = [
+            uri(endpoint, config.tls, "/wirebench.Bench/Multiply")?,
+            uri(endpoint, config.tls, "/wirebench.Bench/Echo")?,
+            uri(endpoint, config.tls, "/wirebench.Bench/Digest")?,
+        ];
+        let mut content_types = vec![HeaderValue::from_static("application/grpc"); 256];
+        for &f in FormatId::ALL {
+            content_types[f as usize] = HeaderValue::from_str(&grpc_wire::content_type(f))
+                .map_err(|e| TransportError::Config(format!("content-type of {f}: {e}")))?;
+        }
+        Ok(Http2Client {
+            connections,
+            next: AtomicUsize::new(0),
+            counters,
+            timeout: config.timeout,
+            max_message: config.max_message,
+            paths,
+            content_types,
+        })
+    }
+
+    async fn connect_raw(
+        endpoint: &Endpoint,
+        config: &ClientConfig,
+        shape: RawShape,
+    ) -> Result<Http2Raw, TransportError> {
+        if shape.request < 4 {
+            return Err(TransportError::Config("http2: a raw request carries its reply length in 4 bytes".into()));
+        }
+        let reply =
+            u32::try_from(shape.reply).map_err(|_| TransportError::Config("http2: raw reply over 4 GiB".into()))?;
+        let mut body = vec![0x5a; shape.request];
+        body[..4].copy_from_slice(&reply.to_be_bytes());
+        let (connections, counters) = open_all(endpoint, config).await?;
+        Ok(Http2Raw {
+            connections,
+            next: AtomicUsize::new(0),
+            counters,
+            timeout: config.timeout,
+            path: uri(endpoint, config.tls, RAW_PATH)?,
+            body: Bytes::from(body),
+            reply: shape.reply,
+        })
+    }
+
+    async fn serve(listen: &Address, config: ServerConfig) -> Result<Server, TransportError> {
+        let address = listen.inet(KIND)?;
+        let listener = TcpListener::bind(address).await.map_err(|e| TransportError::io(KIND, "bind", address, e))?;
+        let local = listener.local_addr().map_err(|e| TransportError::io(KIND, "bind", address, e))?;
+        let mut endpoint = Endpoint::new(KIND, Address::Inet(local));
+        let tls = if config.tls {
+            let identity = Identity::generate().map_err(|e| TransportError::handshake(KIND, e))?;
+            endpoint.pin = Some(identity.pin());
+            let server = identity.server_config(&[ALPN]).map_err(|e| TransportError::handshake(KIND, e))?;
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(server)))
+        } else {
+            None
+        };
+        let handler = Handler::new(&config);
+        Ok(Server::spawn(endpoint, move |mut shutdown, mut connections| async move {
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok((tcp, peer)) => {
+                            let _ = tcp.set_nodelay(true);
+                            let (handler, shutdown, tls) = (handler.clone(), shutdown.clone(), tls.clone());
+                            connections.spawn(async move {
+                                let served = match tls {
+                                    Some(acceptor) => match acceptor.accept(tcp).await {
+                                        Ok(io) => serve_connection(io, handler, shutdown).await,
+                                        Err(e) => Err(format!("TLS handshake failed: {e}")),
+                                    },
+                                    None => serve_connection(tcp, handler, shutdown).await,
+                                };
+                                if let Err(e) = served {
+                                    tracing::warn!("http2 connection from {peer} closed: {e}");
+                                }
+                            });
+                        }
+                        Err(e) => {
+                            tracing::warn!("http2: accept failed: {e}");
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    },
+                    () = shutdown.wait() => return connections,
+                }
+                while connections.try_join_next().is_some() {}
+            }
+        }))
+    }
+}
+
+async fn serve_connection<T>(io: T, handler: Arc<Handler>, mut shutdown: ShutdownSignal) -> Result<(), String>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut connection = h2::server::Builder::new()
+        .initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_concurrent_streams(MAX_STREAMS)
+        .handshake::<_, Bytes>(io)
+        .await
+        .map_err(|e| format!("HTTP/2 handshake: {e}"))?;
+    loop {
+        tokio::select! {
+            request = connection.accept() => match request {
+                Some(Ok((request, respond))) => {
+                    let handler = handler.clone();
+                    tokio::spawn(async move { handle(&handler, request, respond).await });
+                }
+                Some(Err(e)) => return Err(e.to_string()),
+                None => return Ok(()),
+            },
+            () = shutdown.wait() => {
+                connection.graceful_shutdown();
+                // Let in-flight streams finish.
+                return std::future::poll_fn(|cx| connection.poll_closed(cx)).await.map_err(|e| e.to_string());
+            }
+        }
+    }
+}
+
+thread_local! {
+    // serve() never awaits, so a thread's scratch is never used by two
+    // requests at once.
+    static SCRATCH: std::cell::RefCell<ServerScratch> = std::cell::RefCell::new(ServerScratch::default());
+}
+
+/// Answers with a trailers-only response carrying `status`.
+fn respond_status(respond: &mut SendResponse<Bytes>, status: &Status) {
+    let mut response = Response::new(());
+    let headers = response.headers_mut();
+    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers.insert("grpc-status", HeaderValue::from(u16::from(status.code.value())));
+    if let Ok(message) = HeaderValue::from_str(&grpc_wire::encode_message(&status.message)) {
+        headers.insert("grpc-message", message);
+    }
+    let _ = respond.send_response(response, true);
+}
+
+/// Reads a request body whole, stopping at `max` bytes.
+async fn read_request(body: &mut RecvStream, max: usize) -> Result<Bytes, Status> {
+    let mut buf = BytesMut::new();
+    let mut checked = false;
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.map_err(|e| Status::new(Code::Unavailable, e.to_string()))?;
+        let _ = body.flow_control().release_capacity(chunk.len());
+        buf.put_slice(&chunk);
+        if !checked && buf.len() >= PREFIX_LEN {
+            // Check the declared length before reserving for it.
+            let declared = grpc_wire::check_prefix(&buf, max).map_err(|e| e.status())?.unwrap_or_default();
+            buf.reserve(declared);
+            checked = true;
+        }
+        if buf.len() > PREFIX_LEN + max {
+            return Err(Status::new(Code::ResourceExhausted, format!("request body over {} bytes", PREFIX_LEN + max)));
+        }
+    }
+    Ok(buf.freeze())
+}
+
+async fn handle(handler: &Handler, request: Request<RecvStream>, mut respond: SendResponse<Bytes>) {
+    let (parts, mut body) = request.into_parts();
+    if parts.uri.path() == RAW_PATH {
+        return raw(handler, body, respond).await;
+    }
+    let method = parts.uri.path().strip_prefix("/wirebench.Bench/").and_then(Method::from_name);
+    let content_type = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let format = match grpc_wire::parse_content_type(content_type) {
+        None => {
+            // Not gRPC at all: HTTP 415, as the gRPC spec asks.
+            let mut response = Response::new(());
+            *response.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+            let _ = respond.send_response(response, true);
+            return;
+        }
+        Some(Err(e)) => return respond_status(&mut respond, &Status::new(Code::Unimplemented, e)),
+        Some(Ok(format)) => format,
+    };
+    let Some(method) = method else {
+        let status = Status::new(Code::Unimplemented, format!("unknown method {}", parts.uri.path()));
+        return respond_status(&mut respond, &status);
+    };
+    if parts.method != http::Method::POST {
+        return respond_status(&mut respond, &Status::new(Code::Unimplemented, "gRPC calls are POSTs"));
+    }
+    let body = match read_request(&mut body, handler.max_message).await {
+        Ok(body) => body,
+        Err(status) => return respond_status(&mut respond, &status),
+    };
+    let message = match grpc_wire::unary_message(&body, handler.max_message) {
+        Ok(message) => message,
+        Err(e) => return respond_status(&mut respond, &e.status()),
+    };
+    handler.admit().await;
+    let reply = SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        handler.handle(&mut scratch, method.id(), format as u8, message).map(|reply| {
+            let mut out = BytesMut::with_capacity(PREFIX_LEN + reply.len());
+            out.put_slice(&grpc_wire::prefix(reply.len() as u32));
+            out.put_slice(reply);
+            out.freeze()
+        })
+    });
+    let reply = match reply {
+        Ok(reply) => reply,
+        Err(status) => return respond_status(&mut respond, &status),
+    };
+    let mut response = Response::new(());
+    if let Ok(value) = HeaderValue::from_str(&grpc_wire::content_type(format)) {
+        response.headers_mut().insert(http::header::CONTENT_TYPE, value);
+    }
+    let Ok(mut stream) = respond.send_response(response, false) else { return };
+    if stream.send_data(reply, false).is_err() {
+        return;
+    }
+    let mut trailers = HeaderMap::new();
+    trailers.insert("grpc-status", HeaderValue::from_static("0"));
+    let _ = stream.send_trailers(trailers);
+}
+
+async fn raw(handler: &Handler, mut body: RecvStream, mut respond: SendResponse<Bytes>) {
+    let mut head = [0u8; 4];
+    let mut got = 0;
+    while let Some(Ok(chunk)) = body.data().await {
+        let _ = body.flow_control().release_capacity(chunk.len());
+        let take = (4 - got).min(chunk.len());
+        head[got..got + take].copy_from_slice(&chunk[..take]);
+        got += take;
+    }
+    let reply = u32::from_be_bytes(head) as usize;
+    if got < 4 || reply > handler.max_message {
+        let mut response = Response::new(());
+        *response.status_mut() = StatusCode::BAD_REQUEST;
+        let _ = respond.send_response(response, true);
+        return;
+    }
+    let Ok(mut stream) = respond.send_response(Response::new(()), false) else { return };
+    let _ = stream.send_data(Bytes::from(vec![0xa5; reply]), true);
+}

@@ -1,0 +1,342 @@
+//! QUIC with quinn: TLS 1.3 with a certificate generated when the server
+//! starts and pinned by the client (see [`tls`](crate::tls)); one
+//! bidirectional stream per call on a reused connection.
+//!
+//! ALPN `wirebench`: each stream carries one request frame (the frame of
+//! [`frame`](crate::frame)) and the client finishes its side; the server
+//! answers with one reply frame and finishes. ALPN `wirebench-raw`: the
+//! raw baseline; the request's first 4 bytes (u32 BE) give the reply
+//! length, the reply is that many bytes.
+//!
+//! Bytes on the wire come from quinn's connection statistics: UDP payload,
+//! so QUIC headers, encryption overhead, acknowledgements and
+//! retransmissions are all counted.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use quinn::{Connection, Endpoint as QuinnEndpoint, RecvStream, SendStream, TransportConfig, VarInt};
+use wirebench_formats::{FormatId, Method, ServerScratch};
+
+use crate::frame::{self, HEADER_LEN, Header};
+use crate::server::{Handler, Server, ServerConfig, ShutdownSignal};
+use crate::stream::reply_result;
+use crate::tls::{self, Identity};
+use crate::{
+    Address, CallError, ClientConfig, Counters, Endpoint, RawShape, Transport, TransportError, TransportKind,
+    with_timeout,
+};
+
+const ALPN_RPC: &[u8] = b"wirebench";
+const ALPN_RAW: &[u8] = b"wirebench-raw";
+/// Concurrent streams a peer may open.
+const MAX_STREAMS: u32 = 1024;
+
+const KIND: TransportKind = TransportKind::Quic;
+
+/// QUIC.
+#[derive(Debug)]
+pub struct Quic;
+
+fn transport_config() -> Arc<TransportConfig> {
+    let mut config = TransportConfig::default();
+    config.max_concurrent_bidi_streams(VarInt::from_u32(MAX_STREAMS));
+    config.max_concurrent_uni_streams(VarInt::from_u32(0));
+    Arc::new(config)
+}
+
+fn closed(e: impl std::fmt::Display) -> CallError {
+    CallError::Closed(e.to_string())
+}
+
+/// Opens `config.connections` connections offering `alpn`.
+async fn connect_all(
+    endpoint: &Endpoint,
+    config: &ClientConfig,
+    alpn: &[u8],
+) -> Result<(QuinnEndpoint, Vec<Connection>), TransportError> {
+    let server = endpoint.address.inet(KIND)?;
+    let pin = endpoint.pin.ok_or_else(|| {
+        TransportError::Config(format!("quic needs the server's certificate pin: {server}#sha256:<hex>"))
+    })?;
+    let tls = tls::client_config(pin, &[alpn]).map_err(|e| TransportError::handshake(KIND, e))?;
+    let crypto = QuicClientConfig::try_from(tls).map_err(|e| TransportError::handshake(KIND, e))?;
+    let mut client_config = quinn::ClientConfig::new(Arc::new(crypto));
+    client_config.transport_config(transport_config());
+    let local: SocketAddr = if server.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+    let mut quinn = QuinnEndpoint::client(local).map_err(|e| TransportError::io(KIND, "bind", local, e))?;
+    quinn.set_default_client_config(client_config);
+    let mut connections = Vec::new();
+    for _ in 0..config.connections.max(1) {
+        let connecting = quinn
+            .connect(server, tls::SERVER_NAME)
+            .map_err(|e| TransportError::handshake(KIND, format!("cannot connect to {server}: {e}")))?;
+        let connection = tokio::time::timeout(config.timeout, connecting)
+            .await
+            .map_err(|_| {
+                TransportError::handshake(KIND, format!("no handshake with {server} within {:?}", config.timeout))
+            })?
+            .map_err(|e| TransportError::handshake(KIND, format!("handshake with {server} failed: {e}")))?;
+        connections.push(connection);
+    }
+    Ok((quinn, connections))
+}
+
+fn counters_of(connections: &[Connection]) -> Counters {
+    connections.iter().fold(Counters::default(), |sum, c| {
+        let stats = c.stats();
+        sum + Counters { bytes_sent: stats.udp_tx.bytes, bytes_received: stats.udp_rx.bytes, late_replies: 0 }
+    })
+}
+
+/// Reads the peer's whole side of a stream, refusing more than `max`.
+async fn read_all(recv: &mut RecvStream, max: usize) -> Result<Vec<u8>, CallError> {
+    recv.read_to_end(max).await.map_err(|e| match e {
+        quinn::ReadToEndError::TooLong => CallError::TooLarge { transport: "quic", size: max + 1, limit: max },
+        quinn::ReadToEndError::Read(e) => closed(e),
+    })
+}
+
+/// The QUIC RPC client.
+#[derive(Debug)]
+pub struct QuicClient {
+    _endpoint: QuinnEndpoint,
+    connections: Vec<Connection>,
+    next: AtomicUsize,
+    timeout: Duration,
+    max_message: usize,
+}
+
+impl QuicClient {
+    async fn call_on(
+        &self,
+        connection: &Connection,
+        method: Method,
+        format: FormatId,
+        request: &[u8],
+    ) -> Result<Bytes, CallError> {
+        let len = u32::try_from(request.len()).map_err(|_| CallError::TooLarge {
+            transport: "quic",
+            size: request.len(),
+            limit: u32::MAX as usize,
+        })?;
+        let (mut send, mut recv) = connection.open_bi().await.map_err(closed)?;
+        send.write_all(&Header::request(0, method.id(), format as u8, len).to_bytes()).await.map_err(closed)?;
+        send.write_all(request).await.map_err(closed)?;
+        send.finish().map_err(closed)?;
+        let reply = read_all(&mut recv, HEADER_LEN + self.max_message).await?;
+        let (header, body_len) = frame::parse_datagram(&reply, self.max_message).map(|(h, b)| (h, b.len()))?;
+        reply_result(&header, Bytes::from(reply).slice(HEADER_LEN..HEADER_LEN + body_len))
+    }
+}
+
+impl crate::Client for QuicClient {
+    async fn call(&self, method: Method, format: FormatId, request: &[u8]) -> Result<Bytes, CallError> {
+        let connection = &self.connections[self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len()];
+        with_timeout(self.timeout, self.call_on(connection, method, format, request)).await
+    }
+
+    fn counters(&self) -> Counters {
+        counters_of(&self.connections)
+    }
+}
+
+/// The QUIC raw ping-pong client.
+#[derive(Debug)]
+pub struct QuicRaw {
+    _endpoint: QuinnEndpoint,
+    connections: Vec<Connection>,
+    next: AtomicUsize,
+    timeout: Duration,
+    request: Bytes,
+    reply: usize,
+}
+
+impl QuicRaw {
+    async fn ping_on(&self, connection: &Connection) -> Result<(), CallError> {
+        let (mut send, mut recv) = connection.open_bi().await.map_err(closed)?;
+        send.write_chunk(self.request.clone()).await.map_err(closed)?;
+        send.finish().map_err(closed)?;
+        let reply = read_all(&mut recv, self.reply).await?;
+        if reply.len() != self.reply {
+            return Err(CallError::Protocol(format!("raw reply of {} bytes, expected {}", reply.len(), self.reply)));
+        }
+        Ok(())
+    }
+}
+
+impl crate::RawClient for QuicRaw {
+    async fn ping(&self) -> Result<(), CallError> {
+        let connection = &self.connections[self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len()];
+        with_timeout(self.timeout, self.ping_on(connection)).await
+    }
+
+    fn counters(&self) -> Counters {
+        counters_of(&self.connections)
+    }
+}
+
+impl Transport for Quic {
+    const KIND: TransportKind = KIND;
+    type Client = QuicClient;
+    type Raw = QuicRaw;
+
+    async fn connect(endpoint: &Endpoint, config: &ClientConfig) -> Result<QuicClient, TransportError> {
+        let (quinn, connections) = connect_all(endpoint, config, ALPN_RPC).await?;
+        Ok(QuicClient {
+            _endpoint: quinn,
+            connections,
+            next: AtomicUsize::new(0),
+            timeout: config.timeout,
+            max_message: config.max_message,
+        })
+    }
+
+    async fn connect_raw(
+        endpoint: &Endpoint,
+        config: &ClientConfig,
+        shape: RawShape,
+    ) -> Result<QuicRaw, TransportError> {
+        if shape.request < 4 {
+            return Err(TransportError::Config("quic: a raw request carries its reply length in 4 bytes".into()));
+        }
+        let reply =
+            u32::try_from(shape.reply).map_err(|_| TransportError::Config("quic: raw reply over 4 GiB".into()))?;
+        let mut request = vec![0x5a; shape.request];
+        request[..4].copy_from_slice(&reply.to_be_bytes());
+        let (quinn, connections) = connect_all(endpoint, config, ALPN_RAW).await?;
+        Ok(QuicRaw {
+            _endpoint: quinn,
+            connections,
+            next: AtomicUsize::new(0),
+            timeout: config.timeout,
+            request: Bytes::from(request),
+            reply: shape.reply,
+        })
+    }
+
+    async fn serve(listen: &Address, config: ServerConfig) -> Result<Server, TransportError> {
+        let address = listen.inet(KIND)?;
+        let identity = Identity::generate().map_err(|e| TransportError::handshake(KIND, e))?;
+        let tls = identity.server_config(&[ALPN_RPC, ALPN_RAW]).map_err(|e| TransportError::handshake(KIND, e))?;
+        let crypto = QuicServerConfig::try_from(tls).map_err(|e| TransportError::handshake(KIND, e))?;
+        let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        server_config.transport_config(transport_config());
+        let quinn =
+            QuinnEndpoint::server(server_config, address).map_err(|e| TransportError::io(KIND, "bind", address, e))?;
+        let local = quinn.local_addr().map_err(|e| TransportError::io(KIND, "bind", address, e))?;
+        let mut endpoint = Endpoint::new(KIND, Address::Inet(local));
+        endpoint.pin = Some(identity.pin());
+        let handler = Handler::new(&config);
+        Ok(Server::spawn(endpoint, move |mut shutdown, mut connections| async move {
+            loop {
+                tokio::select! {
+                    incoming = quinn.accept() => {
+                        let Some(incoming) = incoming else { return connections };
+                        let (handler, shutdown) = (handler.clone(), shutdown.clone());
+                        connections.spawn(async move {
+                            let peer = incoming.remote_address();
+                            if let Err(e) = serve_connection(incoming, handler, shutdown).await {
+                                tracing::warn!("quic connection from {peer} closed: {e}");
+                            }
+                        });
+                    }
+                    () = shutdown.wait() => {
+                        quinn.close(VarInt::from_u32(0), b"server shutting down");
+                        return connections;
+                    }
+                }
+                while connections.try_join_next().is_some() {}
+            }
+        }))
+    }
+}
+
+async fn serve_connection(
+    incoming: quinn::Incoming,
+    handler: Arc<Handler>,
+    mut shutdown: ShutdownSignal,
+) -> Result<(), String> {
+    let connection = incoming.await.map_err(|e| format!("handshake failed: {e}"))?;
+    let raw = connection
+        .handshake_data()
+        .and_then(|data| data.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|data| data.protocol)
+        .is_some_and(|alpn| alpn == ALPN_RAW);
+    loop {
+        tokio::select! {
+            stream = connection.accept_bi() => match stream {
+                Ok((send, recv)) => {
+                    let handler = handler.clone();
+                    tokio::spawn(async move {
+                        let served = if raw { serve_raw(send, recv, &handler).await } else { serve_stream(send, recv, &handler).await };
+                        if let Err(e) = served {
+                            tracing::warn!("quic stream failed: {e}");
+                        }
+                    });
+                }
+                Err(quinn::ConnectionError::ApplicationClosed(_) | quinn::ConnectionError::LocallyClosed) => return Ok(()),
+                Err(e) => return Err(e.to_string()),
+            },
+            () = shutdown.wait() => {
+                connection.close(VarInt::from_u32(0), b"server shutting down");
+                return Ok(());
+            }
+        }
+    }
+}
+
+thread_local! {
+    // serve() never awaits, so a thread's scratch is never used by two
+    // requests at once.
+    static SCRATCH: std::cell::RefCell<ServerScratch> = std::cell::RefCell::new(ServerScratch::default());
+}
+
+async fn serve_stream(mut send: SendStream, mut recv: RecvStream, handler: &Handler) -> Result<(), String> {
+    let request = match recv.read_to_end(HEADER_LEN + handler.max_message).await {
+        Ok(request) => request,
+        Err(e) => {
+            // Over the limit or reset: refuse this stream, keep the connection.
+            let _ = send.reset(VarInt::from_u32(1));
+            return Err(format!("request not read: {e}"));
+        }
+    };
+    let (header, body) = match frame::parse_datagram(&request, handler.max_message) {
+        Ok(frame) if !frame.0.is_reply() => frame,
+        Ok(_) => return Err("a reply frame was sent to the server".into()),
+        Err(e) => {
+            let _ = send.reset(VarInt::from_u32(1));
+            return Err(e.to_string());
+        }
+    };
+    handler.admit().await;
+    let reply = SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        let (status, body) = match handler.handle(&mut scratch, header.call, header.format, body) {
+            Ok(reply) => (0, Cow::Borrowed(reply)),
+            Err(status) => (status.code.value(), Cow::Owned(status.message.into_bytes())),
+        };
+        let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+        Header::reply_to(&header, status, body.len() as u32).put(&mut out);
+        out.extend_from_slice(&body);
+        out
+    });
+    send.write_all(&reply).await.map_err(|e| e.to_string())?;
+    send.finish().map_err(|e| e.to_string())
+}
+
+async fn serve_raw(mut send: SendStream, mut recv: RecvStream, handler: &Handler) -> Result<(), String> {
+    let request = recv.read_to_end(handler.max_message).await.map_err(|e| e.to_string())?;
+    let head: [u8; 4] = request.get(..4).and_then(|h| h.try_into().ok()).ok_or("raw request under 4 bytes")?;
+    let reply = u32::from_be_bytes(head) as usize;
+    if reply > handler.max_message {
+        return Err(format!("raw reply of {reply} bytes asked for"));
+    }
+    send.write_all(&vec![0xa5; reply]).await.map_err(|e| e.to_string())?;
+    send.finish().map_err(|e| e.to_string())
+}
