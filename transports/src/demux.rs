@@ -92,36 +92,34 @@ impl<R: Incoming> Demux<R> {
     /// read side is free.
     pub(crate) async fn wait(&self, mut waiter: Waiter<'_, R>) -> Reply {
         let closed = || CallError::Closed("the connection failed".into());
-        loop {
-            tokio::select! {
-                biased;
-                reply = &mut waiter.rx => return reply.unwrap_or_else(|_| Err(self.broken().unwrap_or_else(closed))),
-                mut reader = self.reader.lock() => {
-                    // The previous reader may have delivered our reply
-                    // between our wake-up and taking the lock.
-                    if let Ok(reply) = waiter.rx.try_recv() {
+        tokio::select! {
+            biased;
+            reply = &mut waiter.rx => reply.unwrap_or_else(|_| Err(self.broken().unwrap_or_else(closed))),
+            mut reader = self.reader.lock() => {
+                // The previous reader may have delivered our reply between
+                // our wake-up and taking the lock.
+                if let Ok(reply) = waiter.rx.try_recv() {
+                    return reply;
+                }
+                if let Some(e) = self.broken() {
+                    return Err(e);
+                }
+                loop {
+                    let (id, reply) = match reader.next(&self.counters).await {
+                        Ok(next) => next,
+                        Err(e) => {
+                            self.fail(e.clone());
+                            return Err(e);
+                        }
+                    };
+                    if id == waiter.id {
                         return reply;
                     }
-                    if let Some(e) = self.broken() {
-                        return Err(e);
-                    }
-                    loop {
-                        let (id, reply) = match reader.next(&self.counters).await {
-                            Ok(next) => next,
-                            Err(e) => {
-                                self.fail(e.clone());
-                                return Err(e);
-                            }
-                        };
-                        if id == waiter.id {
-                            return reply;
+                    match lock(&self.pending).remove(&id) {
+                        Some(tx) => {
+                            let _ = tx.send(reply);
                         }
-                        match lock(&self.pending).remove(&id) {
-                            Some(tx) => {
-                                let _ = tx.send(reply);
-                            }
-                            None => self.counters.late(),
-                        }
+                        None => self.counters.late(),
                     }
                 }
             }

@@ -120,12 +120,13 @@ pub fn decode_message(value: &[u8]) -> String {
     let mut i = 0;
     while i < value.len() {
         let hex = |b: u8| char::from(b).to_digit(16);
-        if value[i] == b'%' && i + 2 < value.len() {
-            if let (Some(h), Some(l)) = (hex(value[i + 1]), hex(value[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
+        if value[i] == b'%'
+            && i + 2 < value.len()
+            && let (Some(h), Some(l)) = (hex(value[i + 1]), hex(value[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
         }
         out.push(value[i]);
         i += 1;

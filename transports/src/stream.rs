@@ -328,31 +328,30 @@ impl<S: SplitStream> StreamRaw<S> {
             }
             self.counters.sent(self.request.len());
         }
-        loop {
-            tokio::select! {
-                biased;
-                done = &mut rx => return done.map_err(|_| CallError::Closed("raw connection failed".into())),
-                mut reader = c.reader.lock() => {
-                    while rx.try_recv().is_err() {
-                        while reader.buf.len() < self.reply_len {
-                            if let Err(e) = reader.fill(&self.counters).await {
-                                c.broken.store(true, Ordering::Relaxed);
-                                lock(&c.waiting).clear();
-                                return Err(e);
-                            }
-                        }
-                        let _ = reader.buf.split_to(self.reply_len);
-                        match lock(&c.waiting).pop_front() {
-                            Some(waiter) => {
-                                if waiter.send(()).is_err() {
-                                    self.counters.late();
-                                }
-                            }
-                            None => return Err(CallError::Protocol("raw reply with no request".into())),
+        tokio::select! {
+            biased;
+            done = &mut rx => done.map_err(|_| CallError::Closed("raw connection failed".into())),
+            mut reader = c.reader.lock() => {
+                // Read replies (first in, first out) until ours is among them.
+                while rx.try_recv().is_err() {
+                    while reader.buf.len() < self.reply_len {
+                        if let Err(e) = reader.fill(&self.counters).await {
+                            c.broken.store(true, Ordering::Relaxed);
+                            lock(&c.waiting).clear();
+                            return Err(e);
                         }
                     }
-                    return Ok(());
+                    let _ = reader.buf.split_to(self.reply_len);
+                    match lock(&c.waiting).pop_front() {
+                        Some(waiter) => {
+                            if waiter.send(()).is_err() {
+                                self.counters.late();
+                            }
+                        }
+                        None => return Err(CallError::Protocol("raw reply with no request".into())),
+                    }
                 }
+                Ok(())
             }
         }
     }

@@ -9,6 +9,11 @@
 //! The server answers a reply that would not fit with a
 //! `RESOURCE_EXHAUSTED` status instead.
 //!
+//! Both sides ask the kernel for 4 MiB socket buffers so bursts of calls in
+//! flight are not dropped before they are read (capped by
+//! `net.core.rmem_max`; with a smaller cap, bursts lose datagrams sooner,
+//! and that shows as timeouts).
+//!
 //! Raw ping-pong datagrams start with `WBRW`, a u32 BE sequence number and
 //! the u32 BE reply length; the server answers with that many bytes, the
 //! first 8 copied from the request.
@@ -55,10 +60,26 @@ fn check_limit(max_datagram: usize) -> Result<(), TransportError> {
     Ok(())
 }
 
+/// Socket buffers asked for: room for thousands of small datagrams, so a
+/// burst of calls in flight is not dropped by the kernel before the peer
+/// reads it. The kernel caps this at `net.core.rmem_max`/`wmem_max`.
+const SOCKET_BUFFER: usize = 4 << 20;
+
+/// Binds a UDP socket with large kernel buffers.
+fn bind(address: SocketAddr) -> std::io::Result<UdpSocket> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(address), socket2::Type::DGRAM, None)?;
+    // Best effort: a smaller buffer still works, it just drops bursts sooner.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    socket.set_nonblocking(true)?;
+    socket.bind(&address.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
 async fn connect_socket(endpoint: &Endpoint) -> Result<UdpSocket, TransportError> {
     let server = endpoint.address.inet(KIND)?;
     let local: SocketAddr = if server.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
-    let socket = UdpSocket::bind(local).await.map_err(|e| TransportError::io(KIND, "bind", local, e))?;
+    let socket = bind(local).map_err(|e| TransportError::io(KIND, "bind", local, e))?;
     socket.connect(server).await.map_err(|e| TransportError::io(KIND, "connect to", server, e))?;
     Ok(socket)
 }
@@ -243,7 +264,7 @@ impl Transport for Udp {
     async fn serve(listen: &Address, config: ServerConfig) -> Result<Server, TransportError> {
         check_limit(config.max_datagram)?;
         let address = listen.inet(KIND)?;
-        let socket = UdpSocket::bind(address).await.map_err(|e| TransportError::io(KIND, "bind", address, e))?;
+        let socket = bind(address).map_err(|e| TransportError::io(KIND, "bind", address, e))?;
         let local = socket.local_addr().map_err(|e| TransportError::io(KIND, "bind", address, e))?;
         let handler = Handler::new(&config);
         Ok(Server::spawn(Endpoint::new(KIND, Address::Inet(local)), move |mut shutdown, set| async move {

@@ -97,3 +97,45 @@ pub fn check(format: FormatId, data: &Dataset, reply: &[u8]) {
 pub fn endpoint(server: &Server) -> Endpoint {
     server.endpoint().clone()
 }
+
+/// A tcp or unix client, chosen at run time.
+pub enum StreamClientOf {
+    Tcp(wirebench_transports::stream::StreamClient<tokio::net::TcpStream>),
+    Unix(wirebench_transports::stream::StreamClient<tokio::net::UnixStream>),
+}
+
+impl StreamClientOf {
+    pub async fn connect(endpoint: &Endpoint, config: &ClientConfig) -> StreamClientOf {
+        use wirebench_transports::Transport;
+        match endpoint.transport {
+            TransportKind::Tcp => {
+                StreamClientOf::Tcp(wirebench_transports::tcp::Tcp::connect(endpoint, config).await.unwrap())
+            }
+            TransportKind::Unix => {
+                StreamClientOf::Unix(wirebench_transports::unix::Unix::connect(endpoint, config).await.unwrap())
+            }
+            other => panic!("{other} is not a stream transport"),
+        }
+    }
+}
+
+impl Client for StreamClientOf {
+    async fn call(
+        &self,
+        method: wirebench_formats::Method,
+        format: FormatId,
+        request: &[u8],
+    ) -> Result<Bytes, CallError> {
+        match self {
+            StreamClientOf::Tcp(c) => c.call(method, format, request).await,
+            StreamClientOf::Unix(c) => c.call(method, format, request).await,
+        }
+    }
+
+    fn counters(&self) -> wirebench_transports::Counters {
+        match self {
+            StreamClientOf::Tcp(c) => c.counters(),
+            StreamClientOf::Unix(c) => c.counters(),
+        }
+    }
+}
