@@ -28,6 +28,15 @@ const LENGTH_LEN: usize = 4;
 pub const FLAG_REPLY: u8 = 1;
 /// Call id of the server-stats control call (tcp and unix).
 pub const CALL_STATS: u8 = 0xF0;
+/// The largest body a frame can declare: the length field counts 8 header
+/// bytes too.
+pub const MAX_BODY: u32 = u32::MAX - 8;
+
+/// A body length as the header carries it, if it fits.
+pub fn body_len(len: usize) -> Option<u32> {
+    u32::try_from(len).ok().filter(|&l| l <= MAX_BODY)
+}
+
 /// Default limit on a frame's declared body length.
 pub const DEFAULT_MAX_MESSAGE: usize = 16 << 20;
 
@@ -74,7 +83,9 @@ impl Header {
     /// The header's bytes.
     pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
         let mut out = [0u8; HEADER_LEN];
-        out[0..4].copy_from_slice(&(self.body_len + 8).to_be_bytes());
+        // Constructors take lengths through `body_len`; saturate rather
+        // than wrap if one did not.
+        out[0..4].copy_from_slice(&self.body_len.saturating_add(8).to_be_bytes());
         out[4..8].copy_from_slice(&self.request_id.to_be_bytes());
         out[8] = self.call;
         out[9] = self.format;

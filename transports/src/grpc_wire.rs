@@ -16,7 +16,10 @@ pub fn prefix(len: u32) -> [u8; PREFIX_LEN] {
 /// Why a unary gRPC body is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MessageError {
-    /// Fewer than 5 bytes, or fewer than the prefix declares.
+    /// Fewer than the 5 bytes of a message prefix.
+    #[error("the body holds {0} bytes, fewer than a 5-byte message prefix")]
+    NoPrefix(usize),
+    /// Fewer bytes than the prefix declares.
     #[error("the body holds {got} bytes, the message prefix declares {declared}")]
     Truncated {
         /// Bytes present after the prefix.
@@ -70,7 +73,7 @@ pub fn check_prefix(head: &[u8], max: usize) -> Result<Option<usize>, MessageErr
 
 /// The one message of a complete unary body.
 pub fn unary_message(body: &[u8], max: usize) -> Result<&[u8], MessageError> {
-    let declared = check_prefix(body, max)?.ok_or(MessageError::Truncated { got: body.len(), declared: 0 })?;
+    let declared = check_prefix(body, max)?.ok_or(MessageError::NoPrefix(body.len()))?;
     let rest = &body[PREFIX_LEN..];
     if rest.len() < declared {
         return Err(MessageError::Truncated { got: rest.len(), declared: declared as u64 });
@@ -163,7 +166,8 @@ mod tests {
         assert_eq!(unary_message(&[0, 0, 0, 0, 2, b'h', b'i'], 10), Ok(&b"hi"[..]));
         assert!(matches!(unary_message(&[0, 0, 0, 0, 3, b'h'], 10), Err(MessageError::Truncated { .. })));
         assert_eq!(unary_message(&[0, 0, 0, 0, 1, b'h', b'i'], 10), Err(MessageError::Trailing(1)));
-        assert!(unary_message(&[], 10).is_err());
+        assert_eq!(unary_message(&[0, 0], 10), Err(MessageError::NoPrefix(2)));
+        assert!(MessageError::NoPrefix(2).to_string().contains("5-byte"));
     }
 
     #[test]

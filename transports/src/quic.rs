@@ -306,9 +306,14 @@ async fn serve_stream(mut send: SendStream, mut recv: RecvStream, handler: &Hand
             return Err(format!("request not read: {e}"));
         }
     };
+    // Every framing error resets the stream with code 1; the connection
+    // and its other streams go on.
     let (header, body) = match frame::parse_datagram(&request, handler.max_message) {
         Ok(frame) if !frame.0.is_reply() => frame,
-        Ok(_) => return Err("a reply frame was sent to the server".into()),
+        Ok(_) => {
+            let _ = send.reset(VarInt::from_u32(1));
+            return Err("a reply frame was sent to the server".into());
+        }
         Err(e) => {
             let _ = send.reset(VarInt::from_u32(1));
             return Err(e.to_string());
@@ -331,11 +336,20 @@ async fn serve_stream(mut send: SendStream, mut recv: RecvStream, handler: &Hand
 }
 
 async fn serve_raw(mut send: SendStream, mut recv: RecvStream, handler: &Handler) -> Result<(), String> {
-    let request = recv.read_to_end(handler.max_message).await.map_err(|e| e.to_string())?;
-    let head: [u8; 4] = request.get(..4).and_then(|h| h.try_into().ok()).ok_or("raw request under 4 bytes")?;
+    let refuse = |send: &mut SendStream, why: String| {
+        let _ = send.reset(VarInt::from_u32(1));
+        Err(why)
+    };
+    let request = match recv.read_to_end(handler.max_message).await {
+        Ok(request) => request,
+        Err(e) => return refuse(&mut send, format!("raw request not read: {e}")),
+    };
+    let Some(head) = request.get(..4).and_then(|h| <[u8; 4]>::try_from(h).ok()) else {
+        return refuse(&mut send, format!("raw request of {} bytes, under 4", request.len()));
+    };
     let reply = u32::from_be_bytes(head) as usize;
     if reply > handler.max_message {
-        return Err(format!("raw reply of {reply} bytes asked for"));
+        return refuse(&mut send, format!("raw reply of {reply} bytes asked for"));
     }
     send.write_all(&vec![0xa5; reply]).await.map_err(|e| e.to_string())?;
     send.finish().map_err(|e| e.to_string())

@@ -21,7 +21,8 @@ pub struct ServerConfig {
     /// Largest request body accepted; a frame declaring more closes its
     /// connection before anything is allocated for it.
     pub max_message: usize,
-    /// Largest udp datagram (header included) received or sent.
+    /// Largest udp reply datagram (header included). Requests are read up
+    /// to the UDP maximum (65,507 bytes) whatever this says.
     pub max_datagram: usize,
     /// http2: serve over TLS with a certificate generated at start-up.
     pub tls: bool,

@@ -183,10 +183,10 @@ impl<S: SplitStream> Connection<S> {
     }
 
     async fn call(&self, call: u8, format: u8, body: &[u8]) -> Result<Bytes, CallError> {
-        let len = u32::try_from(body.len()).map_err(|_| CallError::TooLarge {
+        let len = frame::body_len(body.len()).ok_or(CallError::TooLarge {
             transport: "stream",
             size: body.len(),
-            limit: u32::MAX as usize,
+            limit: frame::MAX_BODY as usize,
         })?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let waiter = self.demux.register(id)?;
@@ -457,10 +457,17 @@ where
     let mut scratch = ServerScratch::default();
     let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     loop {
-        while let Some((header, body)) = frame::take_frame(&mut buf, handler.max_message)? {
-            if header.is_reply() {
-                return Err(FrameError::Direction { expected: "request", got: "reply" }.into());
-            }
+        loop {
+            let (header, body) = match frame::take_frame(&mut buf, handler.max_message) {
+                Ok(Some(frame)) if !frame.0.is_reply() => frame,
+                Ok(Some(_)) => {
+                    return close_after(write, &out, FrameError::Direction { expected: "request", got: "reply" }).await;
+                }
+                Ok(None) => break,
+                // Requests before the bad frame were served: their replies
+                // go out before the connection closes.
+                Err(e) => return close_after(write, &out, e).await,
+            };
             handler.admit().await;
             if header.call == CALL_STATS {
                 let stats = handler.stats_body();
@@ -497,6 +504,19 @@ where
             () = shutdown.wait() => return Ok(()),
         }
     }
+}
+
+/// Writes the replies already produced, then reports `error` (which closes
+/// the connection).
+async fn close_after<W: AsyncWrite + Unpin>(
+    write: &mut W,
+    out: &[u8],
+    error: FrameError,
+) -> Result<(), ConnectionError> {
+    if !out.is_empty() {
+        write.write_all(out).await?;
+    }
+    Err(error.into())
 }
 
 async fn serve_raw<R, W>(

@@ -97,7 +97,14 @@ impl Incoming for Receiver {
     async fn next(&mut self, counters: &LiveCounters) -> Result<(u32, demux::Reply), CallError> {
         loop {
             // recv is cancel-safe: a datagram is either taken whole or not.
-            let n = self.socket.recv(&mut self.buf).await?;
+            let n = match self.socket.recv(&mut self.buf).await {
+                Ok(n) => n,
+                // An ICMP "port unreachable" from an earlier send: nobody
+                // was listening then. Those calls time out, like any lost
+                // datagram; the socket stays usable for later ones.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
+                Err(e) => return Err(e.into()),
+            };
             counters.received(n);
             let datagram = &self.buf[..n];
             if self.raw {
@@ -336,7 +343,11 @@ async fn serve_socket(socket: UdpSocket, handler: &Handler) {
 
 /// An error reply; the message is cut to fit the datagram limit.
 fn put_status(out: &mut Vec<u8>, request: &Header, status: u8, message: &str, max_datagram: usize) {
-    let message = &message.as_bytes()[..message.len().min(max_datagram - HEADER_LEN)];
+    let mut cut = message.len().min(max_datagram - HEADER_LEN);
+    while !message.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let message = &message.as_bytes()[..cut];
     Header::reply_to(request, status, message.len() as u32).put(out);
     out.extend_from_slice(message);
 }

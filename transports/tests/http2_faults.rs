@@ -72,7 +72,7 @@ async fn bad_grpc_requests_get_the_right_status() {
         ),
         ("/wirebench.Bench/Echo", "application/grpc", vec![0, 0, 0x10, 0, 0], Code::ResourceExhausted, "limit"),
         ("/wirebench.Bench/Echo", "application/grpc", vec![0, 0, 0, 0, 9, 1], Code::InvalidArgument, "declares"),
-        ("/wirebench.Bench/Echo", "application/grpc", vec![0, 0], Code::InvalidArgument, "declares"),
+        ("/wirebench.Bench/Echo", "application/grpc", vec![0, 0], Code::InvalidArgument, "prefix"),
         (
             "/wirebench.Bench/Digest",
             "application/grpc+proto",

@@ -191,3 +191,26 @@ async fn a_client_stalled_mid_frame_does_not_block_others() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_already_served_go_out_before_a_protocol_error_closes() {
+    each_stream_transport(async |kind, server| {
+        let request =
+            Bincode::encode_request(&mut Vec::new(), &wirebench_formats::OwnedRequest::Multiply { a: 6, b: 7 })
+                .unwrap()
+                .to_vec();
+        let mut bytes = Preamble::Rpc.to_bytes();
+        bytes.extend_from_slice(
+            &Header::request(1, Method::Multiply.id(), FormatId::Bincode as u8, request.len() as u32).to_bytes(),
+        );
+        bytes.extend_from_slice(&request);
+        bytes.extend_from_slice(&Header { flags: 0x80, ..Header::request(2, 1, 1, 0) }.to_bytes());
+        let mut socket = raw_socket(&server.endpoint().address).await;
+        socket.write_all(&bytes).await.unwrap();
+        let mut reply = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut reply)).await;
+        let header = wirebench_transports::frame::parse_header(&reply, 1 << 20).unwrap();
+        assert_eq!(header.map(|h| (h.request_id, h.status)), Some((1, 0)), "{kind}: the served reply was lost");
+    })
+    .await;
+}

@@ -125,3 +125,21 @@ async fn a_reply_over_the_servers_limit_is_a_status() {
     }
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_called_before_the_server_was_up_recovers() {
+    // A port with nobody on it: the first call's datagram draws an ICMP
+    // "port unreachable", which must not break the client for good.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let endpoint = Endpoint::new(TransportKind::Udp, Address::Inet(port));
+    let config = ClientConfig { timeout: Duration::from_millis(200), ..client_config() };
+    let client = Udp::connect(&endpoint, &config).await.unwrap();
+    for _ in 0..2 {
+        assert!(client.call(Method::Multiply, FormatId::Bincode, &multiply(2, 3)).await.is_err());
+    }
+    let server = wirebench_transports::serve_kind(TransportKind::Udp, &Address::Inet(port), ServerConfig::default())
+        .await
+        .unwrap();
+    call_checked::<Bincode, _>(&client, &dataset(Workload::Multiply)).await.unwrap();
+    server.shutdown().await;
+}
