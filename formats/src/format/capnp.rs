@@ -38,6 +38,8 @@ pub struct CapnpFormat<const PACKED: bool>;
 /// Largest unpacked message the packed reader will build: the unpacked
 /// size of a frame at the transports' default 16 MiB limit is well below.
 const MAX_UNPACKED_BYTES: usize = 64 << 20;
+/// Words a reader may visit per word of message (see `options`).
+const TRAVERSAL_PER_WORD: u64 = 4;
 /// A packed zero-word run is 2 bytes for up to 256 words, so no valid
 /// packed message unpacks to more than this many bytes per input byte.
 const MAX_PACKED_EXPANSION: usize = 1024;
@@ -174,7 +176,8 @@ impl<const PACKED: bool> CapnpFormat<PACKED> {
     ) -> Result<message::Reader<NoAllocSliceSegments<'b>>, CodecError> {
         let mut rest = bytes;
         let mut flat = if PACKED { Self::unpack(message, &mut rest, buffer)? } else { bytes };
-        let reader = ::capnp::serialize::read_message_from_flat_slice_no_alloc(&mut flat, ReaderOptions::new())
+        let options = Self::options(flat.len());
+        let reader = ::capnp::serialize::read_message_from_flat_slice_no_alloc(&mut flat, options)
             .map_err(|e| Self::err(message, e))?;
         if !PACKED {
             rest = flat;
@@ -183,6 +186,22 @@ impl<const PACKED: bool> CapnpFormat<PACKED> {
             return Err(Self::err(message, format_args!("{} trailing bytes after the message", rest.len())));
         }
         Ok(reader)
+    }
+
+    /// Reader options for a message of `bytes` bytes.
+    ///
+    /// The traversal limit (the words a reader may visit) is scaled to the
+    /// message instead of capnp's fixed 64 MiB default. Reading every field
+    /// of a message visits each word about once; but a list of zero-sized
+    /// structs costs one word per element and no space at all, so a
+    /// 32-byte message can hold millions of (default-valued) records.
+    /// With a limit proportional to the message, the work a message can
+    /// cause is proportional to its size.
+    fn options(bytes: usize) -> ReaderOptions {
+        let words = (bytes / 8) as u64;
+        let mut options = ReaderOptions::new();
+        options.traversal_limit_in_words(Some(words.saturating_mul(TRAVERSAL_PER_WORD).saturating_add(1024) as usize));
+        options
     }
 
     /// Unpacks the message at the start of `rest` into `buffer` and returns
