@@ -10,7 +10,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::checksum::Checksum;
-use crate::contract::{Attribute, Batch, DigestReply, Kind, Location, Method, Record};
+use crate::contract::{Attribute, Batch, DigestReply, Kind, Location, Method, OwnedRequest, Record, Reply};
 
 /// The documented default seed ("wirebench" in a phone keypad's digits).
 pub const DEFAULT_SEED: u64 = 947_324_362;
@@ -195,6 +195,55 @@ impl Dataset {
             }
         };
         Dataset { workload, payload, batch, expected }
+    }
+}
+
+/// A reply that decoded but says the wrong thing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("wrong reply: {0}")]
+pub struct WrongReply(pub String);
+
+impl Dataset {
+    /// The request as model values (cloned; call outside timed loops).
+    pub fn request(&self) -> OwnedRequest<Batch> {
+        match self.workload {
+            Workload::Multiply => OwnedRequest::Multiply { a: MULTIPLY_OPERANDS.0, b: MULTIPLY_OPERANDS.1 },
+            Workload::Echo { .. } => OwnedRequest::Echo { payload: self.payload.clone() },
+            Workload::Digest { .. } => OwnedRequest::Digest { batch: self.batch.clone() },
+        }
+    }
+
+    /// The correct reply as a value (for encoding it, e.g. to size it).
+    pub fn reply(&self) -> Reply<'_> {
+        match self.expected {
+            Expected::Product(product) => Reply::Multiply { product },
+            Expected::SamePayload => Reply::Echo { payload: (&self.payload[..]).into() },
+            Expected::Digest(d) => Reply::Digest(d),
+        }
+    }
+
+    /// Checks a decoded reply: the product, every echoed byte, the digest.
+    pub fn verify(&self, reply: &Reply<'_>) -> Result<(), WrongReply> {
+        match (self.expected, reply) {
+            (Expected::Product(want), Reply::Multiply { product }) if *product == want => Ok(()),
+            (Expected::Product(want), Reply::Multiply { product }) => {
+                Err(WrongReply(format!("product {product}, expected {want}")))
+            }
+            (Expected::SamePayload, Reply::Echo { payload }) if payload.as_ref() == self.payload.as_slice() => Ok(()),
+            (Expected::SamePayload, Reply::Echo { payload }) => {
+                let at = payload.iter().zip(&self.payload).position(|(a, b)| a != b);
+                Err(WrongReply(match at {
+                    Some(i) => format!("echoed payload differs at byte {i} of {}", self.payload.len()),
+                    None => format!("echoed {} bytes, sent {}", payload.len(), self.payload.len()),
+                }))
+            }
+            (Expected::Digest(want), Reply::Digest(got)) if *got == want => Ok(()),
+            (Expected::Digest(want), Reply::Digest(got)) => Err(WrongReply(format!(
+                "digest of {} records {:#018x}, expected {} records {:#018x}",
+                got.records, got.checksum, want.records, want.checksum
+            ))),
+            (_, other) => Err(WrongReply(format!("a {} reply to a {} call", other.method(), self.workload.method()))),
+        }
     }
 }
 
@@ -407,6 +456,25 @@ mod tests {
         assert!("digest-x".parse::<Workload>().is_err());
         assert!("nope".parse::<Workload>().is_err());
         assert_eq!(Workload::Echo { size: 1000 }.to_string(), "echo-1000B");
+    }
+
+    #[test]
+    fn verify_catches_every_kind_of_wrong_reply() {
+        use std::borrow::Cow;
+        let m = Dataset::generate(Workload::Multiply, DEFAULT_SEED);
+        assert!(m.verify(&m.reply()).is_ok());
+        assert!(m.verify(&Reply::Multiply { product: 1 }).is_err());
+        let e = Dataset::generate(Workload::Echo { size: 64 }, DEFAULT_SEED);
+        assert!(e.verify(&e.reply()).is_ok());
+        let mut flipped = e.payload.clone();
+        flipped[63] ^= 1;
+        let err = e.verify(&Reply::Echo { payload: Cow::Owned(flipped) }).unwrap_err();
+        assert!(err.0.contains("byte 63"), "{err}");
+        assert!(e.verify(&Reply::Echo { payload: Cow::Borrowed(&e.payload[..10]) }).is_err());
+        let d = Dataset::generate(Workload::Digest { records: 5 }, DEFAULT_SEED);
+        assert!(d.verify(&d.reply()).is_ok());
+        assert!(d.verify(&Reply::Digest(DigestReply { records: 5, checksum: 0 })).is_err());
+        assert!(d.verify(&m.reply()).is_err(), "a reply of another method");
     }
 
     #[test]

@@ -1,0 +1,496 @@
+//! Running one cell: pick the transport and format types, connect, measure,
+//! and turn the measurement into a results-file cell.
+//!
+//! Dispatch happens once per cell through the registries' visitors; from
+//! there on the load loop is monomorphized over the format and transport,
+//! so nothing is dynamically dispatched per call.
+
+use std::marker::PhantomData;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use wirebench_formats::protobuf::{PbRequest, Protobuf};
+use wirebench_formats::{Dataset, Format, FormatId, FormatVisitor, Method};
+use wirebench_reports::histogram;
+use wirebench_reports::model::{Cell, CellStatus, Latency, Metrics, Sample};
+use wirebench_transports::cpu::CpuTime;
+use wirebench_transports::frame::HEADER_LEN;
+use wirebench_transports::stream::StreamClient;
+use wirebench_transports::{
+    Client, ClientConfig, Counters, Endpoint, RawClient, RawShape, Transport, TransportKind, TransportVisitor,
+};
+
+use crate::measure::{self, Caller, Failure, Measured, NoServerCpu, ServerCpu};
+use crate::plan::{CellSpec, LoadModel, Subject, Timing};
+
+/// Where a cell's server CPU time comes from.
+#[derive(Clone, Debug)]
+pub enum ServerCpuSource {
+    /// The server-stats control call on this tcp endpoint.
+    Control(Endpoint),
+    /// The server runs in this process: process CPU minus the client
+    /// thread's.
+    InProcess,
+    /// Not measurable; the reason.
+    Unavailable(&'static str),
+}
+
+/// Everything a cell needs to run.
+#[derive(Clone, Debug)]
+pub struct CellJob {
+    /// The cell.
+    pub spec: CellSpec,
+    /// Its data.
+    pub data: Arc<Dataset>,
+    /// The server to call (for raw cells: the baseline transport's).
+    pub endpoint: Endpoint,
+    /// Client settings.
+    pub client: ClientConfig,
+    /// Warm-up, window, samples.
+    pub timing: Timing,
+    /// The raw ping-pong sizes of this workload.
+    pub raw_shape: RawShape,
+    /// Server CPU source.
+    pub server_cpu: ServerCpuSource,
+    /// Seed for open-loop arrivals.
+    pub seed: u64,
+}
+
+/// How a cell ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// A finished cell (ok, failed or unsupported).
+    Done(Box<Cell>),
+    /// The run was interrupted during the cell; it is not recorded.
+    Interrupted,
+}
+
+/// Runs `job` on the calling thread (which it owns for the duration).
+pub fn run(job: &CellJob, stop: Arc<AtomicBool>) -> Outcome {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return Outcome::Done(Box::new(failed(&job.spec, format!("cannot start a runtime: {e}"), None))),
+    };
+    runtime.block_on(async {
+        match job.spec.subject {
+            Subject::Raw => job.spec.transport.visit(RawCell { job, stop }).await,
+            Subject::Format(format) => job.spec.transport.visit(FormatCell { job, format, stop }).await,
+        }
+    })
+}
+
+type BoxFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + 'a>>;
+
+/// A cell's skeleton: its key and axes, no measurements yet.
+pub fn skeleton(spec: &CellSpec, status: CellStatus, error: Option<String>) -> Cell {
+    Cell {
+        key: spec.key(),
+        workload: spec.workload.to_string(),
+        workload_kind: spec.workload.kind().to_owned(),
+        size: spec.workload.size().map(|s| s as u64),
+        format: spec.subject.to_string(),
+        transport: spec.transport.name().to_owned(),
+        load: spec.load.to_model(),
+        status,
+        error,
+        baseline: spec.baseline_key(),
+        raw_shape: None,
+        metrics: None,
+        samples: Vec::new(),
+        histogram: None,
+        histogram_uncorrected: None,
+    }
+}
+
+/// An unsupported cell.
+pub fn unsupported(spec: &CellSpec, reason: String) -> Cell {
+    skeleton(spec, CellStatus::Unsupported, Some(reason))
+}
+
+/// A failed cell, with whatever was measured.
+pub fn failed(spec: &CellSpec, error: String, metrics: Option<Metrics>) -> Cell {
+    let mut cell = skeleton(spec, CellStatus::Failed, Some(error));
+    cell.metrics = metrics;
+    cell
+}
+
+// ---------------------------------------------------------------- callers
+
+/// A format's request over a framed transport.
+struct Framed<F: Format, C: Client> {
+    client: C,
+    request: F::Request,
+    method: Method,
+    data: Arc<Dataset>,
+}
+
+impl<F: Format, C: Client> Caller for Framed<F, C> {
+    type Scratch = F::Scratch;
+
+    async fn call(&self, scratch: &mut F::Scratch) -> Result<Instant, Failure> {
+        let request = F::encode_request(scratch, &self.request).map_err(|e| Failure::Error(e.to_string()))?;
+        let reply = self.client.call(self.method, F::ID, request).await?;
+        let decoded = F::decode_reply(self.method, &reply).map_err(|e| Failure::Wrong(e.to_string()))?;
+        let done = Instant::now();
+        self.data.verify(&decoded).map_err(|w| Failure::Wrong(w.0))?;
+        Ok(done)
+    }
+
+    fn counters(&self) -> Counters {
+        self.client.counters()
+    }
+}
+
+/// A transport's raw ping-pong.
+struct Raw<R: RawClient>(R);
+
+impl<R: RawClient> Caller for Raw<R> {
+    type Scratch = ();
+
+    async fn call(&self, _: &mut ()) -> Result<Instant, Failure> {
+        self.0.ping().await?;
+        Ok(Instant::now())
+    }
+
+    fn counters(&self) -> Counters {
+        self.0.counters()
+    }
+}
+
+/// The stock tonic reference: tonic's API takes an owned request message
+/// per call, so each call clones the prepared one, as an application
+/// building a request would.
+struct Grpc {
+    client: wirebench_transports::grpc::GrpcClient,
+    request: PbRequest,
+    data: Arc<Dataset>,
+}
+
+impl Caller for Grpc {
+    type Scratch = ();
+
+    async fn call(&self, _: &mut ()) -> Result<Instant, Failure> {
+        let reply = self.client.call(self.request.clone()).await?;
+        let done = Instant::now();
+        self.data.verify(&reply).map_err(|w| Failure::Wrong(w.0))?;
+        Ok(done)
+    }
+
+    fn counters(&self) -> Counters {
+        self.client.counters()
+    }
+}
+
+// ------------------------------------------------------------ server CPU
+
+/// The server-stats control call over its own tcp connection.
+struct ControlCpu(StreamClient<tokio::net::TcpStream>);
+
+impl ServerCpu for ControlCpu {
+    async fn read(&mut self) -> Option<CpuTime> {
+        self.0.server_stats().await.ok().map(|s| s.cpu)
+    }
+}
+
+/// The in-process server's CPU: the process minus this client thread.
+struct InProcessCpu;
+
+impl ServerCpu for InProcessCpu {
+    async fn read(&mut self) -> Option<CpuTime> {
+        Some(CpuTime::process().since(CpuTime::thread()))
+    }
+}
+
+enum AnyServerCpu {
+    Control(ControlCpu),
+    InProcess(InProcessCpu),
+    None(NoServerCpu),
+}
+
+impl ServerCpu for AnyServerCpu {
+    async fn read(&mut self) -> Option<CpuTime> {
+        match self {
+            AnyServerCpu::Control(c) => c.read().await,
+            AnyServerCpu::InProcess(c) => c.read().await,
+            AnyServerCpu::None(c) => c.read().await,
+        }
+    }
+}
+
+/// Opens the server CPU source; returns it and how it measures.
+async fn server_cpu(job: &CellJob) -> (AnyServerCpu, String) {
+    if job.spec.transport == TransportKind::Inproc {
+        return (AnyServerCpu::None(NoServerCpu), "inproc: the server's work is in the client's CPU".into());
+    }
+    match &job.server_cpu {
+        ServerCpuSource::Control(endpoint) => {
+            let config = ClientConfig { connections: 1, ..job.client.clone() };
+            match <wirebench_transports::tcp::Tcp as Transport>::connect(endpoint, &config).await {
+                Ok(client) => (AnyServerCpu::Control(ControlCpu(client)), "server process, getrusage".into()),
+                Err(e) => (AnyServerCpu::None(NoServerCpu), format!("unavailable: control connection failed: {e}")),
+            }
+        }
+        ServerCpuSource::InProcess => {
+            (AnyServerCpu::InProcess(InProcessCpu), "in-process: process CPU minus the client thread's".into())
+        }
+        ServerCpuSource::Unavailable(why) => (AnyServerCpu::None(NoServerCpu), format!("unavailable: {why}")),
+    }
+}
+
+// --------------------------------------------------------------- visitors
+
+struct FormatCell<'a> {
+    job: &'a CellJob,
+    format: FormatId,
+    stop: Arc<AtomicBool>,
+}
+
+impl<'a> TransportVisitor for FormatCell<'a> {
+    type Output = BoxFuture<'a>;
+
+    fn visit<T: Transport>(self) -> BoxFuture<'a> {
+        self.format.visit(Typed::<T> { job: self.job, stop: self.stop, _t: PhantomData })
+    }
+
+    fn visit_grpc(self) -> BoxFuture<'a> {
+        let (job, stop) = (self.job, self.stop);
+        Box::pin(async move {
+            if self.format != FormatId::Protobuf {
+                let reason = format!("the stock gRPC reference carries protobuf only, not {}", self.format);
+                return Outcome::Done(Box::new(unsupported(&job.spec, reason)));
+            }
+            let sizes = match Sizes::of::<Protobuf>(&job.data) {
+                Ok(sizes) => sizes,
+                Err(e) => return Outcome::Done(Box::new(failed(&job.spec, e, None))),
+            };
+            let client = match wirebench_transports::grpc::GrpcClient::connect(&job.endpoint, &job.client).await {
+                Ok(c) => c,
+                Err(e) => return Outcome::Done(Box::new(failed(&job.spec, format!("cannot connect: {e}"), None))),
+            };
+            let caller = Grpc { client, request: Protobuf::prepare(&job.data.request()), data: job.data.clone() };
+            measure_cell(job, Rc::new(caller), sizes, stop).await
+        })
+    }
+}
+
+struct Typed<'a, T> {
+    job: &'a CellJob,
+    stop: Arc<AtomicBool>,
+    _t: PhantomData<T>,
+}
+
+impl<'a, T: Transport> FormatVisitor for Typed<'a, T> {
+    type Output = BoxFuture<'a>;
+
+    fn visit<F: Format>(self) -> BoxFuture<'a> {
+        let (job, stop) = (self.job, self.stop);
+        Box::pin(async move {
+            let sizes = match Sizes::of::<F>(&job.data) {
+                Ok(sizes) => sizes,
+                Err(e) => return Outcome::Done(Box::new(failed(&job.spec, e, None))),
+            };
+            if T::KIND == TransportKind::Udp {
+                let limit = job.client.max_datagram;
+                for (what, bytes) in [("request", sizes.request), ("reply", sizes.reply)] {
+                    if HEADER_LEN + bytes as usize > limit {
+                        let reason = format!(
+                            "udp: a {}-byte {what} frame exceeds the {limit}-byte datagram limit (--max-datagram, up to 65507)",
+                            HEADER_LEN + bytes as usize
+                        );
+                        return Outcome::Done(Box::new(unsupported(&job.spec, reason)));
+                    }
+                }
+            }
+            let client = match T::connect(&job.endpoint, &job.client).await {
+                Ok(c) => c,
+                Err(e) => return Outcome::Done(Box::new(failed(&job.spec, format!("cannot connect: {e}"), None))),
+            };
+            let caller = Framed::<F, T::Client> {
+                client,
+                request: F::prepare(&job.data.request()),
+                method: job.spec.workload.method(),
+                data: job.data.clone(),
+            };
+            measure_cell(job, Rc::new(caller), sizes, stop).await
+        })
+    }
+}
+
+struct RawCell<'a> {
+    job: &'a CellJob,
+    stop: Arc<AtomicBool>,
+}
+
+impl<'a> TransportVisitor for RawCell<'a> {
+    type Output = BoxFuture<'a>;
+
+    fn visit<T: Transport>(self) -> BoxFuture<'a> {
+        let (job, stop) = (self.job, self.stop);
+        Box::pin(async move {
+            let shape = job.raw_shape;
+            if T::KIND == TransportKind::Udp && shape.request.max(shape.reply) > job.client.max_datagram {
+                let reason = format!(
+                    "udp: a {}-byte datagram exceeds the {}-byte datagram limit (--max-datagram, up to 65507)",
+                    shape.request.max(shape.reply),
+                    job.client.max_datagram
+                );
+                return Outcome::Done(Box::new(unsupported(&job.spec, reason)));
+            }
+            let raw = match T::connect_raw(&job.endpoint, &job.client, shape).await {
+                Ok(r) => r,
+                Err(e) => return Outcome::Done(Box::new(failed(&job.spec, format!("cannot connect: {e}"), None))),
+            };
+            let sizes = Sizes {
+                request: shape.request as u64,
+                reply: shape.reply as u64,
+                request_zstd: None,
+                reply_zstd: None,
+            };
+            match measure_cell(job, Rc::new(Raw(raw)), sizes, stop).await {
+                Outcome::Done(mut cell) => {
+                    cell.raw_shape = Some([shape.request as u64, shape.reply as u64]);
+                    Outcome::Done(cell)
+                }
+                other => other,
+            }
+        })
+    }
+
+    fn visit_grpc(self) -> BoxFuture<'a> {
+        // Plans never ask for a raw grpc cell: grpc's floor is raw http2.
+        let spec = self.job.spec;
+        Box::pin(async move { Outcome::Done(Box::new(unsupported(&spec, "grpc's baseline is raw http2".into()))) })
+    }
+}
+
+// ------------------------------------------------------------- measuring
+
+/// Encoded sizes of a cell's messages.
+#[derive(Clone, Copy, Debug)]
+pub struct Sizes {
+    /// Request bytes.
+    pub request: u64,
+    /// Reply bytes.
+    pub reply: u64,
+    /// zstd (level 3) of the request.
+    pub request_zstd: Option<u64>,
+    /// zstd (level 3) of the reply.
+    pub reply_zstd: Option<u64>,
+}
+
+impl Sizes {
+    /// Encodes the workload's request and correct reply in `F` once.
+    pub fn of<F: Format>(data: &Dataset) -> Result<Sizes, String> {
+        let mut scratch = F::Scratch::default();
+        let request =
+            F::encode_request(&mut scratch, &F::prepare(&data.request())).map_err(|e| e.to_string())?.to_vec();
+        let reply = F::encode_reply(&mut scratch, &data.reply()).map_err(|e| e.to_string())?.to_vec();
+        let zstd = |bytes: &[u8]| zstd::bulk::compress(bytes, 3).ok().map(|z| z.len() as u64);
+        Ok(Sizes {
+            request: request.len() as u64,
+            reply: reply.len() as u64,
+            request_zstd: zstd(&request),
+            reply_zstd: zstd(&reply),
+        })
+    }
+}
+
+async fn measure_cell<C: Caller>(job: &CellJob, caller: Rc<C>, sizes: Sizes, stop: Arc<AtomicBool>) -> Outcome {
+    let (mut server, server_cpu) = server_cpu(job).await;
+    let measured = measure::run(caller, job.spec.load, job.timing, job.seed, &mut server, stop).await;
+    if measured.interrupted {
+        return Outcome::Interrupted;
+    }
+    Outcome::Done(Box::new(to_cell(job, measured, sizes, server_cpu)))
+}
+
+fn latency(h: &Histogram<u64>) -> Latency {
+    Latency {
+        min: h.min(),
+        p50: h.value_at_quantile(0.50),
+        p90: h.value_at_quantile(0.90),
+        p99: h.value_at_quantile(0.99),
+        p999: h.value_at_quantile(0.999),
+        p9999: h.value_at_quantile(0.9999),
+        max: h.max(),
+        mean: h.mean(),
+    }
+}
+
+/// Turns a measurement into a results-file cell: `failed` if any call
+/// failed (the measurements are kept), `ok` otherwise.
+fn to_cell(job: &CellJob, m: Measured, sizes: Sizes, server_cpu: String) -> Cell {
+    let calls = m.calls.max(1) as f64;
+    let secs = m.window.as_secs_f64().max(1e-9);
+    let per_call = |d: std::time::Duration| d.as_secs_f64() * 1e6 / calls;
+    let wire = job.spec.transport != TransportKind::Inproc;
+    let open = matches!(job.spec.load.model, LoadModel::Open { .. });
+    let metrics = Metrics {
+        calls: m.calls,
+        duration_s: secs,
+        calls_per_sec: m.calls as f64 / secs,
+        mb_per_sec: m.calls as f64 * (sizes.request + sizes.reply) as f64 / secs / 1e6,
+        latency_kind: if open { "corrected" } else { "call" }.to_owned(),
+        latency: latency(&m.latency),
+        latency_uncorrected: m.uncorrected.as_ref().map(latency),
+        send_lag_p99_ns: m.send_lag.as_ref().map(|h| h.value_at_quantile(0.99)),
+        request_bytes: sizes.request,
+        reply_bytes: sizes.reply,
+        request_zstd_bytes: sizes.request_zstd,
+        reply_zstd_bytes: sizes.reply_zstd,
+        wire_sent_per_call: wire.then(|| m.wire.bytes_sent as f64 / calls),
+        wire_received_per_call: wire.then(|| m.wire.bytes_received as f64 / calls),
+        client_user_us_per_call: per_call(m.client_cpu.user),
+        client_system_us_per_call: per_call(m.client_cpu.system),
+        server_user_us_per_call: m.server_cpu.map(|c| per_call(c.user)),
+        server_system_us_per_call: m.server_cpu.map(|c| per_call(c.system)),
+        server_cpu: if m.server_cpu.is_some()
+            || server_cpu.starts_with("unavailable")
+            || server_cpu.starts_with("inproc")
+        {
+            server_cpu
+        } else {
+            "unavailable: the server did not answer the stats call".into()
+        },
+        errors: m.errors,
+        timeouts: m.timeouts,
+        wrong_replies: m.wrong,
+        late_replies: m.wire.late_replies,
+        overhead_p50: None,
+    };
+    let sample_secs = secs / m.samples.len().max(1) as f64;
+    let samples = m
+        .samples
+        .iter()
+        .map(|h| Sample {
+            calls: h.len(),
+            p50_ns: if h.is_empty() { 0 } else { h.value_at_quantile(0.5) },
+            p99_ns: if h.is_empty() { 0 } else { h.value_at_quantile(0.99) },
+            calls_per_sec: h.len() as f64 / sample_secs,
+        })
+        .collect();
+    let failures = m.errors + m.timeouts + m.wrong;
+    let mut cell = if failures > 0 {
+        let mut kinds = Vec::new();
+        for (n, what) in [(m.errors, "errors"), (m.timeouts, "timeouts"), (m.wrong, "wrong replies")] {
+            if n > 0 {
+                kinds.push(format!("{n} {what}"));
+            }
+        }
+        let first = m.first_failure.unwrap_or_default();
+        failed(&job.spec, format!("{} ({} calls recorded); first: {first}", kinds.join(", "), m.calls), Some(metrics))
+    } else if m.calls == 0 {
+        failed(&job.spec, "no call completed in the measured window".into(), Some(metrics))
+    } else {
+        let mut cell = skeleton(&job.spec, CellStatus::Ok, None);
+        cell.metrics = Some(metrics);
+        cell
+    };
+    cell.samples = samples;
+    cell.histogram = histogram::encode(&m.latency).ok();
+    cell.histogram_uncorrected = m.uncorrected.as_ref().and_then(|h| histogram::encode(h).ok());
+    cell
+}

@@ -1,0 +1,500 @@
+//! The command line. `wirebench` alone runs the default matrix.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use wirebench_formats::dataset::{DEFAULT_SEED, parse_size};
+use wirebench_formats::{FormatId, Workload};
+use wirebench_transports::{ClientConfig, Endpoint, ServerConfig, TransportKind};
+
+use crate::plan::{self, ConfigFile, LoadModel, LoadSpec, Matrix, Timing};
+use crate::run::{self, RunOptions};
+use crate::servers::{Mode, ServerOptions};
+use crate::{affinity, commands, progress, serve};
+
+/// Exit status: some cell failed.
+pub const EXIT_FAILED_CELLS: u8 = 1;
+/// Exit status: bad usage or input.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit status: interrupted (128 + SIGINT).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wirebench",
+    version,
+    about = "Compares serialization formats over transports: latency, throughput, bytes and CPU per call.",
+    long_about = "Compares serialization formats over transports: latency, throughput, bytes and CPU per call.\n\n\
+                  Without a command, runs the default matrix (like `wirebench run`)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the comparison matrix and write a results file (the default).
+    Run(Box<RunArgs>),
+    /// Serve every format on the given transports until SIGINT/SIGTERM.
+    Serve(ServeArgs),
+    /// List the formats and their properties.
+    Formats,
+    /// Write an encoded request (or reply) to stdout.
+    Dump(DumpArgs),
+    /// Print encoded and zstd-compressed sizes of every format and workload.
+    Sizes(SizesArgs),
+}
+
+#[derive(Debug, Args, Default)]
+struct RunArgs {
+    /// A small matrix for smoke tests and CI: one size per workload,
+    /// short windows (about 40 seconds).
+    #[arg(long)]
+    quick: bool,
+    /// Formats, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',')]
+    formats: Option<Vec<String>>,
+    /// Transports, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',')]
+    transports: Option<Vec<String>>,
+    /// Workloads: multiply, echo-<size>, digest-<records>, or echo/digest
+    /// for all default sizes.
+    #[arg(long, value_delimiter = ',')]
+    workloads: Option<Vec<String>>,
+    /// Echo payload sizes, e.g. 16B,1KiB (replaces the echo sizes).
+    #[arg(long, value_delimiter = ',')]
+    sizes: Option<Vec<String>>,
+    /// Digest batch sizes in records, e.g. 1,100 (replaces the digest sizes).
+    #[arg(long, value_delimiter = ',')]
+    records: Option<Vec<String>>,
+    /// Calls in flight, one cell per value (default: 1,64).
+    #[arg(long, value_delimiter = ',')]
+    concurrency: Option<Vec<String>>,
+    /// Connections per cell, calls spread over them (default: 1).
+    #[arg(long)]
+    connections: Option<usize>,
+    /// Measured window per cell, e.g. 200ms, 2s.
+    #[arg(long)]
+    duration: Option<String>,
+    /// Discarded warm-up per cell.
+    #[arg(long)]
+    warmup: Option<String>,
+    /// Sub-windows per cell, the samples for statistics across runs.
+    #[arg(long)]
+    samples: Option<u32>,
+    /// Open loop: this many calls per second per cell, latency corrected
+    /// for coordinated omission (uncorrected kept too). Concurrency is
+    /// then the most calls allowed in flight.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Open loop with Poisson arrivals instead of a constant rate.
+    #[arg(long, requires = "rate")]
+    poisson: bool,
+    /// A TOML matrix file; flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Print the cells that would run, and exit.
+    #[arg(long)]
+    list: bool,
+    /// Run the servers inside this process instead of a child process.
+    #[arg(long, conflicts_with = "connect")]
+    in_process: bool,
+    /// Drive a running `wirebench serve`: T=ADDR[,T=ADDR...], with
+    /// #sha256:PIN for quic and TLS (as `serve` prints them).
+    #[arg(long)]
+    connect: Option<String>,
+    /// Output directory (default: wirebench-results/<time>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// No progress output.
+    #[arg(long)]
+    quiet: bool,
+    /// Per-call deadline (default: 10s; 5s with --quick).
+    #[arg(long)]
+    timeout: Option<String>,
+    /// http2 over TLS (h2c otherwise).
+    #[arg(long)]
+    tls: bool,
+    /// udp datagram limit in bytes (default 1472, at most 65507).
+    #[arg(long)]
+    max_datagram: Option<usize>,
+    /// CPU pinning: auto (client on CPU 0, server on the rest), off, or
+    /// CLIENT/SERVER CPU lists like 0/1-3.
+    #[arg(long, default_value = "auto")]
+    pin: String,
+    /// Data seed.
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    seed: u64,
+    /// Test only: the server answers wrongly.
+    #[arg(long, hide = true)]
+    server_fault: Option<String>,
+    /// Test only: the server pauses PAUSE every PERIOD, e.g. 50ms/500ms.
+    #[arg(long, hide = true)]
+    server_stall: Option<String>,
+    /// Test only: the server process aborts after this long.
+    #[arg(long, hide = true)]
+    server_crash_after: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// A transport to serve; repeat for more. Pairs with --listen in order.
+    #[arg(long = "transport", required = true)]
+    transports: Vec<String>,
+    /// Address for the transport of the same position (default
+    /// 127.0.0.1:0; a path for unix).
+    #[arg(long = "listen")]
+    listens: Vec<String>,
+    /// Serve http2 over TLS with a generated certificate.
+    #[arg(long)]
+    tls: bool,
+    /// Largest request body accepted.
+    #[arg(long, default_value_t = wirebench_transports::frame::DEFAULT_MAX_MESSAGE)]
+    max_message: usize,
+    /// udp datagram limit.
+    #[arg(long, default_value_t = wirebench_transports::udp::DEFAULT_MAX_DATAGRAM)]
+    max_datagram: usize,
+    /// Pin the server to these CPUs, e.g. 1-3.
+    #[arg(long)]
+    cpus: Option<String>,
+    /// Runtime worker threads (default: one per CPU it may use).
+    #[arg(long)]
+    worker_threads: Option<usize>,
+    /// Test only: answer wrongly (wrong-replies).
+    #[arg(long, hide = true)]
+    fault: Option<String>,
+    /// Test only: pause PAUSE every PERIOD.
+    #[arg(long, hide = true)]
+    stall: Option<String>,
+    /// Test only: abort after this long.
+    #[arg(long, hide = true)]
+    crash_after: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct DumpArgs {
+    /// The format.
+    #[arg(long)]
+    format: String,
+    /// multiply, echo or digest (or a full id like echo-1KiB).
+    #[arg(long)]
+    workload: String,
+    /// Echo payload bytes (default 1KiB).
+    #[arg(long)]
+    size: Option<String>,
+    /// Digest records (default 100).
+    #[arg(long)]
+    records: Option<usize>,
+    /// Data seed.
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    seed: u64,
+    /// The encoded reply instead of the request.
+    #[arg(long)]
+    reply: bool,
+    /// A hex dump instead of raw bytes.
+    #[arg(long)]
+    hex: bool,
+}
+
+#[derive(Debug, Args)]
+struct SizesArgs {
+    /// Data seed.
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    seed: u64,
+}
+
+/// Runs the command line; the process's exit status.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
+        }
+    };
+    match dispatch(cli.command.unwrap_or_else(|| Command::Run(Box::default()))) {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = writeln_stderr(&format!("wirebench: {e:#}"));
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+fn writeln_stderr(s: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    writeln!(std::io::stderr(), "{s}")
+}
+
+fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run(args) => run_command(*args),
+        Command::Serve(args) => {
+            serve::serve(serve_options(args)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Formats => {
+            print!("{}", commands::formats());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Dump(args) => {
+            let size =
+                args.size.as_deref().map(|s| parse_size(s).with_context(|| format!("bad size {s:?}"))).transpose()?;
+            let request = commands::DumpRequest {
+                format: args.format.parse().map_err(anyhow::Error::msg)?,
+                workload: commands::workload(&args.workload, size, args.records)?,
+                seed: args.seed,
+                reply: args.reply,
+                hex: args.hex,
+            };
+            commands::dump(request, &mut std::io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sizes(args) => {
+            print!("{}", commands::sizes(&Workload::defaults(), args.seed)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn serve_options(args: ServeArgs) -> anyhow::Result<serve::ServeOptions> {
+    if args.listens.len() > args.transports.len() {
+        bail!("more --listen than --transport");
+    }
+    let mut listen = Vec::new();
+    for (i, t) in args.transports.iter().enumerate() {
+        let kind: TransportKind = t.parse().map_err(anyhow::Error::msg)?;
+        let address = args.listens.get(i).cloned().unwrap_or_else(|| "127.0.0.1:0".into());
+        listen.push((kind, address));
+    }
+    let config = ServerConfig {
+        max_message: args.max_message,
+        max_datagram: args.max_datagram,
+        tls: args.tls,
+        fault: args.fault.as_deref().map(serve::parse_fault).transpose()?.unwrap_or_default(),
+        stall: args.stall.as_deref().map(serve::parse_stall).transpose()?,
+    };
+    Ok(serve::ServeOptions {
+        listen,
+        config,
+        worker_threads: args.worker_threads,
+        cpus: args.cpus.as_deref().map(affinity::parse_cpus).transpose().map_err(anyhow::Error::msg)?,
+        crash_after: args.crash_after.as_deref().map(plan::parse_duration).transpose()?,
+    })
+}
+
+/// Builds the run's options from flags over a config file over defaults.
+fn run_options(args: &RunArgs) -> anyhow::Result<RunOptions> {
+    let file = args.config.as_deref().map(ConfigFile::read).transpose()?.unwrap_or_default();
+    let mut matrix = if args.quick { Matrix::quick() } else { Matrix::default_matrix() };
+    let mut timing = if args.quick { Timing::QUICK } else { Timing::DEFAULT };
+    if let Some(path) = &args.config {
+        matrix.name = file.name.clone().unwrap_or_else(|| path.display().to_string());
+    }
+
+    if let Some(formats) = args.formats.as_ref().or(file.formats.as_ref()) {
+        matrix.formats = plan::parse_names(formats, |s| s.parse::<FormatId>())?;
+    }
+    if let Some(transports) = args.transports.as_ref().or(file.transports.as_ref()) {
+        matrix.transports = plan::parse_names(transports, |s| s.parse::<TransportKind>())?;
+    }
+    if let Some(workloads) = args.workloads.as_ref().or(file.workloads.as_ref()) {
+        matrix.workloads = plan::parse_workloads(workloads)?;
+    }
+    if let Some(sizes) = &args.sizes {
+        let sizes = plan::parse_names(sizes, |s| parse_size(s).ok_or_else(|| format!("bad size {s:?}")))?;
+        let had_echo = matrix.workloads.iter().any(|w| matches!(w, Workload::Echo { .. }));
+        matrix.workloads.retain(|w| !matches!(w, Workload::Echo { .. }));
+        if had_echo || args.workloads.is_none() {
+            matrix.workloads.extend(sizes.into_iter().map(|size| Workload::Echo { size }));
+        }
+    }
+    if let Some(records) = &args.records {
+        let records =
+            plan::parse_names(records, |s| s.parse::<usize>().map_err(|e| format!("bad record count {s:?}: {e}")))?;
+        let had_digest = matrix.workloads.iter().any(|w| matches!(w, Workload::Digest { .. }));
+        matrix.workloads.retain(|w| !matches!(w, Workload::Digest { .. }));
+        if had_digest || args.workloads.is_none() {
+            matrix.workloads.extend(records.into_iter().map(|records| Workload::Digest { records }));
+        }
+    }
+    matrix.workloads.sort();
+    matrix.workloads.dedup();
+
+    let concurrency: Vec<usize> = match (&args.concurrency, &file.concurrency) {
+        (Some(c), _) => {
+            plan::parse_names(c, |s| s.parse::<usize>().map_err(|e| format!("bad concurrency {s:?}: {e}")))?
+        }
+        (None, Some(c)) => c.clone(),
+        (None, None) => matrix.loads.iter().map(|l| l.in_flight).collect(),
+    };
+    if concurrency.contains(&0) {
+        bail!("concurrency must be at least 1");
+    }
+    let connections = args.connections.or(file.connections).unwrap_or(1).max(1);
+    let model = match args.rate.or(file.rate) {
+        Some(rate) if rate > 0.0 && rate.is_finite() => {
+            LoadModel::Open { rate, poisson: args.poisson || file.poisson.unwrap_or(false) }
+        }
+        Some(rate) => bail!("--rate must be a positive number, not {rate}"),
+        None => LoadModel::Closed,
+    };
+    matrix.loads = concurrency.iter().map(|&in_flight| LoadSpec { model, in_flight, connections }).collect();
+
+    if let Some(d) = args.duration.as_ref().or(file.duration.as_ref()) {
+        timing.duration = plan::parse_duration(d)?;
+    }
+    if let Some(d) = args.warmup.as_ref().or(file.warmup.as_ref()) {
+        timing.warmup = plan::parse_duration(d)?;
+    }
+    if let Some(s) = args.samples.or(file.samples) {
+        timing.samples = s.max(1);
+    }
+    if let Some(t) = &args.timeout {
+        timing.timeout = plan::parse_duration(t)?;
+    }
+    if timing.duration < Duration::from_millis(1) {
+        bail!("--duration must be at least 1ms");
+    }
+
+    let mode = match &args.connect {
+        Some(spec) => Mode::Remote(parse_connect(spec)?),
+        None if args.in_process => Mode::InProcess,
+        None => Mode::Process,
+    };
+    let max_datagram = args.max_datagram.unwrap_or(wirebench_transports::udp::DEFAULT_MAX_DATAGRAM);
+    let client =
+        ClientConfig { connections, timeout: timing.timeout, max_datagram, tls: args.tls, ..ClientConfig::default() };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (client_cpus, server_cpus) = match args.pin.as_str() {
+        "off" => (None, None),
+        "auto" => match affinity::default_split(cores) {
+            Some((c, s)) => (Some(c), Some(s)),
+            None => (None, None),
+        },
+        lists => {
+            let (c, s) =
+                lists.split_once('/').context("--pin takes auto, off, or CLIENT/SERVER CPU lists like 0/1-3")?;
+            (
+                Some(affinity::parse_cpus(c).map_err(anyhow::Error::msg)?),
+                Some(affinity::parse_cpus(s).map_err(anyhow::Error::msg)?),
+            )
+        }
+    };
+    let server_config = ServerConfig {
+        max_datagram,
+        tls: args.tls,
+        fault: args.server_fault.as_deref().map(serve::parse_fault).transpose()?.unwrap_or_default(),
+        stall: args.server_stall.as_deref().map(serve::parse_stall).transpose()?,
+        ..ServerConfig::default()
+    };
+    Ok(RunOptions {
+        matrix,
+        timing,
+        seed: args.seed,
+        server: ServerOptions {
+            config: server_config,
+            cpus: if matches!(mode, Mode::Remote(_)) { None } else { server_cpus },
+            crash_after: args.server_crash_after.as_deref().map(plan::parse_duration).transpose()?,
+        },
+        mode,
+        client,
+        client_cpus,
+        out_dir: args.out.clone().unwrap_or_else(run::default_out_dir),
+        quiet: args.quiet,
+        quick: args.quick,
+    })
+}
+
+/// Parses `tcp=127.0.0.1:5000,quic=host:5001#sha256:...`.
+fn parse_connect(spec: &str) -> anyhow::Result<Vec<(TransportKind, Endpoint)>> {
+    spec.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            let (t, address) = item.split_once('=').with_context(|| format!("--connect takes T=ADDR, not {item:?}"))?;
+            let kind: TransportKind = t.parse().map_err(anyhow::Error::msg)?;
+            Ok((kind, Endpoint::parse(kind, address).map_err(anyhow::Error::msg)?))
+        })
+        .collect()
+}
+
+fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let options = run_options(&args)?;
+    if args.list {
+        let cells = options.matrix.cells();
+        for cell in &cells {
+            println!("{}", cell.key());
+        }
+        eprintln_note(&format!("{} cells", cells.len()));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !crate::environment::optimized() && !options.quiet {
+        eprintln_note("note: this is a debug build; measure with `cargo run --release`");
+    }
+    let summary = run::run(options)?;
+    println!("{}", progress::summary(&summary.results));
+    println!("results: {}", summary.results_path.display());
+    Ok(if summary.interrupted {
+        ExitCode::from(EXIT_INTERRUPTED)
+    } else if summary.results.any_failed() {
+        ExitCode::from(EXIT_FAILED_CELLS)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn eprintln_note(s: &str) {
+    let _ = writeln_stderr(s);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> RunOptions {
+        let mut argv = vec!["wirebench", "run"];
+        argv.extend(args);
+        let cli = Cli::try_parse_from(argv).unwrap();
+        let Some(Command::Run(run)) = cli.command else { panic!() };
+        run_options(&run).unwrap()
+    }
+
+    #[test]
+    fn flags_shape_the_matrix() {
+        let o = parse(&[
+            "--formats",
+            "json,bincode",
+            "--transports",
+            "tcp",
+            "--workloads",
+            "echo",
+            "--sizes",
+            "64KiB",
+            "--concurrency",
+            "1,8",
+        ]);
+        assert_eq!(o.matrix.formats, vec![FormatId::Json, FormatId::Bincode]);
+        assert_eq!(o.matrix.workloads, vec![Workload::Echo { size: 65536 }]);
+        assert_eq!(o.matrix.loads.iter().map(|l| l.in_flight).collect::<Vec<_>>(), vec![1, 8]);
+        let open = parse(&["--rate", "1000", "--poisson", "--concurrency", "4"]);
+        assert_eq!(open.matrix.loads[0].to_string(), "p1000c4");
+        let quick = parse(&["--quick"]);
+        assert_eq!(quick.timing, Timing::QUICK);
+        assert_eq!(quick.matrix.workloads.len(), 3);
+    }
+
+    #[test]
+    fn connect_specs_parse() {
+        let pin = format!("#sha256:{}", "ab".repeat(32));
+        let parsed = parse_connect(&format!("tcp=127.0.0.1:1,quic=127.0.0.1:2{pin}")).unwrap();
+        assert_eq!(parsed.len(), 2);
+        assert!(parsed[1].1.pin.is_some());
+        assert!(parse_connect("tcp").is_err());
+        assert!(parse_connect("smtp=1.2.3.4:25").is_err());
+    }
+}

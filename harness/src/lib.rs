@@ -1,0 +1,28 @@
+//! The wirebench harness: the `wirebench` command.
+//!
+//! - [`plan`]: the matrix, its cells and their keys.
+//! - [`servers`]: the server side: a child `wirebench serve` process (so
+//!   client and server CPU are counted apart), in-process, or remote.
+//! - [`cell`]: one cell: connect, measure, verify, describe.
+//! - [`measure`]: the closed- and open-loop load generators and what they
+//!   record (HdrHistograms, CPU, bytes on the wire).
+//! - [`run`]: the matrix, cell by cell, into an atomically written
+//!   results file that survives failures and Ctrl-C.
+//! - [`serve`], [`commands`]: the other subcommands.
+//!
+//! The key design decision: the measured window is defined by the
+//! snapshots taken at its edges (client thread CPU, wire counters, server
+//! CPU), and only calls completing between them are recorded, so every
+//! per-call figure divides quantities measured over the same interval.
+
+pub mod affinity;
+pub mod cell;
+pub mod cli;
+pub mod commands;
+pub mod environment;
+pub mod measure;
+pub mod plan;
+pub mod progress;
+pub mod run;
+pub mod serve;
+pub mod servers;

@@ -1,0 +1,348 @@
+//! `wirebench run`: the matrix, cell by cell, into a results file.
+//!
+//! Nothing is lost on the way: the results file is rewritten atomically as
+//! cells finish (at most every half second, and always at the end), a
+//! failing cell is recorded and the run goes on, a crashed server process
+//! is restarted for the next cell, and Ctrl-C stops after recording every
+//! finished cell in a valid file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use wirebench_formats::protobuf::Protobuf;
+use wirebench_formats::{Dataset, FormatId, Workload};
+use wirebench_reports::SCHEMA_VERSION;
+use wirebench_reports::model::{Cell, CellStatus, FormatInfo, Results, RunConfig, Tool, TransportInfo};
+use wirebench_transports::{ClientConfig, RawShape, TransportKind};
+
+use crate::affinity;
+use crate::cell::{self, CellJob, Outcome, Sizes};
+use crate::environment;
+use crate::plan::{CellSpec, Matrix, Timing};
+use crate::progress::Progress;
+use crate::servers::{Mode, ServerOptions, Servers};
+
+/// Everything `wirebench run` was asked to do.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// The matrix.
+    pub matrix: Matrix,
+    /// Per-cell timing.
+    pub timing: Timing,
+    /// Data seed.
+    pub seed: u64,
+    /// Where the servers run.
+    pub mode: Mode,
+    /// Client settings.
+    pub client: ClientConfig,
+    /// Server settings.
+    pub server: ServerOptions,
+    /// CPUs of the client thread.
+    pub client_cpus: Option<Vec<usize>>,
+    /// Output directory.
+    pub out_dir: PathBuf,
+    /// No progress output.
+    pub quiet: bool,
+    /// `--quick` was given (recorded in the results).
+    pub quick: bool,
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct RunSummary {
+    /// The results file.
+    pub results_path: PathBuf,
+    /// The results.
+    pub results: Results,
+    /// The run was interrupted.
+    pub interrupted: bool,
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    if STOP.swap(true, Ordering::SeqCst) {
+        // A second Ctrl-C: leave now. The file on disk is complete as of
+        // the last write (writes are atomic).
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(130) };
+    }
+}
+
+/// Stops the run at the next cell boundary on SIGINT (Ctrl-C) or SIGTERM.
+fn install_interrupt() -> Arc<AtomicBool> {
+    // SAFETY: installing a handler that only touches an atomic (and
+    // `_exit`s on the second signal).
+    unsafe {
+        libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_sigint as *const () as libc::sighandler_t);
+    }
+    let flag = Arc::new(AtomicBool::new(false));
+    let relay = flag.clone();
+    // Cells watch an Arc; relay the static flag into it.
+    std::thread::spawn(move || {
+        while !STOP.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        relay.store(true, Ordering::SeqCst);
+    });
+    flag
+}
+
+/// The raw ping-pong sizes of a workload: its protobuf request and reply
+/// (protobuf is the reference encoding, as gRPC's), at least 16 bytes.
+pub fn raw_shape(data: &Dataset) -> RawShape {
+    let sizes =
+        Sizes::of::<Protobuf>(data).unwrap_or(Sizes { request: 16, reply: 16, request_zstd: None, reply_zstd: None });
+    RawShape { request: (sizes.request as usize).max(16), reply: (sizes.reply as usize).max(16) }
+}
+
+/// The transports a run serves: the matrix's and their baselines'.
+pub fn transports_needed(cells: &[CellSpec]) -> Vec<TransportKind> {
+    let mut all: Vec<TransportKind> = cells.iter().map(|c| c.transport).collect();
+    all.sort();
+    all.dedup();
+    all
+}
+
+fn format_infos(formats: &[FormatId]) -> BTreeMap<String, FormatInfo> {
+    formats
+        .iter()
+        .map(|f| {
+            let p = f.properties();
+            let info = FormatInfo {
+                library: p.library.into(),
+                self_describing: p.self_describing,
+                schema: p.schema.into(),
+                zero_copy: p.zero_copy,
+                validation: p.validation.into(),
+                unvalidated_access: p.unvalidated_access,
+                layout: p.layout.into(),
+            };
+            (f.name().to_owned(), info)
+        })
+        .collect()
+}
+
+fn transport_infos(transports: &[TransportKind]) -> BTreeMap<String, TransportInfo> {
+    transports
+        .iter()
+        .map(|t| {
+            let p = t.properties();
+            let info = TransportInfo {
+                library: p.library.into(),
+                security: p.security.into(),
+                delivery: p.delivery.into(),
+                multiplexing: p.multiplexing.into(),
+                framing: p.framing.into(),
+                wire_bytes: p.wire_bytes.into(),
+            };
+            (t.name().to_owned(), info)
+        })
+        .collect()
+}
+
+/// A results file with no cells yet.
+pub fn empty_results(options: &RunOptions, cells: &[CellSpec]) -> Results {
+    let pinning = match (&options.client_cpus, &options.server.cpus) {
+        (Some(c), Some(s)) => format!("client:{} server:{}", affinity::format_cpus(c), affinity::format_cpus(s)),
+        _ => "off".into(),
+    };
+    let server = match options.mode {
+        Mode::Process => "process",
+        Mode::InProcess => "in-process",
+        Mode::Remote(_) => "remote",
+    };
+    Results {
+        schema_version: SCHEMA_VERSION,
+        tool: Tool { name: "wirebench".into(), version: env!("CARGO_PKG_VERSION").into() },
+        environment: environment::capture(),
+        config: RunConfig {
+            duration_ms: options.timing.duration.as_millis() as u64,
+            warmup_ms: options.timing.warmup.as_millis() as u64,
+            samples: options.timing.samples,
+            seed: options.seed,
+            server: server.into(),
+            pinning,
+            client_threads: 1,
+            timeout_ms: options.client.timeout.as_millis() as u64,
+            max_datagram: options.client.max_datagram,
+            tls: options.client.tls,
+            quick: options.quick,
+            matrix: options.matrix.name.clone(),
+        },
+        formats: format_infos(&options.matrix.formats),
+        transports: transport_infos(&transports_needed(cells)),
+        cells: BTreeMap::new(),
+        instructions: None,
+        interrupted: false,
+    }
+}
+
+/// Sets a cell's overhead over its raw baseline, if both are measured.
+fn set_overhead(cell: &mut Cell, cells: &BTreeMap<String, Cell>) {
+    let baseline_p50 = cell
+        .baseline
+        .as_ref()
+        .and_then(|key| cells.get(key))
+        .filter(|b| b.status == CellStatus::Ok)
+        .and_then(|b| b.metrics.as_ref())
+        .map(|m| m.latency.p50);
+    if let (Some(metrics), Some(base)) = (cell.metrics.as_mut(), baseline_p50)
+        && base > 0
+    {
+        metrics.overhead_p50 = Some(metrics.latency.p50 as f64 / base as f64);
+    }
+}
+
+/// Runs one cell on a fresh thread pinned to the client CPUs; a panic in
+/// the cell fails the cell, not the run.
+fn run_on_client_thread(job: CellJob, stop: Arc<AtomicBool>, cpus: Option<Vec<usize>>) -> Outcome {
+    let spec = job.spec;
+    let thread = std::thread::Builder::new().name("wirebench-client".into()).spawn(move || {
+        if let Some(cpus) = &cpus {
+            let _ = affinity::pin_current_thread(cpus);
+        }
+        cell::run(&job, stop)
+    });
+    match thread.map(std::thread::JoinHandle::join) {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(panic)) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_else(|| "unknown panic".into());
+            Outcome::Done(Box::new(cell::failed(&spec, format!("the cell panicked: {message}"), None)))
+        }
+        Err(e) => Outcome::Done(Box::new(cell::failed(&spec, format!("cannot start a client thread: {e}"), None))),
+    }
+}
+
+/// Runs the matrix and writes `results.json` into the output directory.
+pub fn run(options: RunOptions) -> anyhow::Result<RunSummary> {
+    let mut cells = options.matrix.cells();
+    if let Mode::Remote(given) = &options.mode {
+        // A remote server serves what it serves; inproc always runs here.
+        cells.retain(|c| c.transport == TransportKind::Inproc || given.iter().any(|(t, _)| *t == c.transport));
+    }
+    std::fs::create_dir_all(&options.out_dir)
+        .with_context(|| format!("cannot create {}", options.out_dir.display()))?;
+    let results_path = options.out_dir.join("results.json");
+    let stop = install_interrupt();
+
+    let datasets: BTreeMap<Workload, Arc<Dataset>> =
+        options.matrix.workloads.iter().map(|&w| (w, Arc::new(Dataset::generate(w, options.seed)))).collect();
+    let shapes: BTreeMap<Workload, RawShape> = datasets.iter().map(|(&w, d)| (w, raw_shape(d))).collect();
+
+    let mut servers = Servers::start(&options.mode, &transports_needed(&cells), &options.server, &options.out_dir)?;
+    let mut results = empty_results(&options, &cells);
+    results.write_atomic(&results_path).with_context(|| format!("cannot write {}", results_path.display()))?;
+
+    let mut progress = Progress::new(cells.len() as u64, options.quiet);
+    let mut last_write = Instant::now();
+    let mut interrupted = false;
+    for spec in &cells {
+        if stop.load(Ordering::Relaxed) {
+            interrupted = true;
+            break;
+        }
+        progress.start(&spec.key());
+        // A server that died between cells is restarted before the next.
+        if let Some(note) = servers.check_child(&options.server, &options.out_dir) {
+            tracing::warn!("{note}");
+        }
+        let Some(endpoint) = servers.endpoint(spec.transport).cloned() else {
+            let cell = cell::unsupported(spec, format!("no {} server in this run", spec.transport));
+            progress.finish(&cell);
+            results.cells.insert(cell.key.clone(), cell);
+            continue;
+        };
+        let job = CellJob {
+            spec: *spec,
+            data: datasets[&spec.workload].clone(),
+            endpoint,
+            client: options.client.clone(),
+            timing: options.timing,
+            raw_shape: shapes[&spec.workload],
+            server_cpu: servers.cpu_source(),
+            seed: options.seed,
+        };
+        let mut cell = match run_on_client_thread(job, stop.clone(), options.client_cpus.clone()) {
+            Outcome::Interrupted => {
+                interrupted = true;
+                break;
+            }
+            Outcome::Done(cell) => *cell,
+        };
+        // A server that died during the cell fails it, whatever the cell
+        // itself saw.
+        if let Some(note) = servers.check_child(&options.server, &options.out_dir) {
+            let seen = cell.error.take().map(|e| format!(" (the cell saw: {e})")).unwrap_or_default();
+            cell.status = CellStatus::Failed;
+            cell.error = Some(format!("{note} during this cell{seen}"));
+        }
+        set_overhead(&mut cell, &results.cells);
+        progress.finish(&cell);
+        results.cells.insert(cell.key.clone(), cell);
+        if last_write.elapsed() > Duration::from_millis(500) {
+            results.write_atomic(&results_path).with_context(|| format!("cannot write {}", results_path.display()))?;
+            last_write = Instant::now();
+        }
+    }
+    progress.done();
+    results.interrupted = interrupted;
+    results.environment.finished_at = environment::now_rfc3339();
+    results.write_atomic(&results_path).with_context(|| format!("cannot write {}", results_path.display()))?;
+    drop(servers);
+    Ok(RunSummary { results_path, results, interrupted })
+}
+
+/// Where a run writes by default: `wirebench-results/<timestamp>/`.
+pub fn default_out_dir() -> PathBuf {
+    Path::new("wirebench-results").join(environment::stamp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_shapes_follow_protobuf_sizes() {
+        let small = raw_shape(&Dataset::generate(Workload::Multiply, 1));
+        // protobuf Multiply: a 17-byte request, an 11-byte reply (floored at 16).
+        assert_eq!((small.request, small.reply), (17, 16));
+        let echo = raw_shape(&Dataset::generate(Workload::Echo { size: 1024 }, 1));
+        assert!(echo.request > 1024 && echo.request < 1040, "{echo:?}");
+        let digest = raw_shape(&Dataset::generate(Workload::Digest { records: 100 }, 1));
+        assert!(digest.request > 5000 && digest.reply == 16, "{digest:?}");
+    }
+
+    #[test]
+    fn overhead_is_the_ratio_of_p50s() {
+        use crate::plan::Subject;
+        let spec = |subject| CellSpec {
+            workload: Workload::Multiply,
+            subject,
+            transport: TransportKind::Tcp,
+            load: crate::plan::LoadSpec { model: crate::plan::LoadModel::Closed, in_flight: 1, connections: 1 },
+        };
+        let with_p50 = |spec: &CellSpec, p50| {
+            let mut c = cell::skeleton(spec, CellStatus::Ok, None);
+            let mut m = wirebench_reports::model::Metrics::default();
+            m.latency.p50 = p50;
+            c.metrics = Some(m);
+            c
+        };
+        let raw = with_p50(&spec(Subject::Raw), 20_000);
+        let mut cells = BTreeMap::new();
+        cells.insert(raw.key.clone(), raw);
+        let mut json = with_p50(&spec(Subject::Format(FormatId::Json)), 25_000);
+        set_overhead(&mut json, &cells);
+        assert_eq!(json.metrics.unwrap().overhead_p50, Some(1.25));
+    }
+}

@@ -1,0 +1,454 @@
+//! The results file: one JSON document per run, `schema_version` first.
+//! Everything a report shows comes from here and nowhere else.
+//!
+//! Compatibility: a reader accepts any file whose `schema_version` is at
+//! most [`SCHEMA_VERSION`]; fields added later are optional, so older files
+//! still read. A newer file is refused with a clear error rather than
+//! misread. `docs/results-schema.md` documents every field.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// The version this build writes and the newest it reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A whole run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Results {
+    /// Format version of this file.
+    pub schema_version: u32,
+    /// The tool that wrote it.
+    pub tool: Tool,
+    /// Where and with what it ran.
+    pub environment: Environment,
+    /// How it was asked to run.
+    pub config: RunConfig,
+    /// Properties of every format in the run, by name.
+    #[serde(default)]
+    pub formats: BTreeMap<String, FormatInfo>,
+    /// Properties of every transport in the run, by name.
+    #[serde(default)]
+    pub transports: BTreeMap<String, TransportInfo>,
+    /// One entry per cell, keyed `{workload}/{format}/{transport}/{load}`.
+    pub cells: BTreeMap<String, Cell>,
+    /// Deterministic instruction counts of encode and decode, if measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<Instructions>,
+    /// The run stopped early (Ctrl-C): cells not in `cells` never ran.
+    #[serde(default)]
+    pub interrupted: bool,
+}
+
+/// The writer of a results file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tool {
+    /// `wirebench`.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+}
+
+/// The machine and build a run happened on.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Environment {
+    /// `model name` from /proc/cpuinfo.
+    pub cpu_model: String,
+    /// Logical CPUs available to the process.
+    pub cores: usize,
+    /// Kernel release.
+    pub kernel: String,
+    /// Operating system name.
+    pub os: String,
+    /// Host name.
+    pub hostname: String,
+    /// `rustc -V` of the build.
+    pub rustc: String,
+    /// Versions of the libraries that shape the results.
+    pub crate_versions: BTreeMap<String, String>,
+    /// Commit the binary was built from (`unknown` outside git).
+    pub git_commit: String,
+    /// The build had uncommitted changes.
+    pub git_dirty: bool,
+    /// `release`, `debug`, ... with the optimization level.
+    pub build_profile: String,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    /// RFC 3339, UTC; empty while running.
+    pub finished_at: String,
+    /// The command line.
+    pub command: Vec<String>,
+}
+
+/// How the run was configured (what makes two runs comparable).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// Measured window per cell, milliseconds.
+    pub duration_ms: u64,
+    /// Discarded warm-up per cell, milliseconds.
+    pub warmup_ms: u64,
+    /// Sub-windows per cell (samples for statistics).
+    pub samples: u32,
+    /// Data seed.
+    pub seed: u64,
+    /// `process` (a spawned `wirebench serve`), `in-process`, or `remote`.
+    pub server: String,
+    /// CPU pinning: `client:<cpus> server:<cpus>`, or `off`.
+    pub pinning: String,
+    /// Client threads.
+    pub client_threads: usize,
+    /// Per-call deadline, milliseconds.
+    pub timeout_ms: u64,
+    /// udp datagram limit, bytes.
+    pub max_datagram: usize,
+    /// http2 over TLS.
+    pub tls: bool,
+    /// `--quick` was given.
+    pub quick: bool,
+    /// Free-form name of the matrix (`default`, `quick`, a config file).
+    pub matrix: String,
+}
+
+/// A format's properties, as the formats crate declares them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormatInfo {
+    /// Library and version.
+    pub library: String,
+    /// Readable without a schema.
+    pub self_describing: bool,
+    /// Where the schema lives.
+    pub schema: String,
+    /// The server reads requests in place.
+    pub zero_copy: bool,
+    /// How input is checked.
+    pub validation: String,
+    /// An unchecked access variant exists (micro-benchmarks only).
+    pub unvalidated_access: bool,
+    /// Layout notes.
+    pub layout: String,
+}
+
+/// A transport's properties.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransportInfo {
+    /// Library.
+    pub library: String,
+    /// Encryption and authentication.
+    pub security: String,
+    /// Delivery guarantees.
+    pub delivery: String,
+    /// How calls share a connection.
+    pub multiplexing: String,
+    /// Per-message framing.
+    pub framing: String,
+    /// How bytes on the wire are counted.
+    pub wire_bytes: String,
+}
+
+/// What happened to a cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CellStatus {
+    /// Measured; every reply verified.
+    Ok,
+    /// Ran and failed (errors, timeouts, wrong replies, a crash).
+    Failed,
+    /// Cannot run (the transport cannot carry it); `error` says why.
+    Unsupported,
+}
+
+/// The load a cell was driven with.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Load {
+    /// `closed`, `open-constant` or `open-poisson`.
+    pub model: String,
+    /// Calls in flight (closed), or the most allowed in flight (open).
+    pub in_flight: usize,
+    /// Connections (sockets) the calls are spread over.
+    pub connections: usize,
+    /// Target calls per second (open loop).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+}
+
+/// One cell of the matrix.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    /// `{workload}/{format}/{transport}/{load}`.
+    pub key: String,
+    /// `multiply`, `echo-1KiB`, `digest-100`.
+    pub workload: String,
+    /// `multiply`, `echo` or `digest`.
+    pub workload_kind: String,
+    /// Echo payload bytes or digest records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Format name, or `raw` for a transport's ping-pong baseline.
+    pub format: String,
+    /// Transport name.
+    pub transport: String,
+    /// The load.
+    pub load: Load,
+    /// `ok`, `failed` or `unsupported`.
+    pub status: CellStatus,
+    /// Why it failed or is unsupported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Key of the raw baseline cell this one is compared with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
+    /// Request and reply bytes of the raw baseline (raw cells).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_shape: Option<[u64; 2]>,
+    /// Measurements (ok cells; failed cells keep what was measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Metrics>,
+    /// Per-sub-window figures, for statistics across samples.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<Sample>,
+    /// The latency histogram (HdrHistogram V2 + deflate, base64), in
+    /// nanoseconds: corrected latency for open-loop cells.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histogram: Option<String>,
+    /// Open loop only: the uncorrected latency histogram.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histogram_uncorrected: Option<String>,
+}
+
+/// Latency percentiles in nanoseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Fastest call.
+    pub min: u64,
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th.
+    pub p99: u64,
+    /// 99.9th.
+    pub p999: u64,
+    /// 99.99th.
+    pub p9999: u64,
+    /// Slowest call.
+    pub max: u64,
+    /// Mean.
+    pub mean: f64,
+}
+
+/// What a cell measured.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    /// Calls completed in the measured window.
+    pub calls: u64,
+    /// The measured window, seconds.
+    pub duration_s: f64,
+    /// Completed calls per second.
+    pub calls_per_sec: f64,
+    /// Encoded request and reply bytes per second, MB (10^6).
+    pub mb_per_sec: f64,
+    /// What `latency` measures: `call` (closed loop: from the call's start
+    /// to its verified reply) or `corrected` (open loop: from the intended
+    /// send time, coordinated omission corrected).
+    pub latency_kind: String,
+    /// Latency.
+    pub latency: Latency,
+    /// Open loop only: from the actual send time (not corrected).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_uncorrected: Option<Latency>,
+    /// Open loop only: how late the generator sent, 99th percentile, ns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_lag_p99_ns: Option<u64>,
+    /// Encoded request bytes (the message, no framing).
+    pub request_bytes: u64,
+    /// Encoded reply bytes.
+    pub reply_bytes: u64,
+    /// zstd (level 3) size of the request (absent for raw cells).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_zstd_bytes: Option<u64>,
+    /// zstd (level 3) size of the reply (absent for raw cells).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_zstd_bytes: Option<u64>,
+    /// Bytes written to the wire per call, framing included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wire_sent_per_call: Option<f64>,
+    /// Bytes read from the wire per call, framing included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wire_received_per_call: Option<f64>,
+    /// Client CPU per call, user, microseconds.
+    pub client_user_us_per_call: f64,
+    /// Client CPU per call, system, microseconds.
+    pub client_system_us_per_call: f64,
+    /// Server CPU per call, user, microseconds (absent when unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_user_us_per_call: Option<f64>,
+    /// Server CPU per call, system, microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_system_us_per_call: Option<f64>,
+    /// How the server CPU was measured, or why it is absent.
+    pub server_cpu: String,
+    /// Calls that ended in an error status or a transport error.
+    pub errors: u64,
+    /// Calls that got no reply in time.
+    pub timeouts: u64,
+    /// Replies that decoded but said the wrong thing.
+    pub wrong_replies: u64,
+    /// Replies that arrived for no waiting call (dropped).
+    pub late_replies: u64,
+    /// p50 over the raw baseline's p50 at the same size and load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overhead_p50: Option<f64>,
+}
+
+/// One sub-window of a cell's measured window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// Calls completed in the sub-window.
+    pub calls: u64,
+    /// Median latency, ns.
+    pub p50_ns: u64,
+    /// 99th percentile, ns.
+    pub p99_ns: u64,
+    /// Calls per second in the sub-window.
+    pub calls_per_sec: f64,
+}
+
+/// Instruction counts (valgrind callgrind): exact and repeatable.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Instructions {
+    /// The tool and version, e.g. `valgrind-3.19.0 callgrind`.
+    pub tool: String,
+    /// `{workload}/{format}/{operation}` -> instructions for one call.
+    pub counts: BTreeMap<String, u64>,
+}
+
+/// Why a results file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Not JSON, or not a results file.
+    #[error("{path} is not a wirebench results file: {reason}")]
+    Malformed {
+        /// The path.
+        path: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// Written by a newer wirebench.
+    #[error("{path} has schema version {found}; this wirebench reads up to version {supported}: use a newer wirebench")]
+    TooNew {
+        /// The path.
+        path: String,
+        /// The file's version.
+        found: u32,
+        /// What this build reads.
+        supported: u32,
+    },
+}
+
+impl Results {
+    /// Reads and checks a results file.
+    pub fn read(path: &Path) -> Result<Results, ReadError> {
+        let name = path.display().to_string();
+        let text = std::fs::read(path).map_err(|source| ReadError::Io { path: name.clone(), source })?;
+        Results::parse(&text, &name)
+    }
+
+    /// Parses results from bytes; `name` labels errors.
+    pub fn parse(text: &[u8], name: &str) -> Result<Results, ReadError> {
+        #[derive(Deserialize)]
+        struct Version {
+            schema_version: Option<u32>,
+        }
+        let malformed = |reason: String| ReadError::Malformed { path: name.to_owned(), reason };
+        let version: Version = serde_json::from_slice(text).map_err(|e| malformed(e.to_string()))?;
+        match version.schema_version {
+            None => return Err(malformed("it has no schema_version".into())),
+            Some(found) if found > SCHEMA_VERSION => {
+                return Err(ReadError::TooNew { path: name.to_owned(), found, supported: SCHEMA_VERSION });
+            }
+            Some(_) => {}
+        }
+        serde_json::from_slice(text).map_err(|e| malformed(e.to_string()))
+    }
+
+    /// Writes the file atomically: a reader (or a crash) sees the old file
+    /// or the new one, never half of one.
+    pub fn write_atomic(&self, path: &Path) -> std::io::Result<()> {
+        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        write_atomic(path, &json)
+    }
+
+    /// Whether any cell failed.
+    pub fn any_failed(&self) -> bool {
+        self.cells.values().any(|c| c.status == CellStatus::Failed)
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same
+/// directory, synced, then renamed over `path`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("results");
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)?;
+    // Make the rename itself durable.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minimal(version: u32) -> String {
+        format!(
+            r#"{{"schema_version":{version},"tool":{{"name":"wirebench","version":"0"}},
+            "environment":{{"cpu_model":"","cores":2,"kernel":"","os":"","hostname":"","rustc":"",
+            "crate_versions":{{}},"git_commit":"","git_dirty":false,"build_profile":"","started_at":"",
+            "finished_at":"","command":[]}},
+            "config":{{"duration_ms":1,"warmup_ms":1,"samples":1,"seed":1,"server":"process","pinning":"off",
+            "client_threads":1,"timeout_ms":1,"max_datagram":1472,"tls":false,"quick":false,"matrix":"t"}},
+            "cells":{{}}}}"#
+        )
+    }
+
+    #[test]
+    fn reads_current_and_refuses_newer_versions() {
+        assert!(Results::parse(minimal(1).as_bytes(), "a.json").is_ok());
+        let err = Results::parse(minimal(2).as_bytes(), "b.json").unwrap_err();
+        assert!(matches!(err, ReadError::TooNew { found: 2, supported: 1, .. }), "{err}");
+        assert!(err.to_string().contains("newer wirebench"), "{err}");
+        let err = Results::parse(b"{\"cells\":{}}", "c.json").unwrap_err();
+        assert!(err.to_string().contains("no schema_version"), "{err}");
+        assert!(Results::parse(b"not json", "d.json").is_err());
+    }
+
+    #[test]
+    fn atomic_write_replaces_whole_files() {
+        let dir = std::env::temp_dir().join(format!("wirebench-atomic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("results.json");
+        write_atomic(&path, b"first").unwrap();
+        write_atomic(&path, b"second").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(Result::ok).collect();
+        assert_eq!(leftovers.len(), 1, "temporary files left behind");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
