@@ -115,12 +115,13 @@ async fn open(
 async fn read_body(body: &mut RecvStream, max: usize) -> Result<Bytes, CallError> {
     let mut first: Option<Bytes> = None;
     let mut rest = BytesMut::new();
+    let mut total = 0;
     while let Some(chunk) = body.data().await {
         let chunk = chunk.map_err(h2_error)?;
         let _ = body.flow_control().release_capacity(chunk.len());
-        let have = first.as_ref().map_or(0, Bytes::len) + rest.len() + chunk.len();
-        if have > max {
-            return Err(CallError::TooLarge { transport: "http2", size: have, limit: max });
+        total += chunk.len();
+        if total > max {
+            return Err(CallError::TooLarge { transport: "http2", size: total, limit: max });
         }
         match &first {
             None => first = Some(chunk),

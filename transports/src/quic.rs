@@ -135,6 +135,26 @@ impl QuicClient {
     }
 }
 
+/// Closes the connections at once, so the server does not keep them until
+/// their idle timeout.
+fn close(connections: &[Connection]) {
+    for c in connections {
+        c.close(VarInt::from_u32(0), b"done");
+    }
+}
+
+impl Drop for QuicClient {
+    fn drop(&mut self) {
+        close(&self.connections);
+    }
+}
+
+impl Drop for QuicRaw {
+    fn drop(&mut self) {
+        close(&self.connections);
+    }
+}
+
 impl crate::Client for QuicClient {
     async fn call(&self, method: Method, format: FormatId, request: &[u8]) -> Result<Bytes, CallError> {
         let connection = &self.connections[self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len()];

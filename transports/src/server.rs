@@ -28,7 +28,8 @@ pub struct ServerConfig {
     pub tls: bool,
     /// Test-only: answer wrongly.
     pub fault: Fault,
-    /// Test-only: pause all serving periodically, like a GC pause.
+    /// Test-only: pause all RPC serving periodically, like a GC pause (the
+    /// raw ping-pong floor, which has no service, is not paused).
     pub stall: Option<Stall>,
 }
 
