@@ -125,6 +125,7 @@ struct Framed<F: Format, C: Client> {
     request: F::Request,
     method: Method,
     data: Arc<Dataset>,
+    inproc: bool,
 }
 
 impl<F: Format, C: Client> Caller for Framed<F, C> {
@@ -142,10 +143,14 @@ impl<F: Format, C: Client> Caller for Framed<F, C> {
     fn counters(&self) -> Counters {
         self.client.counters()
     }
+
+    fn never_waits(&self) -> bool {
+        self.inproc
+    }
 }
 
 /// A transport's raw ping-pong.
-struct Raw<R: RawClient>(R);
+struct Raw<R: RawClient>(R, bool);
 
 impl<R: RawClient> Caller for Raw<R> {
     type Scratch = ();
@@ -157,6 +162,10 @@ impl<R: RawClient> Caller for Raw<R> {
 
     fn counters(&self) -> Counters {
         self.0.counters()
+    }
+
+    fn never_waits(&self) -> bool {
+        self.1
     }
 }
 
@@ -313,6 +322,7 @@ impl<'a, T: Transport> FormatVisitor for Typed<'a, T> {
                 request: F::prepare(&job.data.request()),
                 method: job.spec.workload.method(),
                 data: job.data.clone(),
+                inproc: T::KIND == TransportKind::Inproc,
             };
             measure_cell(job, Rc::new(caller), sizes, stop).await
         })
@@ -349,7 +359,7 @@ impl<'a> TransportVisitor for RawCell<'a> {
                 request_zstd: None,
                 reply_zstd: None,
             };
-            match measure_cell(job, Rc::new(Raw(raw)), sizes, stop).await {
+            match measure_cell(job, Rc::new(Raw(raw, T::KIND == TransportKind::Inproc)), sizes, stop).await {
                 Outcome::Done(mut cell) => {
                     cell.raw_shape = Some([shape.request as u64, shape.reply as u64]);
                     Outcome::Done(cell)
@@ -398,13 +408,32 @@ impl Sizes {
     }
 }
 
+/// Bytes on the wire of one call made alone, after two to settle
+/// connection state (HTTP/2 header tables, QUIC flow control).
+async fn probe<C: Caller>(caller: &C) -> Option<u64> {
+    let mut scratch = C::Scratch::default();
+    for _ in 0..2 {
+        caller.call(&mut scratch).await.ok()?;
+    }
+    let before = caller.counters();
+    caller.call(&mut scratch).await.ok()?;
+    let used = caller.counters().since(before);
+    Some(used.bytes_sent + used.bytes_received)
+}
+
 async fn measure_cell<C: Caller>(job: &CellJob, caller: Rc<C>, sizes: Sizes, stop: Arc<AtomicBool>) -> Outcome {
     let (mut server, server_cpu) = server_cpu(job).await;
+    let probe = if job.spec.transport == TransportKind::Inproc { None } else { probe(&*caller).await };
     let measured = measure::run(caller, job.spec.load, job.timing, job.seed, &mut server, stop).await;
     if measured.interrupted {
         return Outcome::Interrupted;
     }
-    Outcome::Done(Box::new(to_cell(job, measured, sizes, server_cpu)))
+    let mut cell = to_cell(job, measured, sizes, server_cpu);
+    if let Some(m) = cell.metrics.as_mut() {
+        m.wire_probe_bytes = probe;
+        m.wire_exact = matches!(job.spec.transport, TransportKind::Tcp | TransportKind::Unix | TransportKind::Udp);
+    }
+    Outcome::Done(Box::new(cell))
 }
 
 fn latency(h: &Histogram<u64>) -> Latency {
@@ -443,6 +472,8 @@ fn to_cell(job: &CellJob, m: Measured, sizes: Sizes, server_cpu: String) -> Cell
         reply_zstd_bytes: sizes.reply_zstd,
         wire_sent_per_call: wire.then(|| m.wire.bytes_sent as f64 / calls),
         wire_received_per_call: wire.then(|| m.wire.bytes_received as f64 / calls),
+        wire_probe_bytes: None,
+        wire_exact: false,
         client_user_us_per_call: per_call(m.client_cpu.user),
         client_system_us_per_call: per_call(m.client_cpu.system),
         server_user_us_per_call: m.server_cpu.map(|c| per_call(c.user)),

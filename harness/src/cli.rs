@@ -13,7 +13,8 @@ use wirebench_transports::{ClientConfig, Endpoint, ServerConfig, TransportKind};
 use crate::plan::{self, ConfigFile, LoadModel, LoadSpec, Matrix, Timing};
 use crate::run::{self, RunOptions};
 use crate::servers::{Mode, ServerOptions};
-use crate::{affinity, commands, progress, serve};
+use crate::{affinity, commands, instructions, progress, serve};
+use wirebench_reports::Results;
 
 /// Exit status: some cell failed.
 pub const EXIT_FAILED_CELLS: u8 = 1;
@@ -27,6 +28,7 @@ pub const EXIT_INTERRUPTED: u8 = 130;
     name = "wirebench",
     version,
     about = "Compares serialization formats over transports: latency, throughput, bytes and CPU per call.",
+    args_override_self = true,
     long_about = "Compares serialization formats over transports: latency, throughput, bytes and CPU per call.\n\n\
                   Without a command, runs the default matrix (like `wirebench run`)."
 )]
@@ -47,6 +49,115 @@ enum Command {
     Dump(DumpArgs),
     /// Print encoded and zstd-compressed sizes of every format and workload.
     Sizes(SizesArgs),
+    /// Render a results file: index.html, summary.md, results.csv.
+    Report(ReportArgs),
+    /// Compare two results files: a verdict per cell and metric; exit 3 on
+    /// a regression.
+    Compare(CompareArgs),
+    /// Merge repeated runs of one matrix (their samples pool).
+    Merge(MergeArgs),
+    /// Write a results file in another tool's format.
+    Export(ExportArgs),
+    /// Count instructions per encode/decode/access with valgrind's callgrind.
+    Instructions(InstructionsArgs),
+    /// The callgrind child of `instructions` (internal).
+    #[command(name = "__count", hide = true)]
+    Count(CountArgs),
+}
+
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// The results file.
+    results: PathBuf,
+    /// Output directory (default: next to the results file).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct CompareArgs {
+    /// The base results file.
+    base: PathBuf,
+    /// The new results file.
+    new: PathBuf,
+    /// Timing noise threshold, percent.
+    #[arg(long, default_value_t = 5.0)]
+    threshold: f64,
+    /// Instruction-count threshold, percent.
+    #[arg(long, default_value_t = 1.0)]
+    instructions_threshold: f64,
+    /// Significance level after correcting for the number of comparisons.
+    #[arg(long, default_value_t = 0.05)]
+    alpha: f64,
+    /// Multiple-comparison correction: holm or bh (Benjamini-Hochberg).
+    #[arg(long, default_value = "holm")]
+    correction: String,
+    /// Also fail (exit 3) when an exact metric changed.
+    #[arg(long, value_name = "changed")]
+    fail_on: Option<String>,
+    /// Ignore `{cell}:{metric}` matching this glob; repeatable.
+    #[arg(long)]
+    ignore: Vec<String>,
+    /// Compare runs from different machines anyway (timings meaningless).
+    #[arg(long)]
+    force: bool,
+    /// Write comparison.html and comparison.md here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct MergeArgs {
+    /// Results files of the same matrix.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Where to write the merged file.
+    #[arg(long, short)]
+    output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    /// The results file.
+    results: PathBuf,
+    /// bencher, github-smaller, github-bigger or markdown.
+    #[arg(long)]
+    to: String,
+    /// Write here instead of stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct InstructionsArgs {
+    /// Formats, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',')]
+    formats: Option<Vec<String>>,
+    /// Workloads (default: the default matrix's).
+    #[arg(long, value_delimiter = ',')]
+    workloads: Option<Vec<String>>,
+    /// Add the counts to this results file (rewritten atomically).
+    #[arg(long, conflicts_with = "out")]
+    into: Option<PathBuf>,
+    /// Write a results file holding only the counts.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The valgrind binary.
+    #[arg(long, default_value = "valgrind")]
+    valgrind: PathBuf,
+    /// Data seed.
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    seed: u64,
+}
+
+#[derive(Debug, Args)]
+struct CountArgs {
+    #[arg(long)]
+    format: String,
+    #[arg(long, value_delimiter = ',')]
+    workloads: Vec<String>,
+    #[arg(long)]
+    seed: u64,
 }
 
 #[derive(Debug, Args, Default)]
@@ -145,8 +256,8 @@ struct ServeArgs {
     /// A transport to serve; repeat for more. Pairs with --listen in order.
     #[arg(long = "transport", required = true)]
     transports: Vec<String>,
-    /// Address for the transport of the same position (default
-    /// 127.0.0.1:0; a path for unix).
+    /// Address for the --transport before it (default 127.0.0.1:0; a path
+    /// for unix).
     #[arg(long = "listen")]
     listens: Vec<String>,
     /// Serve http2 over TLS with a generated certificate.
@@ -258,17 +369,170 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             print!("{}", commands::sizes(&Workload::defaults(), args.seed)?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Report(args) => {
+            let rendered = wirebench_reports::render_file(&args.results, args.out.as_deref())?;
+            for path in rendered.paths() {
+                println!("{}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Compare(args) => compare_command(args),
+        Command::Merge(args) => {
+            let runs = args.inputs.iter().map(|p| Results::read(p)).collect::<Result<Vec<_>, _>>()?;
+            let merged = wirebench_reports::exports::merge(runs)?;
+            merged.write_atomic(&args.output).with_context(|| format!("cannot write {}", args.output.display()))?;
+            println!("merged {} runs into {}", args.inputs.len(), args.output.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export(args) => {
+            let results = Results::read(&args.results)?;
+            let text = match args.to.as_str() {
+                "bencher" => wirebench_reports::exports::bencher(&results),
+                "github-smaller" => wirebench_reports::exports::github_smaller(&results),
+                "github-bigger" => wirebench_reports::exports::github_bigger(&results),
+                "markdown" => wirebench_reports::render::markdown(&results),
+                other => bail!("unknown export {other:?}: expected bencher, github-smaller, github-bigger or markdown"),
+            };
+            match args.out {
+                Some(path) => wirebench_reports::model::write_atomic(&path, text.as_bytes())
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+                None => print!("{text}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Instructions(args) => instructions_command(args),
+        Command::Count(args) => {
+            let format: FormatId = args.format.parse().map_err(anyhow::Error::msg)?;
+            instructions::child(format, &plan::parse_workloads(&args.workloads)?, args.seed)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
+/// Exit status of `compare` on a regression.
+pub const EXIT_REGRESSION: u8 = 3;
+
+fn compare_command(args: CompareArgs) -> anyhow::Result<ExitCode> {
+    use wirebench_reports::compare::{self, Correction, Options};
+    let base = Results::read(&args.base)?;
+    let new = Results::read(&args.new)?;
+    let options = Options {
+        threshold: args.threshold / 100.0,
+        instructions_threshold: args.instructions_threshold / 100.0,
+        alpha: args.alpha,
+        correction: match args.correction.as_str() {
+            "holm" => Correction::Holm,
+            "bh" | "benjamini-hochberg" => Correction::BenjaminiHochberg,
+            other => bail!("unknown correction {other:?}: expected holm or bh"),
+        },
+        ignore: args.ignore,
+        force: args.force,
+        ..Options::default()
+    };
+    let fail_on_changed = match args.fail_on.as_deref() {
+        None => false,
+        Some("changed") => true,
+        Some(other) => bail!("--fail-on takes `changed`, not {other:?}"),
+    };
+    let comparison = compare::compare(&base, &new, &options)?;
+    let markdown = compare::markdown(&comparison);
+    print!("{markdown}");
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        wirebench_reports::model::write_atomic(&dir.join("comparison.md"), markdown.as_bytes())?;
+        wirebench_reports::model::write_atomic(&dir.join("comparison.html"), compare::html(&comparison).as_bytes())?;
+        println!("\ncomparison: {}", dir.join("comparison.html").display());
+    }
+    Ok(if comparison.regressed() || (fail_on_changed && comparison.changed()) {
+        ExitCode::from(EXIT_REGRESSION)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn instructions_command(args: InstructionsArgs) -> anyhow::Result<ExitCode> {
+    let formats = match &args.formats {
+        Some(f) => plan::parse_names(f, |s| s.parse::<FormatId>())?,
+        None => FormatId::ALL.to_vec(),
+    };
+    let workloads = match &args.workloads {
+        Some(w) => plan::parse_workloads(w)?,
+        None => Workload::defaults(),
+    };
+    let counts = instructions::count(&args.valgrind, &formats, &workloads, args.seed)?;
+    for (key, n) in &counts.counts {
+        println!("{key:<40} {n:>14}");
+    }
+    match (&args.into, &args.out) {
+        (Some(path), _) => {
+            let mut results = Results::read(path)?;
+            results.instructions = Some(counts);
+            results.write_atomic(path).with_context(|| format!("cannot write {}", path.display()))?;
+            println!("instruction counts added to {}", path.display());
+        }
+        (None, Some(path)) => {
+            let options = RunOptions {
+                matrix: Matrix { name: "instructions".into(), formats, transports: vec![], workloads, loads: vec![] },
+                timing: Timing::DEFAULT,
+                seed: args.seed,
+                mode: Mode::Process,
+                client: ClientConfig::default(),
+                server: ServerOptions { config: ServerConfig::default(), cpus: None, crash_after: None },
+                client_cpus: None,
+                out_dir: PathBuf::new(),
+                quiet: true,
+                quick: false,
+            };
+            let mut results = run::empty_results(&options, &[]);
+            results.instructions = Some(counts);
+            results.environment.finished_at = crate::environment::now_rfc3339();
+            results.write_atomic(path).with_context(|| format!("cannot write {}", path.display()))?;
+            println!("instruction counts: {}", path.display());
+        }
+        (None, None) => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Pairs each `--transport` with the `--listen` that follows it (before the
+/// next `--transport`), in command-line order. Clap keeps the two lists
+/// apart, which loses which address belongs to which transport when one is
+/// omitted.
+fn pair_listens(argv: &[String]) -> anyhow::Result<Vec<(String, Option<String>)>> {
+    let mut pairs: Vec<(String, Option<String>)> = Vec::new();
+    let mut args = argv.iter().skip_while(|a| a.as_str() != "serve").skip(1);
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_owned())),
+            _ => (arg.as_str(), None),
+        };
+        let mut value = || inline.clone().or_else(|| args.next().cloned()).context("a flag is missing its value");
+        match flag {
+            "--transport" => pairs.push((value()?, None)),
+            "--listen" => {
+                let address = value()?;
+                match pairs.last_mut() {
+                    Some((_, slot @ None)) => *slot = Some(address),
+                    Some((t, Some(_))) => bail!("two --listen for --transport {t}"),
+                    None => bail!("--listen {address} comes before any --transport"),
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(pairs)
+}
+
 fn serve_options(args: ServeArgs) -> anyhow::Result<serve::ServeOptions> {
-    if args.listens.len() > args.transports.len() {
-        bail!("more --listen than --transport");
+    let argv: Vec<String> = std::env::args().collect();
+    let pairs = pair_listens(&argv)?;
+    if pairs.len() != args.transports.len() {
+        bail!("cannot pair --transport and --listen flags: put each --listen after its --transport");
     }
     let mut listen = Vec::new();
-    for (i, t) in args.transports.iter().enumerate() {
+    for (t, address) in pairs {
         let kind: TransportKind = t.parse().map_err(anyhow::Error::msg)?;
-        let address = args.listens.get(i).cloned().unwrap_or_else(|| "127.0.0.1:0".into());
+        let address = address.unwrap_or_else(|| "127.0.0.1:0".into());
         listen.push((kind, address));
     }
     let config = ServerConfig {
@@ -436,9 +700,19 @@ fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
     if !crate::environment::optimized() && !options.quiet {
         eprintln_note("note: this is a debug build; measure with `cargo run --release`");
     }
+    let out_dir = options.out_dir.clone();
     let summary = run::run(options)?;
     println!("{}", progress::summary(&summary.results));
     println!("results: {}", summary.results_path.display());
+    match wirebench_reports::render_all(&summary.results, &out_dir) {
+        Ok(rendered) => {
+            println!("report:  {}", rendered.html.display());
+            println!("summary: {}", rendered.markdown.display());
+        }
+        // The results file is complete either way; rendering can be redone
+        // with `wirebench report`.
+        Err(e) => eprintln_note(&format!("wirebench: could not render the report: {e}")),
+    }
     Ok(if summary.interrupted {
         ExitCode::from(EXIT_INTERRUPTED)
     } else if summary.results.any_failed() {
@@ -486,6 +760,21 @@ mod tests {
         let quick = parse(&["--quick"]);
         assert_eq!(quick.timing, Timing::QUICK);
         assert_eq!(quick.matrix.workloads.len(), 3);
+    }
+
+    #[test]
+    fn listens_pair_with_the_transport_before_them() {
+        let argv: Vec<String> =
+            "wirebench serve --transport tcp --listen 0.0.0.0:1 --transport quic --transport=unix --listen=/s --tls"
+                .split(' ')
+                .map(String::from)
+                .collect();
+        assert_eq!(
+            pair_listens(&argv).unwrap(),
+            vec![("tcp".into(), Some("0.0.0.0:1".into())), ("quic".into(), None), ("unix".into(), Some("/s".into()))]
+        );
+        let bad: Vec<String> = "wirebench serve --listen x --transport tcp".split(' ').map(String::from).collect();
+        assert!(pair_listens(&bad).is_err());
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod cell;
 pub mod cli;
 pub mod commands;
 pub mod environment;
+pub mod instructions;
 pub mod measure;
 pub mod plan;
 pub mod progress;

@@ -29,6 +29,10 @@ use crate::plan::{LoadModel, LoadSpec, Timing};
 
 /// Highest latency a histogram holds: 60 s, in nanoseconds.
 const MAX_LATENCY_NS: u64 = 60_000_000_000;
+/// A window is extended until at least this many calls completed in it...
+pub const MIN_CALLS: u64 = 20;
+/// ...but never beyond this many times its planned length (or 2 s).
+const MAX_EXTENSION: u32 = 10;
 
 /// One complete call as a cell makes it: encode, send, receive, decode,
 /// verify.
@@ -43,6 +47,13 @@ pub trait Caller: 'static {
 
     /// Wire counters of the underlying client.
     fn counters(&self) -> Counters;
+
+    /// Whether calls complete without ever suspending (inproc). Such a
+    /// caller must yield after every call, or one task would run call after
+    /// call and starve the others and the window task.
+    fn never_waits(&self) -> bool {
+        false
+    }
 }
 
 /// Why a call did not count.
@@ -95,7 +106,8 @@ pub struct Measured {
     pub uncorrected: Option<Histogram<u64>>,
     /// Open loop: actual send minus intended send, ns.
     pub send_lag: Option<Histogram<u64>>,
-    /// Per-sub-window latency histograms.
+    /// Per-sub-window latency histograms (more than planned if the window
+    /// was extended to collect enough calls).
     pub samples: Vec<Histogram<u64>>,
     /// The measured window's length.
     pub window: Duration,
@@ -164,9 +176,13 @@ impl Recorder {
         let Phase::Measuring { start, sample } = self.phase else { return };
         let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1);
         self.latency.saturating_record(ns(latency));
+        // A window extended past its plan grows more sub-windows.
         let index = (done.saturating_duration_since(start).as_nanos() / sample.as_nanos().max(1)) as usize;
-        let last = self.samples.len() - 1;
-        self.samples[index.min(last)].saturating_record(ns(latency));
+        let index = index.min(self.samples.len() + 1024);
+        while self.samples.len() <= index {
+            self.samples.push(histogram());
+        }
+        self.samples[index].saturating_record(ns(latency));
         if let (Some(h), Some(u)) = (&mut self.uncorrected, uncorrected) {
             h.saturating_record(ns(u));
         }
@@ -215,16 +231,20 @@ pub async fn run<C: Caller>(
                 let (caller, recorder, stop) = (caller.clone(), recorder.clone(), stop.clone());
                 local.spawn_local(async move {
                     let mut scratch = C::Scratch::default();
+                    let never_waits = caller.never_waits();
                     while !recorder.borrow().done() && !stop.load(Ordering::Relaxed) {
                         let started = Instant::now();
                         match caller.call(&mut scratch).await {
                             Ok(done) => recorder.borrow_mut().record(done, done - started, None, None),
                             Err(failure) => recorder.borrow_mut().fail(failure),
                         }
-                        // A call that never waits (inproc) would otherwise
-                        // starve the window task; this yields only once the
-                        // task's cooperative budget is spent.
-                        tokio::task::consume_budget().await;
+                        // Outside the timed interval: let the other callers
+                        // and the window task run.
+                        if never_waits {
+                            tokio::task::yield_now().await;
+                        } else {
+                            tokio::task::consume_budget().await;
+                        }
                     }
                 });
             }
@@ -247,10 +267,20 @@ pub async fn run<C: Caller>(
             let start = Instant::now();
             let sample = timing.duration / timing.samples.max(1);
             recorder.borrow_mut().phase = Phase::Measuring { start, sample };
-            let end = start + timing.duration;
-            while Instant::now() < end && !stop.load(Ordering::Relaxed) {
-                // Wake at least every 50 ms to notice an interrupt.
-                timer.sleep_until(end.min(Instant::now() + Duration::from_millis(50))).await;
+            // The planned window, extended (in whole sub-windows) while
+            // fewer than MIN_CALLS calls completed in it: slow cells still
+            // measure something, up to a cap.
+            let mut end = start + timing.duration;
+            let cap = start + (timing.duration * MAX_EXTENSION).max(Duration::from_secs(2));
+            loop {
+                while Instant::now() < end && !stop.load(Ordering::Relaxed) {
+                    // Wake at least every 50 ms to notice an interrupt.
+                    timer.sleep_until(end.min(Instant::now() + Duration::from_millis(50))).await;
+                }
+                if recorder.borrow().calls >= MIN_CALLS || end >= cap || stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                end = (end + sample).min(cap);
             }
             recorder.borrow_mut().phase = Phase::Done;
             let window = start.elapsed();
@@ -495,16 +525,34 @@ mod tests {
         fn counters(&self) -> Counters {
             Counters::default()
         }
+        fn never_waits(&self) -> bool {
+            true
+        }
     }
 
     #[test]
     fn callers_that_never_wait_still_end_their_window() {
         let caller = Rc::new(Instant_ { n: RefCell::new(0) });
-        let load = LoadSpec { model: LoadModel::Closed, in_flight: 2, connections: 1 };
+        // 64 callers: without a yield per call, each would run a whole
+        // cooperative budget of calls before the window task ran again.
+        let load = LoadSpec { model: LoadModel::Closed, in_flight: 64, connections: 1 };
         let started = Instant::now();
         let m = rt().block_on(run(caller, load, timing(100), 1, &mut NoServerCpu, Arc::default()));
         assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(m.window < Duration::from_millis(150), "the window overran: {:?}", m.window);
         assert!(m.calls > 1000, "{}", m.calls);
+    }
+
+    #[test]
+    fn slow_calls_extend_the_window_until_enough_complete() {
+        // 40 ms calls, 1 in flight, a 50 ms window: 1 call at most as planned.
+        let fake = Rc::new(Fake { delay: Duration::from_millis(40), fail_every: None, n: RefCell::new(0) });
+        let load = LoadSpec { model: LoadModel::Closed, in_flight: 1, connections: 1 };
+        let m = rt().block_on(run(fake, load, timing(50), 1, &mut NoServerCpu, Arc::default()));
+        assert!(m.calls >= MIN_CALLS, "{} calls", m.calls);
+        assert!(m.window >= Duration::from_millis(40 * MIN_CALLS), "{:?}", m.window);
+        assert!(m.samples.len() > 4, "extra sub-windows: {}", m.samples.len());
+        assert_eq!(m.samples.iter().map(Histogram::len).sum::<u64>(), m.calls);
     }
 
     #[test]

@@ -144,15 +144,15 @@ impl Timing {
     /// The default matrix's timing: fits the whole matrix in 5 minutes on
     /// 2 cores.
     pub const DEFAULT: Timing = Timing {
-        warmup: Duration::from_millis(60),
-        duration: Duration::from_millis(200),
+        warmup: Duration::from_millis(40),
+        duration: Duration::from_millis(150),
         samples: 10,
         timeout: Duration::from_secs(10),
     };
     /// `--quick`: fits in 45 seconds.
     pub const QUICK: Timing = Timing {
-        warmup: Duration::from_millis(30),
-        duration: Duration::from_millis(70),
+        warmup: Duration::from_millis(20),
+        duration: Duration::from_millis(60),
         samples: 10,
         timeout: Duration::from_secs(5),
     };
@@ -267,7 +267,7 @@ impl ConfigFile {
     }
 }
 
-/// Parses `250ms`, `2s`, `1.5s`, `100us`.
+/// Parses `250ms`, `2s`, `1.5s`, `100us`, `1h`.
 pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
     let s = s.trim();
     let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
@@ -278,7 +278,8 @@ pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
         "ms" => number / 1e3,
         "us" | "µs" => number / 1e6,
         "m" | "min" => number * 60.0,
-        other => bail!("bad duration unit {other:?} in {s:?}: use s, ms or us"),
+        "h" => number * 3600.0,
+        other => bail!("bad duration unit {other:?} in {s:?}: use h, m, s, ms or us"),
     };
     if !seconds.is_finite() || seconds < 0.0 {
         bail!("bad duration {s:?}");

@@ -3,12 +3,22 @@
 //! - [`model`]: the results file (versioned JSON), read and written
 //!   atomically.
 //! - [`histogram`]: latency histograms as they are stored in it.
+//! - [`render`]: the reports rendered from it: a self-contained HTML page,
+//!   a Markdown summary and a CSV of every cell.
+//! - [`compare`]: two results files judged against each other, metric by
+//!   metric (the CI regression gate).
+//! - [`exports`]: Bencher and github-action-benchmark formats, and merging
+//!   repeated runs.
 //!
 //! The key design decision: reports are rendered from a results file
 //! alone, never from a live run, so any report can be regenerated, shared
 //! and compared later.
 
+pub mod compare;
+pub mod exports;
 pub mod histogram;
 pub mod model;
+pub mod render;
 
 pub use model::{Cell, CellStatus, Results, SCHEMA_VERSION};
+pub use render::{RenderError, Rendered, render_all, render_file};

@@ -277,6 +277,15 @@ pub struct Metrics {
     /// Bytes read from the wire per call, framing included.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wire_received_per_call: Option<f64>,
+    /// Bytes on the wire (sent plus received) of one call made alone
+    /// after the warm-up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wire_probe_bytes: Option<u64>,
+    /// The transport makes `wire_probe_bytes` exact (tcp, unix, udp);
+    /// elsewhere protocol chatter (acknowledgements, window updates) makes
+    /// it vary from call to call.
+    #[serde(default)]
+    pub wire_exact: bool,
     /// Client CPU per call, user, microseconds.
     pub client_user_us_per_call: f64,
     /// Client CPU per call, system, microseconds.

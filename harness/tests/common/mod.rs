@@ -1,0 +1,43 @@
+//! Runs the real `wirebench` binary for the harness tests.
+
+#![allow(dead_code, clippy::unwrap_used, unreachable_pub)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use wirebench_reports::model::{CellStatus, Results};
+
+/// `wirebench run` with a tiny, fast matrix and `extra` flags, into `out`.
+pub fn run(out: &Path, extra: &[&str]) -> (Output, Results) {
+    let output = command(out, extra).output().unwrap();
+    let results = Results::read(&out.join("results.json")).unwrap_or_else(|e| {
+        panic!(
+            "{e}\nstdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output, results)
+}
+
+/// The command of `run`, not started.
+pub fn command(out: &Path, extra: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wirebench"));
+    command
+        .args(["run", "--quiet", "--duration", "60ms", "--warmup", "20ms", "--samples", "3", "--out"])
+        .arg(out)
+        .args(extra);
+    command
+}
+
+pub fn statuses(results: &Results) -> Vec<(String, CellStatus)> {
+    results.cells.values().map(|c| (c.key.clone(), c.status)).collect()
+}
+
+pub fn temp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+pub fn out_dir(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("out")
+}

@@ -1,0 +1,139 @@
+//! The CI gate's verdicts on doctored copies of a real results file.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+use std::path::PathBuf;
+
+use wirebench_reports::Results;
+use wirebench_reports::compare::{Correction, Options, Verdict, compare};
+
+fn fixture() -> Results {
+    Results::read(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/quick-slice.json")).unwrap()
+}
+
+/// Scales every latency sample of `key` by `factor`, and its calls/s by
+/// its inverse: the cell got `factor` times slower.
+fn slow_down(results: &mut Results, key: &str, factor: f64) {
+    let cell = results.cells.get_mut(key).unwrap();
+    for s in &mut cell.samples {
+        s.p50_ns = (s.p50_ns as f64 * factor) as u64;
+        s.p99_ns = (s.p99_ns as f64 * factor) as u64;
+        s.calls_per_sec /= factor;
+    }
+}
+
+fn flagged(results: &wirebench_reports::compare::Comparison) -> Vec<(String, &'static str)> {
+    results
+        .rows
+        .iter()
+        .filter(|r| matches!(r.verdict, Verdict::Regressed | Verdict::Broken | Verdict::Changed))
+        .map(|r| (r.key.clone(), r.metric))
+        .collect()
+}
+
+#[test]
+fn a_file_compared_with_itself_has_no_regression() {
+    let base = fixture();
+    let c = compare(&base, &base, &Options::default()).unwrap();
+    assert!(!c.regressed() && !c.changed(), "{:?}", flagged(&c));
+    assert_eq!(c.count(Verdict::Improved), 0);
+    assert!(c.count(Verdict::Unchanged) > 100);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+const SLOWED: [&str; 3] = ["multiply/bincode/http2/c1", "digest-100/raw/http2/c1", "digest-100/protobuf/inproc/c1"];
+
+#[test]
+fn cells_twenty_percent_slower_are_flagged_and_no_others() {
+    let base = fixture();
+    let mut new = base.clone();
+    for key in SLOWED {
+        slow_down(&mut new, key, 1.2);
+    }
+    for correction in [Correction::Holm, Correction::BenjaminiHochberg] {
+        let c = compare(&base, &new, &Options { correction, ..Options::default() }).unwrap();
+        assert!(c.regressed());
+        let mut keys: Vec<String> = flagged(&c).into_iter().map(|(k, _)| k).collect();
+        keys.dedup();
+        let mut want: Vec<String> = SLOWED.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        assert_eq!(keys, want, "{correction:?}");
+        // p50 of each slowed cell is a regression with an interval above 1.05.
+        for key in SLOWED {
+            let row = c.rows.iter().find(|r| r.key == key && r.metric == "p50").unwrap();
+            assert_eq!(row.verdict, Verdict::Regressed, "{key}");
+            assert!(row.interval.unwrap().0 > 1.05, "{key}: {:?}", row.interval);
+            assert!((row.ratio.unwrap() - 1.2).abs() < 0.01, "{key}: {:?}", row.ratio);
+        }
+    }
+}
+
+#[test]
+fn one_percent_slower_is_not_flagged() {
+    let base = fixture();
+    let mut new = base.clone();
+    for key in base.cells.keys().cloned().collect::<Vec<_>>() {
+        slow_down(&mut new, &key, 1.01);
+    }
+    let c = compare(&base, &new, &Options::default()).unwrap();
+    assert!(!c.regressed(), "{:?}", flagged(&c));
+}
+
+#[test]
+fn one_more_encoded_byte_is_changed_not_noise() {
+    let base = fixture();
+    let mut new = base.clone();
+    let key = "digest-100/json/tcp/c1";
+    new.cells.get_mut(key).unwrap().metrics.as_mut().unwrap().request_bytes += 1;
+    let c = compare(&base, &new, &Options::default()).unwrap();
+    assert!(c.changed() && !c.regressed());
+    assert_eq!(flagged(&c), vec![(key.to_owned(), "request bytes")]);
+    let md = wirebench_reports::compare::markdown(&c);
+    assert!(md.contains("Exact metrics changed") && md.contains(key), "{md}");
+}
+
+#[test]
+fn instruction_counts_regress_above_their_threshold() {
+    let mut base = fixture();
+    let mut counts = std::collections::BTreeMap::new();
+    counts.insert("multiply/json/encode".to_owned(), 1000u64);
+    counts.insert("multiply/json/decode".to_owned(), 2000u64);
+    base.instructions = Some(wirebench_reports::model::Instructions { tool: "callgrind".into(), counts });
+    let mut new = base.clone();
+    let n = &mut new.instructions.as_mut().unwrap().counts;
+    *n.get_mut("multiply/json/encode").unwrap() = 1005; // +0.5%: fine
+    *n.get_mut("multiply/json/decode").unwrap() = 2050; // +2.5%: regression
+    let c = compare(&base, &new, &Options::default()).unwrap();
+    let verdict = |k: &str| c.rows.iter().find(|r| r.key == k).unwrap().verdict;
+    assert_eq!(verdict("multiply/json/encode"), Verdict::Unchanged);
+    assert_eq!(verdict("multiply/json/decode"), Verdict::Regressed);
+}
+
+#[test]
+fn different_machines_are_refused_unless_forced() {
+    let base = fixture();
+    let mut new = base.clone();
+    new.environment.cpu_model = "Some Other CPU".into();
+    let err = compare(&base, &new, &Options::default()).unwrap_err();
+    assert!(err.to_string().contains("different machines"), "{err}");
+    let c = compare(&base, &new, &Options { force: true, ..Options::default() }).unwrap();
+    assert!(c.warnings.iter().any(|w| w.contains("different machines")));
+    // Different settings only warn.
+    let mut other = base.clone();
+    other.config.duration_ms += 1;
+    let c = compare(&base, &other, &Options::default()).unwrap();
+    assert!(c.warnings.iter().any(|w| w.contains("window")), "{:?}", c.warnings);
+}
+
+#[test]
+fn ignored_and_broken_cells() {
+    let base = fixture();
+    let mut new = base.clone();
+    slow_down(&mut new, SLOWED[0], 1.5);
+    let broken = "multiply/bincode/tcp/c1";
+    new.cells.get_mut(broken).unwrap().status = wirebench_reports::CellStatus::Failed;
+    let options = Options { ignore: vec![format!("{}:*", SLOWED[0])], ..Options::default() };
+    let c = compare(&base, &new, &options).unwrap();
+    assert_eq!(flagged(&c), vec![(broken.to_owned(), "status")]);
+    assert!(c.count(Verdict::Ignored) >= 3);
+}
