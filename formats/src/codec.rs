@@ -59,7 +59,7 @@ pub trait Format: Send + Sync + 'static {
     /// operation). Only the zero-copy formats support it.
     fn access_request(method: Method, bytes: &[u8]) -> Result<Accessed<'_>, CodecError> {
         let _ = (method, bytes);
-        Err(CodecError::Unsupported { format: Self::NAME, operation: "access in place" })
+        Err(CodecError::unsupported(Self::NAME, "access in place"))
     }
 
     /// The service's reply to a decoded request.
@@ -112,59 +112,68 @@ pub struct Properties {
     pub layout: &'static str,
 }
 
-/// A failure of a codec.
+/// A failure of a codec. The details are boxed: errors are rare, and a
+/// small error type keeps `Result<_, CodecError>` cheap to return on the
+/// hot path, where every call returns one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CodecError {
     /// The bytes are not a valid message (truncated, wrong types, lengths
     /// beyond the buffer, values outside the schema). The peer's fault.
-    #[error("{format}: cannot decode {message}: {reason}")]
-    Decode {
-        /// Format name.
-        format: &'static str,
-        /// Message name, e.g. `Batch`.
-        message: &'static str,
-        /// What was wrong.
-        reason: String,
-    },
+    #[error("{}: cannot decode {}: {}", .0.format, .0.message, .0.reason)]
+    Decode(Box<Detail>),
     /// The message could not be encoded (a value the format cannot
     /// represent). Our fault, not the peer's.
-    #[error("{format}: cannot encode {message}: {reason}")]
-    Encode {
-        /// Format name.
-        format: &'static str,
-        /// Message name.
-        message: &'static str,
-        /// What was wrong.
-        reason: String,
-    },
+    #[error("{}: cannot encode {}: {}", .0.format, .0.message, .0.reason)]
+    Encode(Box<Detail>),
     /// The format does not offer this operation.
-    #[error("{format} does not support {operation}")]
-    Unsupported {
-        /// Format name.
-        format: &'static str,
-        /// The operation asked for.
-        operation: &'static str,
-    },
+    #[error("{}: does not support {}", .0.format, .0.message)]
+    Unsupported(Box<Detail>),
+}
+
+/// What a [`CodecError`] is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detail {
+    /// Format name.
+    pub format: &'static str,
+    /// Message name, e.g. `Batch` (the operation, for `Unsupported`).
+    pub message: &'static str,
+    /// What was wrong.
+    pub reason: String,
 }
 
 impl CodecError {
     /// A decode error of `format` for `message`.
+    #[cold]
     pub fn decode(format: &'static str, message: &'static str, reason: impl fmt::Display) -> CodecError {
-        CodecError::Decode { format, message, reason: reason.to_string() }
+        CodecError::Decode(Box::new(Detail { format, message, reason: reason.to_string() }))
     }
 
     /// An encode error of `format` for `message`.
+    #[cold]
     pub fn encode(format: &'static str, message: &'static str, reason: impl fmt::Display) -> CodecError {
-        CodecError::Encode { format, message, reason: reason.to_string() }
+        CodecError::Encode(Box::new(Detail { format, message, reason: reason.to_string() }))
+    }
+
+    /// `format` does not offer `operation`.
+    #[cold]
+    pub fn unsupported(format: &'static str, operation: &'static str) -> CodecError {
+        CodecError::Unsupported(Box::new(Detail { format, message: operation, reason: String::new() }))
+    }
+
+    /// The details.
+    pub fn detail(&self) -> &Detail {
+        match self {
+            CodecError::Decode(d) | CodecError::Encode(d) | CodecError::Unsupported(d) => d,
+        }
     }
 }
 
 impl From<CodecError> for Status {
     fn from(e: CodecError) -> Status {
         let code = match e {
-            CodecError::Decode { .. } => Code::InvalidArgument,
-            CodecError::Encode { .. } => Code::Internal,
-            CodecError::Unsupported { .. } => Code::Unimplemented,
+            CodecError::Decode(_) => Code::InvalidArgument,
+            CodecError::Encode(_) => Code::Internal,
+            CodecError::Unsupported(_) => Code::Unimplemented,
         };
         Status::new(code, e.to_string())
     }

@@ -68,12 +68,14 @@ fn decode_list<D: Decoder, T>(
 }
 
 impl Encode for Kind {
+    #[inline]
     fn encode<E: Encoder>(&self, e: &mut E) -> Result<(), EncodeError> {
         u32::from(self.value()).encode(e)
     }
 }
 
 impl<C> Decode<C> for Kind {
+    #[inline]
     fn decode<D: Decoder<Context = C>>(d: &mut D) -> Result<Kind, DecodeError> {
         let found = u32::decode(d)?;
         Kind::from_value(found).ok_or(DecodeError::UnexpectedVariant {
@@ -85,6 +87,7 @@ impl<C> Decode<C> for Kind {
 }
 
 impl Encode for Attribute {
+    #[inline]
     fn encode<E: Encoder>(&self, e: &mut E) -> Result<(), EncodeError> {
         self.key.encode(e)?;
         self.value.encode(e)
@@ -92,12 +95,14 @@ impl Encode for Attribute {
 }
 
 impl<C> Decode<C> for Attribute {
+    #[inline]
     fn decode<D: Decoder<Context = C>>(d: &mut D) -> Result<Attribute, DecodeError> {
         Ok(Attribute { key: decode_string(d)?, value: decode_string(d)? })
     }
 }
 
 impl Encode for Location {
+    #[inline]
     fn encode<E: Encoder>(&self, e: &mut E) -> Result<(), EncodeError> {
         self.latitude.encode(e)?;
         self.longitude.encode(e)?;
@@ -106,12 +111,14 @@ impl Encode for Location {
 }
 
 impl<C> Decode<C> for Location {
+    #[inline]
     fn decode<D: Decoder<Context = C>>(d: &mut D) -> Result<Location, DecodeError> {
         Ok(Location { latitude: f64::decode(d)?, longitude: f64::decode(d)?, city: decode_string(d)? })
     }
 }
 
 impl Encode for Record {
+    #[inline]
     fn encode<E: Encoder>(&self, e: &mut E) -> Result<(), EncodeError> {
         self.id.encode(e)?;
         self.user_id.encode(e)?;
@@ -130,6 +137,7 @@ impl Encode for Record {
 }
 
 impl<C> Decode<C> for Record {
+    #[inline]
     fn decode<D: Decoder<Context = C>>(d: &mut D) -> Result<Record, DecodeError> {
         Ok(Record {
             id: u64::decode(d)?,
@@ -150,18 +158,21 @@ impl<C> Decode<C> for Record {
 }
 
 impl Encode for Batch {
+    #[inline]
     fn encode<E: Encoder>(&self, e: &mut E) -> Result<(), EncodeError> {
         self.records.encode(e)
     }
 }
 
 impl<C> Decode<C> for Batch {
+    #[inline]
     fn decode<D: Decoder<Context = C>>(d: &mut D) -> Result<Batch, DecodeError> {
         Ok(Batch { records: decode_list(d, Record::decode)? })
     }
 }
 
 impl Encode for DigestReply {
+    #[inline]
     fn encode<E: Encoder>(&self, e: &mut E) -> Result<(), EncodeError> {
         self.records.encode(e)?;
         self.checksum.encode(e)
@@ -169,6 +180,7 @@ impl Encode for DigestReply {
 }
 
 impl<C> Decode<C> for DigestReply {
+    #[inline]
     fn decode<D: Decoder<Context = C>>(d: &mut D) -> Result<DigestReply, DecodeError> {
         Ok(DigestReply { records: u32::decode(d)?, checksum: u64::decode(d)? })
     }
@@ -178,6 +190,7 @@ impl<C> Decode<C> for DigestReply {
 struct Payload<'a>(&'a [u8]);
 
 impl Encode for Payload<'_> {
+    #[inline]
     fn encode<E: Encoder>(&self, e: &mut E) -> Result<(), EncodeError> {
         self.0.encode(e)
     }
@@ -186,17 +199,20 @@ impl Encode for Payload<'_> {
 struct OwnedPayload(Vec<u8>);
 
 impl<C> Decode<C> for OwnedPayload {
+    #[inline]
     fn decode<D: Decoder<Context = C>>(d: &mut D) -> Result<OwnedPayload, DecodeError> {
         decode_bytes(d).map(OwnedPayload)
     }
 }
 
+#[inline]
 fn write<'s>(scratch: &'s mut Vec<u8>, message: &'static str, value: &impl Encode) -> Result<&'s [u8], CodecError> {
     scratch.clear();
     ::bincode::encode_into_std_write(value, scratch, config()).map_err(|e| CodecError::encode(NAME, message, e))?;
     Ok(scratch)
 }
 
+#[inline]
 fn read<T: Decode<()>>(message: &'static str, bytes: &[u8]) -> Result<T, CodecError> {
     let (value, read) =
         ::bincode::decode_from_slice(bytes, config()).map_err(|e| CodecError::decode(NAME, message, e))?;
@@ -235,6 +251,7 @@ impl Format for Bincode {
         request
     }
 
+    #[inline]
     fn encode_request<'s>(scratch: &'s mut Vec<u8>, request: &Self::Request) -> Result<&'s [u8], CodecError> {
         match request {
             OwnedRequest::Multiply { a, b } => write(scratch, "MultiplyRequest", &(*a, *b)),
@@ -243,6 +260,7 @@ impl Format for Bincode {
         }
     }
 
+    #[inline]
     fn decode_request(method: Method, bytes: &[u8]) -> Result<Self::Request, CodecError> {
         let message = method.request_message();
         Ok(match method {
@@ -255,6 +273,7 @@ impl Format for Bincode {
         })
     }
 
+    #[inline]
     fn encode_reply<'s>(scratch: &'s mut Vec<u8>, reply: &Reply<'_>) -> Result<&'s [u8], CodecError> {
         match reply {
             Reply::Multiply { product } => write(scratch, "MultiplyReply", product),
@@ -263,6 +282,7 @@ impl Format for Bincode {
         }
     }
 
+    #[inline]
     fn decode_reply(method: Method, bytes: &[u8]) -> Result<Reply<'_>, CodecError> {
         let message = method.reply_message();
         Ok(match method {
@@ -272,6 +292,7 @@ impl Format for Bincode {
         })
     }
 
+    #[inline]
     fn respond<'r>(service: &Service, request: &'r Self::Request) -> Result<Reply<'r>, Status> {
         respond_owned(service, request)
     }

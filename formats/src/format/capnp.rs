@@ -127,6 +127,7 @@ impl<const PACKED: bool> CapnpFormat<PACKED> {
     /// message outgrows the pooled first segment, the pool grows and the
     /// message is built again, so the bytes never depend on what the
     /// scratch built before. The rebuild happens once per growth.
+    #[inline]
     fn write<'s>(
         pool: &mut SegmentPool,
         out: &'s mut Vec<u8>,
@@ -169,6 +170,7 @@ impl<const PACKED: bool> CapnpFormat<PACKED> {
 
     /// Opens a message in place (unpacked) or unpacked into `buffer`
     /// (packed), rejecting bytes after it.
+    #[inline]
     fn read<'b>(
         message: &'static str,
         bytes: &'b [u8],
@@ -438,6 +440,7 @@ impl<const PACKED: bool> Format for CapnpFormat<PACKED> {
         request
     }
 
+    #[inline]
     fn encode_request<'s>(scratch: &'s mut Scratch, request: &Self::Request) -> Result<&'s [u8], CodecError> {
         let Scratch { pool, out, .. } = scratch;
         match request {
@@ -457,6 +460,7 @@ impl<const PACKED: bool> Format for CapnpFormat<PACKED> {
         }
     }
 
+    #[inline]
     fn decode_request(method: Method, bytes: &[u8]) -> Result<Self::Request, CodecError> {
         let message = method.request_message();
         let mut buffer = Vec::new();
@@ -479,6 +483,7 @@ impl<const PACKED: bool> Format for CapnpFormat<PACKED> {
         })
     }
 
+    #[inline]
     fn encode_reply<'s>(scratch: &'s mut Scratch, reply: &Reply<'_>) -> Result<&'s [u8], CodecError> {
         let Scratch { pool, out, .. } = scratch;
         match reply {
@@ -499,6 +504,7 @@ impl<const PACKED: bool> Format for CapnpFormat<PACKED> {
         }
     }
 
+    #[inline]
     fn decode_reply(method: Method, bytes: &[u8]) -> Result<Reply<'_>, CodecError> {
         let message = method.reply_message();
         let mut buffer = Vec::new();
@@ -525,9 +531,10 @@ impl<const PACKED: bool> Format for CapnpFormat<PACKED> {
         })
     }
 
+    #[inline]
     fn access_request(method: Method, bytes: &[u8]) -> Result<Accessed<'_>, CodecError> {
         if PACKED {
-            return Err(CodecError::Unsupported { format: Self::NAME, operation: "access in place" });
+            return Err(CodecError::unsupported(Self::NAME, "access in place"));
         }
         let message = method.request_message();
         let mut unused = Vec::new();
@@ -554,10 +561,12 @@ impl<const PACKED: bool> Format for CapnpFormat<PACKED> {
         })
     }
 
+    #[inline]
     fn respond<'r>(service: &Service, request: &'r Self::Request) -> Result<Reply<'r>, Status> {
         respond_owned(service, request)
     }
 
+    #[inline]
     fn serve<'s>(
         service: &Service,
         scratch: &'s mut Scratch,

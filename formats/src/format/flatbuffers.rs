@@ -69,6 +69,7 @@ impl std::fmt::Debug for Scratch {
     }
 }
 
+#[inline]
 fn root<'b, T>(message: &'static str, bytes: &'b [u8]) -> Result<T::Inner, CodecError>
 where
     T: Follow<'b> + Verifiable + 'b,
@@ -124,6 +125,7 @@ fn build_batch(scratch: &mut Scratch, batch: &Batch) -> WIPOffset<fb::Batch<'sta
 }
 
 /// Finishes the builder with `root` and returns the message bytes.
+#[inline]
 fn finish<T>(scratch: &mut Scratch, root: WIPOffset<T>) -> &[u8] {
     scratch.builder.finish_minimal(root);
     scratch.builder.finished_data()
@@ -191,6 +193,7 @@ impl Format for FlatBuffers {
         request
     }
 
+    #[inline]
     fn encode_request<'s>(scratch: &'s mut Scratch, request: &Self::Request) -> Result<&'s [u8], CodecError> {
         scratch.builder.reset();
         Ok(match request {
@@ -211,6 +214,7 @@ impl Format for FlatBuffers {
         })
     }
 
+    #[inline]
     fn decode_request(method: Method, bytes: &[u8]) -> Result<Self::Request, CodecError> {
         let message = method.request_message();
         Ok(match method {
@@ -225,6 +229,7 @@ impl Format for FlatBuffers {
         })
     }
 
+    #[inline]
     fn encode_reply<'s>(scratch: &'s mut Scratch, reply: &Reply<'_>) -> Result<&'s [u8], CodecError> {
         scratch.builder.reset();
         Ok(match reply {
@@ -248,6 +253,7 @@ impl Format for FlatBuffers {
         })
     }
 
+    #[inline]
     fn decode_reply(method: Method, bytes: &[u8]) -> Result<Reply<'_>, CodecError> {
         let message = method.reply_message();
         Ok(match method {
@@ -262,6 +268,7 @@ impl Format for FlatBuffers {
         })
     }
 
+    #[inline]
     fn access_request(method: Method, bytes: &[u8]) -> Result<Accessed<'_>, CodecError> {
         let message = method.request_message();
         Ok(match method {
@@ -278,10 +285,12 @@ impl Format for FlatBuffers {
         })
     }
 
+    #[inline]
     fn respond<'r>(service: &Service, request: &'r Self::Request) -> Result<Reply<'r>, Status> {
         respond_owned(service, request)
     }
 
+    #[inline]
     fn serve<'s>(
         service: &Service,
         scratch: &'s mut Scratch,

@@ -31,10 +31,12 @@ impl SerdeCodec for JsonCodec {
     };
     type Error = serde_json::Error;
 
+    #[inline]
     fn write<T: Serialize>(out: &mut Vec<u8>, value: &T) -> Result<(), serde_json::Error> {
         serde_json::to_writer(out, value)
     }
 
+    #[inline]
     fn read<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, serde_json::Error> {
         serde_json::from_slice(bytes)
     }

@@ -31,10 +31,12 @@ impl SerdeCodec for MsgPackCodec {
     };
     type Error = MsgPackError;
 
+    #[inline]
     fn write<T: Serialize>(out: &mut Vec<u8>, value: &T) -> Result<(), MsgPackError> {
         rmp_serde::encode::write_named(out, value).map_err(MsgPackError::Encode)
     }
 
+    #[inline]
     fn read<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, MsgPackError> {
         let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
         let value = T::deserialize(&mut de).map_err(MsgPackError::Decode)?;

@@ -39,6 +39,7 @@ pub enum PbRequest {
 
 const NAME: &str = "protobuf";
 
+#[inline]
 fn encode<'s>(scratch: &'s mut Vec<u8>, message: &impl Message) -> &'s [u8] {
     scratch.clear();
     // Encoding into a Vec cannot run out of room: prost's only error.
@@ -46,6 +47,7 @@ fn encode<'s>(scratch: &'s mut Vec<u8>, message: &impl Message) -> &'s [u8] {
     scratch
 }
 
+#[inline]
 fn decode<M: Message + Default>(message: &'static str, bytes: &[u8]) -> Result<M, CodecError> {
     M::decode(bytes).map_err(|e| CodecError::decode(NAME, message, e))
 }
@@ -83,6 +85,7 @@ impl Format for Protobuf {
         }
     }
 
+    #[inline]
     fn encode_request<'s>(scratch: &'s mut Vec<u8>, request: &PbRequest) -> Result<&'s [u8], CodecError> {
         Ok(match request {
             PbRequest::Multiply(m) => encode(scratch, m),
@@ -91,6 +94,7 @@ impl Format for Protobuf {
         })
     }
 
+    #[inline]
     fn decode_request(method: Method, bytes: &[u8]) -> Result<PbRequest, CodecError> {
         let message = method.request_message();
         Ok(match method {
@@ -100,6 +104,7 @@ impl Format for Protobuf {
         })
     }
 
+    #[inline]
     fn encode_reply<'s>(scratch: &'s mut Vec<u8>, reply: &Reply<'_>) -> Result<&'s [u8], CodecError> {
         Ok(match reply {
             Reply::Multiply { product } => encode(scratch, &pb::MultiplyReply { product: *product }),
@@ -119,6 +124,7 @@ impl Format for Protobuf {
         })
     }
 
+    #[inline]
     fn decode_reply(method: Method, bytes: &[u8]) -> Result<Reply<'_>, CodecError> {
         let message = method.reply_message();
         Ok(match method {
@@ -131,6 +137,7 @@ impl Format for Protobuf {
         })
     }
 
+    #[inline]
     fn respond<'r>(service: &Service, request: &'r PbRequest) -> Result<Reply<'r>, Status> {
         Ok(match request {
             PbRequest::Multiply(m) => Reply::Multiply { product: service.multiply(m.a, m.b)? },

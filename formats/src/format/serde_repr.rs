@@ -68,6 +68,7 @@ struct EchoIn {
 }
 
 impl<C: SerdeCodec> SerdeFormat<C> {
+    #[inline]
     fn write<'s, T: Serialize>(
         scratch: &'s mut Vec<u8>,
         message: &'static str,
@@ -78,6 +79,7 @@ impl<C: SerdeCodec> SerdeFormat<C> {
         Ok(scratch)
     }
 
+    #[inline]
     fn read<'de, T: Deserialize<'de>>(message: &'static str, bytes: &'de [u8]) -> Result<T, CodecError> {
         C::read(bytes).map_err(|e| CodecError::decode(C::NAME, message, e))
     }
@@ -100,6 +102,7 @@ impl<C: SerdeCodec> Format for SerdeFormat<C> {
         request
     }
 
+    #[inline]
     fn encode_request<'s>(scratch: &'s mut Vec<u8>, request: &Self::Request) -> Result<&'s [u8], CodecError> {
         match request {
             OwnedRequest::Multiply { a, b } => {
@@ -110,6 +113,7 @@ impl<C: SerdeCodec> Format for SerdeFormat<C> {
         }
     }
 
+    #[inline]
     fn decode_request(method: Method, bytes: &[u8]) -> Result<Self::Request, CodecError> {
         let message = method.request_message();
         Ok(match method {
@@ -122,6 +126,7 @@ impl<C: SerdeCodec> Format for SerdeFormat<C> {
         })
     }
 
+    #[inline]
     fn encode_reply<'s>(scratch: &'s mut Vec<u8>, reply: &Reply<'_>) -> Result<&'s [u8], CodecError> {
         match reply {
             Reply::Multiply { product } => Self::write(scratch, "MultiplyReply", &MultiplyReply { product: *product }),
@@ -130,6 +135,7 @@ impl<C: SerdeCodec> Format for SerdeFormat<C> {
         }
     }
 
+    #[inline]
     fn decode_reply(method: Method, bytes: &[u8]) -> Result<Reply<'_>, CodecError> {
         let message = method.reply_message();
         Ok(match method {
@@ -139,6 +145,7 @@ impl<C: SerdeCodec> Format for SerdeFormat<C> {
         })
     }
 
+    #[inline]
     fn respond<'r>(service: &Service, request: &'r Self::Request) -> Result<Reply<'r>, Status> {
         respond_owned(service, request)
     }

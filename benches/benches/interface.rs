@@ -1,0 +1,166 @@
+//! Does the codec interface cost anything the library does not? Encoding
+//! and decoding through `Format` against direct calls of serde_json and
+//! prost, on Multiply and a 1,000-record Digest batch. Prints the ratio
+//! interface/direct; the target is at most 1.05.
+//!
+//! Each pair is timed in alternating rounds (see `interleaved`) and the
+//! medians compared, so drift of the machine hits both sides alike.
+//! `cargo bench --bench interface` (`-- --test` runs one short round).
+
+#![allow(clippy::unwrap_used, missing_docs)] // benches fail loudly by design
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use prost::Message;
+use serde::{Deserialize, Serialize};
+use wirebench_benches::{batch_for, interleaved, test_mode};
+use wirebench_formats::dataset::{DEFAULT_SEED, MULTIPLY_OPERANDS};
+use wirebench_formats::format::json::Json;
+use wirebench_formats::protobuf::{PbRequest, Protobuf, pb};
+use wirebench_formats::{Batch, Dataset, Format, Method, OwnedRequest, Workload};
+
+/// What a serde_json user would write for Multiply.
+#[derive(Serialize, Deserialize)]
+struct MultiplyRequest {
+    a: i64,
+    b: i64,
+}
+
+struct Row {
+    name: String,
+    direct: f64,
+    interface: f64,
+}
+
+fn compare(rows: &mut Vec<Row>, name: &str, direct: impl FnMut(), interface: impl FnMut()) {
+    let (rounds, target) = if test_mode() { (2, Duration::from_millis(2)) } else { (41, Duration::from_millis(20)) };
+    let mut direct = direct;
+    let mut interface = interface;
+    let batch = batch_for(target, &mut direct);
+    let (d, i) = interleaved(rounds, batch, &mut direct, &mut interface);
+    rows.push(Row { name: name.to_owned(), direct: d, interface: i });
+}
+
+fn main() {
+    let mut rows = Vec::new();
+    let (a, b) = MULTIPLY_OPERANDS;
+    let digest = Dataset::generate(Workload::Digest { records: 1000 }, DEFAULT_SEED);
+    let batch: &Batch = &digest.batch;
+
+    // serde_json, Multiply.
+    let owned = OwnedRequest::<Batch>::Multiply { a, b };
+    let (mut direct_buf, mut scratch) = (Vec::new(), Vec::new());
+    compare(
+        &mut rows,
+        "json multiply encode",
+        || {
+            direct_buf.clear();
+            serde_json::to_writer(&mut direct_buf, black_box(&MultiplyRequest { a, b })).unwrap();
+            black_box(direct_buf.as_slice());
+        },
+        || {
+            black_box(Json::encode_request(&mut scratch, black_box(&owned)).unwrap());
+        },
+    );
+    let bytes = serde_json::to_vec(&MultiplyRequest { a, b }).unwrap();
+    compare(
+        &mut rows,
+        "json multiply decode",
+        || {
+            black_box(serde_json::from_slice::<MultiplyRequest>(black_box(&bytes)).unwrap());
+        },
+        || {
+            black_box(Json::decode_request(Method::Multiply, black_box(&bytes)).unwrap());
+        },
+    );
+
+    // serde_json, Digest of 1,000 records.
+    let owned = OwnedRequest::Digest { batch: batch.clone() };
+    compare(
+        &mut rows,
+        "json digest-1000 encode",
+        || {
+            direct_buf.clear();
+            serde_json::to_writer(&mut direct_buf, black_box(batch)).unwrap();
+            black_box(direct_buf.as_slice());
+        },
+        || {
+            black_box(Json::encode_request(&mut scratch, black_box(&owned)).unwrap());
+        },
+    );
+    let bytes = serde_json::to_vec(batch).unwrap();
+    compare(
+        &mut rows,
+        "json digest-1000 decode",
+        || {
+            black_box(serde_json::from_slice::<Batch>(black_box(&bytes)).unwrap());
+        },
+        || {
+            black_box(Json::decode_request(Method::Digest, black_box(&bytes)).unwrap());
+        },
+    );
+
+    // prost, Multiply.
+    let message = pb::MultiplyRequest { a, b };
+    let native = PbRequest::Multiply(message);
+    compare(
+        &mut rows,
+        "protobuf multiply encode",
+        || {
+            direct_buf.clear();
+            black_box(&message).encode(&mut direct_buf).unwrap();
+            black_box(direct_buf.as_slice());
+        },
+        || {
+            black_box(Protobuf::encode_request(&mut scratch, black_box(&native)).unwrap());
+        },
+    );
+    let bytes = message.encode_to_vec();
+    compare(
+        &mut rows,
+        "protobuf multiply decode",
+        || {
+            black_box(pb::MultiplyRequest::decode(black_box(&bytes[..])).unwrap());
+        },
+        || {
+            black_box(Protobuf::decode_request(Method::Multiply, black_box(&bytes)).unwrap());
+        },
+    );
+
+    // prost, Digest of 1,000 records.
+    let message = wirebench_formats::protobuf::to_pb(batch);
+    let native = PbRequest::Digest(message.clone());
+    compare(
+        &mut rows,
+        "protobuf digest-1000 encode",
+        || {
+            direct_buf.clear();
+            black_box(&message).encode(&mut direct_buf).unwrap();
+            black_box(direct_buf.as_slice());
+        },
+        || {
+            black_box(Protobuf::encode_request(&mut scratch, black_box(&native)).unwrap());
+        },
+    );
+    let bytes = message.encode_to_vec();
+    compare(
+        &mut rows,
+        "protobuf digest-1000 decode",
+        || {
+            black_box(pb::Batch::decode(black_box(&bytes[..])).unwrap());
+        },
+        || {
+            black_box(Protobuf::decode_request(Method::Digest, black_box(&bytes)).unwrap());
+        },
+    );
+
+    println!("{:<30} {:>14} {:>14} {:>8}", "interface overhead", "direct ns", "interface ns", "ratio");
+    let mut worst: f64 = 0.0;
+    for row in &rows {
+        let ratio = row.interface / row.direct;
+        worst = worst.max(ratio);
+        println!("{:<30} {:>14.1} {:>14.1} {:>8.3}", row.name, row.direct, row.interface, ratio);
+    }
+    println!("worst ratio {worst:.3} (target: at most 1.05)");
+}
