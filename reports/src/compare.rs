@@ -19,6 +19,18 @@
 //!   significant corrected p-value. `unchanged` needs the interval wholly
 //!   within the threshold. Anything else is `inconclusive`.
 //!
+//!   A cell's sub-window samples are taken back to back, so they share
+//!   whatever state the machine was in and say nothing about run-to-run
+//!   noise. The comparison measures that noise itself, across cells: per
+//!   metric, the median log ratio of all cells (the global shift) and the
+//!   robust spread of cells around it. A cell is judged on how far it moved
+//!   beyond the global shift, against a threshold of at least 4 robust
+//!   standard deviations of that spread; the global shift gets its own
+//!   verdict (the `*` row) against the same threshold. Two runs of one
+//!   build on a noisy machine therefore come out `unchanged` or
+//!   `inconclusive`, not `regressed`, while a change confined to some cells,
+//!   or a global change on a quiet machine, still stands out.
+//!
 //! The bootstrap uses a fixed seed: the same two files always give the
 //! same verdicts.
 
@@ -112,6 +124,9 @@ pub struct Options {
     pub ignore: Vec<String>,
     /// Compare even when the runs come from different machines.
     pub force: bool,
+    /// Robust standard deviations of the cross-cell spread a cell must move
+    /// beyond (see the module docs).
+    pub noise_sigmas: f64,
 }
 
 impl Default for Options {
@@ -124,6 +139,7 @@ impl Default for Options {
             resamples: 4000,
             ignore: Vec::new(),
             force: false,
+            noise_sigmas: 4.0,
         }
     }
 }
@@ -248,8 +264,19 @@ pub struct Bootstrap {
     pub p_better: f64,
 }
 
-/// Bootstraps `new/base` (or `base/new` when higher is better).
-pub fn bootstrap(base: &[f64], new: &[f64], higher_is_better: bool, options: &Options, seed: u64) -> Option<Bootstrap> {
+/// Bootstraps `new/base` (or `base/new` when higher is better), divided
+/// by `exp(shift)`, and tests it against `bound` (a log ratio): the
+/// interval is of the shifted ratio, the p-values those of "not beyond
+/// `bound`" in either direction.
+pub fn bootstrap(
+    base: &[f64],
+    new: &[f64],
+    higher_is_better: bool,
+    shift: f64,
+    bound: f64,
+    options: &Options,
+    seed: u64,
+) -> Option<Bootstrap> {
     if base.len() < 2 || new.len() < 2 {
         return None;
     }
@@ -260,8 +287,8 @@ pub fn bootstrap(base: &[f64], new: &[f64], higher_is_better: bool, options: &Op
         b.iter_mut().for_each(|x| *x = base[rng.below(base.len())]);
         n.iter_mut().for_each(|x| *x = new[rng.below(new.len())]);
         let (mb, mn) = (median(&mut b), median(&mut n));
-        let ratio = if higher_is_better { mb / mn } else { mn / mb };
-        if ratio.is_finite() {
+        let ratio = if higher_is_better { mb / mn } else { mn / mb } / shift.exp();
+        if ratio.is_finite() && ratio > 0.0 {
             ratios.push(ratio);
         }
     }
@@ -272,11 +299,11 @@ pub fn bootstrap(base: &[f64], new: &[f64], higher_is_better: bool, options: &Op
     let logs: Vec<f64> = ratios.iter().map(|r| r.ln()).collect();
     let mean = logs.iter().sum::<f64>() / logs.len() as f64;
     let sd = (logs.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / (logs.len() as f64 - 1.0).max(1.0)).sqrt();
-    // P(log ratio <= bound) under the normal approximation.
-    let below = |bound: f64| {
+    // P(log ratio <= x) under the normal approximation.
+    let below = |x: f64| {
         if sd > 0.0 {
-            normal_cdf((bound - mean) / sd)
-        } else if mean <= bound {
+            normal_cdf((x - mean) / sd)
+        } else if mean <= x {
             1.0
         } else {
             0.0
@@ -284,8 +311,8 @@ pub fn bootstrap(base: &[f64], new: &[f64], higher_is_better: bool, options: &Op
     };
     Some(Bootstrap {
         interval: (quantile(&ratios, options.alpha / 2.0), quantile(&ratios, 1.0 - options.alpha / 2.0)),
-        p_worse: below((1.0 + options.threshold).ln()),
-        p_better: 1.0 - below((1.0 - options.threshold).ln()),
+        p_worse: below(bound),
+        p_better: 1.0 - below(-bound),
     })
 }
 
@@ -328,6 +355,37 @@ pub fn correct(p: &[f64], correction: Correction) -> Vec<f64> {
         }
     }
     adjusted
+}
+
+/// Fewer comparable cells than this, and the spread across cells is not
+/// estimated: the configured threshold alone applies.
+pub const MIN_CELLS_FOR_NOISE: usize = 20;
+
+/// Run-to-run noise of one timing metric, in log-ratio units.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Noise {
+    /// Cells the estimate rests on.
+    pub cells: usize,
+    /// Median log ratio: how far everything moved.
+    pub shift: f64,
+    /// Robust standard deviation (1.4826 MAD) of cells around the shift.
+    pub spread: f64,
+    /// What a cell must exceed beyond the shift: the larger of the
+    /// configured threshold and `noise_sigmas` spreads.
+    pub bound: f64,
+}
+
+impl Noise {
+    /// The noise of `logs` (one log ratio per cell).
+    pub fn of(logs: &[f64], options: &Options) -> Noise {
+        let threshold = options.threshold.ln_1p();
+        if logs.len() < MIN_CELLS_FOR_NOISE {
+            return Noise { cells: logs.len(), shift: 0.0, spread: 0.0, bound: threshold };
+        }
+        let shift = median(&mut logs.to_vec());
+        let spread = 1.4826 * median(&mut logs.iter().map(|l| (l - shift).abs()).collect::<Vec<_>>());
+        Noise { cells: logs.len(), shift, spread, bound: threshold.max(options.noise_sigmas * spread) }
+    }
 }
 
 /// Timing metrics judged over samples.
@@ -413,7 +471,7 @@ pub fn compare(base: &Results, new: &Results, options: &Options) -> Result<Compa
     };
     let mut rows = Vec::new();
     let keys: BTreeSet<&String> = base.cells.keys().chain(new.cells.keys()).collect();
-    let mut timing_rows: Vec<(usize, Bootstrap)> = Vec::new();
+    let mut pending: Vec<(usize, Vec<f64>, Vec<f64>)> = Vec::new();
     for key in keys {
         let (b, n) = (base.cells.get(key), new.cells.get(key));
         let row = |metric, kind, verdict| Row {
@@ -473,37 +531,96 @@ pub fn compare(base: &Results, new: &Results, options: &Options) -> Result<Compa
                 rows.push(r);
                 continue;
             }
-            // The seed depends on the cell and metric only.
-            let seed = key
-                .bytes()
-                .chain(metric.bytes())
-                .fold(0xcbf2_9ce4_8422_2325u64, |h, c| (h ^ u64::from(c)).wrapping_mul(0x100_0000_01b3));
-            match bootstrap(&bs, &ns, higher_is_better, options, seed) {
-                Some(boot) => {
-                    r.interval = Some(boot.interval);
-                    rows.push(r);
-                    timing_rows.push((rows.len() - 1, boot));
-                }
-                None => rows.push(r),
+            if r.ratio.is_none() || bs.len() < 2 || ns.len() < 2 {
+                rows.push(r);
+                continue;
             }
+            pending.push((rows.len(), bs, ns));
+            rows.push(r);
+        }
+    }
+
+    // Run-to-run noise, per metric, from the spread of all cells' ratios.
+    let mut noise: BTreeMap<&'static str, Noise> = BTreeMap::new();
+    for (metric, _) in TIMINGS {
+        let logs: Vec<f64> = pending
+            .iter()
+            .filter(|(i, _, _)| rows[*i].metric == metric)
+            .filter_map(|(i, _, _)| rows[*i].ratio)
+            .filter(|r| *r > 0.0 && r.is_finite())
+            .map(f64::ln)
+            .collect();
+        noise.insert(metric, Noise::of(&logs, options));
+    }
+    let threshold = options.threshold.ln_1p();
+    for (metric, n) in &noise {
+        if n.cells < MIN_CELLS_FOR_NOISE {
+            continue;
+        }
+        let verdict = if n.shift > n.bound {
+            Verdict::Regressed
+        } else if n.shift < -n.bound {
+            Verdict::Improved
+        } else if n.shift.abs() <= threshold {
+            Verdict::Unchanged
+        } else {
+            Verdict::Inconclusive
+        };
+        let higher_is_better = *metric == "calls/s";
+        rows.push(Row {
+            key: "*".into(),
+            metric,
+            kind: Kind::Timing,
+            base: None,
+            new: None,
+            ratio: Some(n.shift.exp()),
+            interval: None,
+            p_value: None,
+            verdict: if ignored("*", metric) { Verdict::Ignored } else { verdict },
+            higher_is_better,
+        });
+        if n.bound > threshold + 1e-12 || n.shift.abs() > threshold {
+            warnings.push(format!(
+                "{metric}: all cells moved by a median of {:+.1}% (oriented: + is worse), with a run-to-run spread of \
+                 ±{:.1}% around it; cells are judged by how far they moved beyond the median and need more than {:.1}%",
+                (n.shift.exp() - 1.0) * 100.0,
+                (n.spread.exp() - 1.0) * 100.0,
+                (n.bound.exp() - 1.0) * 100.0
+            ));
+        }
+    }
+    let mut timing_rows: Vec<(usize, Bootstrap, f64, f64)> = Vec::new();
+    for (i, bs, ns) in pending {
+        let row = &rows[i];
+        let n = noise[row.metric];
+        // The seed depends on the cell and metric only.
+        let seed = row
+            .key
+            .bytes()
+            .chain(row.metric.bytes())
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, c| (h ^ u64::from(c)).wrapping_mul(0x100_0000_01b3));
+        if let Some(boot) = bootstrap(&bs, &ns, row.higher_is_better, n.shift, n.bound, options, seed) {
+            timing_rows.push((i, boot, n.shift, n.bound));
         }
     }
 
     // Correct the p-values of all timing comparisons together, each
     // direction on its own.
-    let worse: Vec<f64> = timing_rows.iter().map(|(_, b)| b.p_worse).collect();
-    let better: Vec<f64> = timing_rows.iter().map(|(_, b)| b.p_better).collect();
+    let worse: Vec<f64> = timing_rows.iter().map(|(_, b, _, _)| b.p_worse).collect();
+    let better: Vec<f64> = timing_rows.iter().map(|(_, b, _, _)| b.p_better).collect();
     let (worse, better) = (correct(&worse, options.correction), correct(&better, options.correction));
-    let t = options.threshold;
-    for (j, (i, boot)) in timing_rows.iter().enumerate() {
+    for (j, (i, boot, shift, bound)) in timing_rows.iter().enumerate() {
         let (lo, hi) = boot.interval;
+        let (lo_log, hi_log) = (lo.ln(), hi.ln());
         let row = &mut rows[*i];
         row.p_value = Some(worse[j]);
-        row.verdict = if lo > 1.0 + t && worse[j] < options.alpha {
+        // Shown on the raw scale: the shifted interval times the shift.
+        row.interval = Some((lo * shift.exp(), hi * shift.exp()));
+        row.verdict = if lo_log > *bound && worse[j] < options.alpha {
             Verdict::Regressed
-        } else if hi < 1.0 - t && better[j] < options.alpha {
+        } else if hi_log < -*bound && better[j] < options.alpha {
             Verdict::Improved
-        } else if lo >= 1.0 - t && hi <= 1.0 + t {
+        } else if lo_log >= -*bound && hi_log <= *bound {
             Verdict::Unchanged
         } else {
             Verdict::Inconclusive
@@ -783,11 +900,15 @@ mod tests {
         let options = Options::default();
         let base: Vec<f64> = (0..10).map(|i| 100.0 + f64::from(i % 3)).collect();
         let slower: Vec<f64> = base.iter().map(|x| x * 1.2).collect();
-        let b = bootstrap(&base, &slower, false, &options, 1).unwrap();
+        let t = options.threshold.ln_1p();
+        let b = bootstrap(&base, &slower, false, 0.0, t, &options, 1).unwrap();
         assert!(b.interval.0 > 1.05 && b.p_worse < 1e-6, "{:?} {}", b.interval, b.p_worse);
-        let same = bootstrap(&base, &base, false, &options, 1).unwrap();
+        let same = bootstrap(&base, &base, false, 0.0, t, &options, 1).unwrap();
         assert!(same.interval.0 >= 0.95 && same.interval.1 <= 1.05, "{:?}", same.interval);
         assert!(same.p_worse > 0.5);
-        assert!(bootstrap(&base[..1], &slower, false, &options, 1).is_none());
+        assert!(bootstrap(&base[..1], &slower, false, 0.0, t, &options, 1).is_none());
+        // The same 20% seen against a global shift of 20% is no change.
+        let shifted = bootstrap(&base, &slower, false, 1.2f64.ln(), t, &options, 1).unwrap();
+        assert!(shifted.interval.0 < 1.0 && shifted.interval.1 > 1.0, "{:?}", shifted.interval);
     }
 }

@@ -137,3 +137,53 @@ fn ignored_and_broken_cells() {
     assert_eq!(flagged(&c), vec![(broken.to_owned(), "status")]);
     assert!(c.count(Verdict::Ignored) >= 3);
 }
+
+/// A deterministic log-normal factor per cell (Box-Muller over SplitMix64).
+fn noise_factor(key: &str, sigma: f64) -> f64 {
+    let mut z = key.bytes().fold(0x9E37_79B9_7F4A_7C15u64, |h, c| (h ^ u64::from(c)).wrapping_mul(0x100_0000_01b3));
+    let mut next = || {
+        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut x = z;
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((x ^ (x >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let (u1, u2) = (next().max(1e-12), next());
+    let normal = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+    (sigma * normal).exp()
+}
+
+/// What a noisy machine does between two runs of one build: every cell
+/// lands somewhere else (here: log-normal, 30%), and the whole run is
+/// 15% slower. Sub-window samples inside a cell stay tight, so each cell
+/// alone looks like a confident change. None of it is a regression.
+#[test]
+fn a_noisy_machine_is_not_a_regression() {
+    let base = fixture();
+    let mut new = base.clone();
+    for key in base.cells.keys().cloned().collect::<Vec<_>>() {
+        slow_down(&mut new, &key, 1.15 * noise_factor(&key, 0.3));
+    }
+    let c = compare(&base, &new, &Options::default()).unwrap();
+    assert!(!c.regressed(), "false alarms: {:?}", flagged(&c));
+    assert!(c.warnings.iter().any(|w| w.contains("run-to-run spread")), "{:?}", c.warnings);
+    // Without the cross-cell estimate this would be many false alarms.
+    let naive = compare(&base, &new, &Options { noise_sigmas: 0.0, ..Options::default() }).unwrap();
+    assert!(naive.count(Verdict::Regressed) > 10, "{}", naive.count(Verdict::Regressed));
+}
+
+/// A quiet machine and a change that slows every cell by 20%: the global
+/// rows say so.
+#[test]
+fn a_global_slowdown_on_a_quiet_machine_is_a_regression() {
+    let base = fixture();
+    let mut new = base.clone();
+    for key in base.cells.keys().cloned().collect::<Vec<_>>() {
+        slow_down(&mut new, &key, 1.2 * noise_factor(&key, 0.01));
+    }
+    let c = compare(&base, &new, &Options::default()).unwrap();
+    let global = |m: &str| c.rows.iter().find(|r| r.key == "*" && r.metric == m).unwrap().verdict;
+    assert_eq!(global("p50"), Verdict::Regressed);
+    assert_eq!(global("calls/s"), Verdict::Regressed);
+    assert!(c.regressed());
+}
