@@ -2,13 +2,15 @@
 # The CI gate's false-alarm rate: runs pairs of `--quick` matrices of the
 # same build and compares each pair, counting timing verdicts. Then does
 # the same the way the bench workflow does: base and head runs
-# interleaved (A B A B), each side merged, then compared. Usage:
-#   scripts/false-alarm.sh [PAIRS] [INTERLEAVED] [OUT_DIR]
+# interleaved (A B A B ..., ROUNDS rounds), each side merged, then
+# compared. Usage:
+#   scripts/false-alarm.sh [PAIRS] [INTERLEAVED] [OUT_DIR] [ROUNDS]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 pairs=${1:-3}
 interleaved=${2:-1}
 out=${3:-$root/target/false-alarm}
+rounds=${4:-4}
 cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p wirebench
 bin=$root/target/release/wirebench
 rm -rf "$out"
@@ -35,16 +37,16 @@ for i in $(seq 1 "$pairs"); do
   summarize "$out/pair$i.md"
 done
 for j in $(seq 1 "$interleaved"); do
-  for side in 1 2; do
-    "$bin" run --quick --quiet --out "$out/inter$j-a$side" >/dev/null || true
-    "$bin" run --quick --quiet --out "$out/inter$j-b$side" >/dev/null || true
+  for round in $(seq 1 "$rounds"); do
+    "$bin" run --quick --quiet --out "$out/inter$j-a$round" >/dev/null || true
+    "$bin" run --quick --quiet --out "$out/inter$j-b$round" >/dev/null || true
   done
-  "$bin" merge "$out/inter$j-a1/results.json" "$out/inter$j-a2/results.json" -o "$out/inter$j-a.json" >/dev/null
-  "$bin" merge "$out/inter$j-b1/results.json" "$out/inter$j-b2/results.json" -o "$out/inter$j-b.json" >/dev/null
+  "$bin" merge "$out/inter$j"-a*/results.json -o "$out/inter$j-a.json" >/dev/null
+  "$bin" merge "$out/inter$j"-b*/results.json -o "$out/inter$j-b.json" >/dev/null
   set +e
   "$bin" compare "$out/inter$j-a.json" "$out/inter$j-b.json" > "$out/interleaved$j.md"
   code=$?
   set -e
-  echo "interleaved $j (A B A B, each side merged): exit $code"
+  echo "interleaved $j ($rounds rounds of A B, each side merged): exit $code"
   summarize "$out/interleaved$j.md"
 done

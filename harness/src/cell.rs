@@ -497,6 +497,7 @@ fn to_cell(job: &CellJob, m: Measured, sizes: Sizes, server_cpu: String) -> Cell
         .samples
         .iter()
         .map(|h| Sample {
+            group: 0,
             calls: h.len(),
             p50_ns: if h.is_empty() { 0 } else { h.value_at_quantile(0.5) },
             p99_ns: if h.is_empty() { 0 } else { h.value_at_quantile(0.99) },

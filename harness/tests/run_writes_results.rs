@@ -93,3 +93,62 @@ fn bad_flags_are_usage_errors() {
         assert_eq!(output.status.code(), Some(2), "{flags:?}: {}", String::from_utf8_lossy(&output.stderr));
     }
 }
+
+#[test]
+fn in_process_servers_are_measured_too() {
+    let dir = temp();
+    let out = out_dir(&dir);
+    let (output, results) = run(
+        &out,
+        &[
+            "--in-process",
+            "--formats",
+            "protobuf",
+            "--transports",
+            "tcp,quic",
+            "--workloads",
+            "multiply",
+            "--concurrency",
+            "1",
+        ],
+    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(results.config.server, "in-process");
+    assert_eq!(results.cells.len(), 4);
+    for cell in results.cells.values() {
+        assert_eq!(cell.status, CellStatus::Ok, "{}: {:?}", cell.key, cell.error);
+        let m = cell.metrics.as_ref().unwrap();
+        assert!(m.server_cpu.starts_with("in-process"), "{}", m.server_cpu);
+    }
+}
+
+#[test]
+fn poisson_open_loop_runs_at_its_mean_rate() {
+    let dir = temp();
+    let out = out_dir(&dir);
+    let (output, results) = run(
+        &out,
+        &[
+            "--formats",
+            "bincode",
+            "--transports",
+            "udp",
+            "--workloads",
+            "multiply",
+            "--rate",
+            "2000",
+            "--poisson",
+            "--concurrency",
+            "8",
+            "--duration",
+            "1s",
+        ],
+    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let cell = &results.cells["multiply/bincode/udp/p2000c8"];
+    assert_eq!(cell.load.model, "open-poisson");
+    let m = cell.metrics.as_ref().unwrap();
+    // 2000/s for 1 s: Poisson counts stay well within +-10%.
+    assert!((1800..=2200).contains(&m.calls), "{} calls", m.calls);
+    assert!(m.latency_uncorrected.is_some() && m.send_lag_p99_ns.is_some());
+}

@@ -24,12 +24,13 @@
 //!   noise. The comparison measures that noise itself, across cells: per
 //!   metric, the median log ratio of all cells (the global shift) and the
 //!   robust spread of cells around it. A cell is judged on how far it moved
-//!   beyond the global shift, against a threshold of at least 4 robust
-//!   standard deviations of that spread; the global shift gets its own
-//!   verdict (the `*` row) against the same threshold. Two runs of one
-//!   build on a noisy machine therefore come out `unchanged` or
-//!   `inconclusive`, not `regressed`, while a change confined to some cells,
-//!   or a global change on a quiet machine, still stands out.
+//!   beyond the global shift, and must move beyond the larger of the
+//!   threshold and 4 robust standard deviations of that spread; the global
+//!   shift gets its own verdict (the `*` row). Better still are several
+//!   runs a side (`wirebench merge` keeps each run's samples apart): then
+//!   the bootstrap is two-stage, runs then samples, and the interval of a
+//!   cell whose runs disagree widens accordingly. The bench workflow runs
+//!   base and head four times each, interleaved.
 //!
 //! The bootstrap uses a fixed seed: the same two files always give the
 //! same verdicts.
@@ -268,25 +269,48 @@ pub struct Bootstrap {
 /// by `exp(shift)`, and tests it against `bound` (a log ratio): the
 /// interval is of the shifted ratio, the p-values those of "not beyond
 /// `bound`" in either direction.
+///
+/// The samples come in groups, one per run. When both sides have at
+/// least two groups the bootstrap is two-stage: it resamples groups, then
+/// samples within each chosen group, so the interval carries the cell's
+/// run-to-run variation. With one group a side it resamples samples.
 pub fn bootstrap(
-    base: &[f64],
-    new: &[f64],
+    base: &[Vec<f64>],
+    new: &[Vec<f64>],
     higher_is_better: bool,
     shift: f64,
     bound: f64,
     options: &Options,
     seed: u64,
 ) -> Option<Bootstrap> {
-    if base.len() < 2 || new.len() < 2 {
+    let count = |side: &[Vec<f64>]| side.iter().map(Vec::len).sum::<usize>();
+    if count(base) < 2 || count(new) < 2 {
         return None;
     }
+    let hierarchical = base.len() >= 2 && new.len() >= 2;
+    let (flat_base, flat_new) = (flatten(base), flatten(new));
     let mut rng = Rng(seed);
+    let mut draw = |side: &[Vec<f64>], flat: &[f64], out: &mut Vec<f64>| {
+        out.clear();
+        if hierarchical {
+            for _ in 0..side.len() {
+                let group = &side[rng.below(side.len())];
+                for _ in 0..group.len() {
+                    out.push(group[rng.below(group.len())]);
+                }
+            }
+        } else {
+            for _ in 0..flat.len() {
+                out.push(flat[rng.below(flat.len())]);
+            }
+        }
+        median(out)
+    };
     let mut ratios = Vec::with_capacity(options.resamples);
-    let (mut b, mut n) = (vec![0.0; base.len()], vec![0.0; new.len()]);
+    let (mut b, mut n) = (Vec::new(), Vec::new());
     for _ in 0..options.resamples {
-        b.iter_mut().for_each(|x| *x = base[rng.below(base.len())]);
-        n.iter_mut().for_each(|x| *x = new[rng.below(new.len())]);
-        let (mb, mn) = (median(&mut b), median(&mut n));
+        let mb = draw(base, &flat_base, &mut b);
+        let mn = draw(new, &flat_new, &mut n);
         let ratio = if higher_is_better { mb / mn } else { mn / mb } / shift.exp();
         if ratio.is_finite() && ratio > 0.0 {
             ratios.push(ratio);
@@ -391,16 +415,25 @@ impl Noise {
 /// Timing metrics judged over samples.
 const TIMINGS: [(&str, bool); 3] = [("p50", false), ("p99", false), ("calls/s", true)];
 
-fn samples_of(samples: &[Sample], metric: &str) -> Vec<f64> {
-    samples
-        .iter()
-        .filter(|s| s.calls > 0)
-        .map(|s| match metric {
+/// Sample values, one vector per run.
+type Groups = Vec<Vec<f64>>;
+
+/// A cell's samples of `metric`, grouped by the run they come from.
+fn samples_of(samples: &[Sample], metric: &str) -> Groups {
+    let mut groups: BTreeMap<u32, Vec<f64>> = BTreeMap::new();
+    for s in samples.iter().filter(|s| s.calls > 0) {
+        let value = match metric {
             "p50" => s.p50_ns as f64,
             "p99" => s.p99_ns as f64,
             _ => s.calls_per_sec,
-        })
-        .collect()
+        };
+        groups.entry(s.group).or_default().push(value);
+    }
+    groups.into_values().collect()
+}
+
+fn flatten(groups: &[Vec<f64>]) -> Vec<f64> {
+    groups.iter().flatten().copied().collect()
 }
 
 /// What must match for timings to be comparable, as `(what, value)`.
@@ -471,7 +504,7 @@ pub fn compare(base: &Results, new: &Results, options: &Options) -> Result<Compa
     };
     let mut rows = Vec::new();
     let keys: BTreeSet<&String> = base.cells.keys().chain(new.cells.keys()).collect();
-    let mut pending: Vec<(usize, Vec<f64>, Vec<f64>)> = Vec::new();
+    let mut pending: Vec<(usize, Groups, Groups)> = Vec::new();
     for key in keys {
         let (b, n) = (base.cells.get(key), new.cells.get(key));
         let row = |metric, kind, verdict| Row {
@@ -519,8 +552,8 @@ pub fn compare(base: &Results, new: &Results, options: &Options) -> Result<Compa
             let (bs, ns) = (samples_of(&b.samples, metric), samples_of(&n.samples, metric));
             let mut r = row(metric, Kind::Timing, Verdict::Inconclusive);
             r.higher_is_better = higher_is_better;
-            r.base = (!bs.is_empty()).then(|| median(&mut bs.clone()));
-            r.new = (!ns.is_empty()).then(|| median(&mut ns.clone()));
+            r.base = (!bs.is_empty()).then(|| median(&mut flatten(&bs)));
+            r.new = (!ns.is_empty()).then(|| median(&mut flatten(&ns)));
             r.ratio = match (r.base, r.new) {
                 (Some(b), Some(n)) if higher_is_better && n > 0.0 => Some(b / n),
                 (Some(b), Some(n)) if !higher_is_better && b > 0.0 => Some(n / b),
@@ -531,7 +564,7 @@ pub fn compare(base: &Results, new: &Results, options: &Options) -> Result<Compa
                 rows.push(r);
                 continue;
             }
-            if r.ratio.is_none() || bs.len() < 2 || ns.len() < 2 {
+            if r.ratio.is_none() || flatten(&bs).len() < 2 || flatten(&ns).len() < 2 {
                 rows.push(r);
                 continue;
             }
@@ -599,8 +632,16 @@ pub fn compare(base: &Results, new: &Results, options: &Options) -> Result<Compa
             .bytes()
             .chain(row.metric.bytes())
             .fold(0xcbf2_9ce4_8422_2325u64, |h, c| (h ^ u64::from(c)).wrapping_mul(0x100_0000_01b3));
-        if let Some(boot) = bootstrap(&bs, &ns, row.higher_is_better, n.shift, n.bound, options, seed) {
-            timing_rows.push((i, boot, n.shift, n.bound));
+        // The bound is the cross-cell noise (never below the threshold),
+        // whether or not the cell has several runs a side: two runs are
+        // too few to estimate one cell's run-to-run spread on their own
+        // (measured: same-build interleaved pairs judged against the bare
+        // threshold gave 12 and 11 false regressions; against this bound,
+        // none). Several runs still help: the two-stage bootstrap widens
+        // the interval of a cell whose runs disagree.
+        let bound = n.bound;
+        if let Some(boot) = bootstrap(&bs, &ns, row.higher_is_better, n.shift, bound, options, seed) {
+            timing_rows.push((i, boot, n.shift, bound));
         }
     }
 
@@ -898,17 +939,22 @@ mod tests {
     #[test]
     fn the_bootstrap_sees_a_shift_and_not_noise() {
         let options = Options::default();
-        let base: Vec<f64> = (0..10).map(|i| 100.0 + f64::from(i % 3)).collect();
-        let slower: Vec<f64> = base.iter().map(|x| x * 1.2).collect();
+        let base = vec![(0..10).map(|i| 100.0 + f64::from(i % 3)).collect::<Vec<f64>>()];
+        let slower = vec![base[0].iter().map(|x| x * 1.2).collect::<Vec<f64>>()];
         let t = options.threshold.ln_1p();
         let b = bootstrap(&base, &slower, false, 0.0, t, &options, 1).unwrap();
         assert!(b.interval.0 > 1.05 && b.p_worse < 1e-6, "{:?} {}", b.interval, b.p_worse);
         let same = bootstrap(&base, &base, false, 0.0, t, &options, 1).unwrap();
         assert!(same.interval.0 >= 0.95 && same.interval.1 <= 1.05, "{:?}", same.interval);
         assert!(same.p_worse > 0.5);
-        assert!(bootstrap(&base[..1], &slower, false, 0.0, t, &options, 1).is_none());
+        assert!(bootstrap(&[vec![1.0]], &slower, false, 0.0, t, &options, 1).is_none());
         // The same 20% seen against a global shift of 20% is no change.
         let shifted = bootstrap(&base, &slower, false, 1.2f64.ln(), t, &options, 1).unwrap();
         assert!(shifted.interval.0 < 1.0 && shifted.interval.1 > 1.0, "{:?}", shifted.interval);
+        // Two runs a side that disagree: the interval widens to cover both.
+        let runs_a = vec![base[0].clone(), base[0].iter().map(|x| x * 1.3).collect()];
+        let runs_b = vec![base[0].iter().map(|x| x * 1.25).collect(), base[0].iter().map(|x| x * 1.1).collect()];
+        let wide = bootstrap(&runs_a, &runs_b, false, 0.0, t, &options, 1).unwrap();
+        assert!(wide.interval.0 < 1.0 && wide.interval.1 > 1.05, "{:?}", wide.interval);
     }
 }

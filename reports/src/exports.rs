@@ -141,9 +141,10 @@ pub enum MergeError {
 }
 
 /// Merges repeated runs of the same matrix into one: cells keep the first
-/// run's metrics and histogram, and pool every run's samples, so a
-/// comparison sees run-to-run variation, not only the variation within
-/// one run. A cell that failed in any run is failed in the merge.
+/// run's metrics and histogram, and pool every run's samples, each run's
+/// in its own sample group, so a comparison sees each cell's run-to-run
+/// variation, not only the variation within one run. A cell that failed in
+/// any run is failed in the merge.
 pub fn merge(runs: Vec<Results>) -> Result<Results, MergeError> {
     let mut runs = runs.into_iter();
     let mut merged = runs.next().ok_or(MergeError::Empty)?;
@@ -159,7 +160,12 @@ pub fn merge(runs: Vec<Results>) -> Result<Results, MergeError> {
         }
         merged.interrupted |= run.interrupted;
         merged.environment.finished_at = run.environment.finished_at.clone();
-        for (key, cell) in run.cells {
+        // Every run keeps its own sample groups.
+        let next = merged.cells.values().flat_map(|c| &c.samples).map(|s| s.group + 1).max().unwrap_or(1);
+        for (key, mut cell) in run.cells {
+            for sample in &mut cell.samples {
+                sample.group += next;
+            }
             match merged.cells.get_mut(&key) {
                 Some(existing) => {
                     existing.samples.extend(cell.samples);

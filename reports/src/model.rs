@@ -314,6 +314,11 @@ pub struct Metrics {
 /// One sub-window of a cell's measured window.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
+    /// Which run the sample comes from: 0 in a plain run; `wirebench merge`
+    /// gives each merged run its own, so a comparison can tell a cell's
+    /// run-to-run noise from the noise within one run.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub group: u32,
     /// Calls completed in the sub-window.
     pub calls: u64,
     /// Median latency, ns.
@@ -322,6 +327,10 @@ pub struct Sample {
     pub p99_ns: u64,
     /// Calls per second in the sub-window.
     pub calls_per_sec: f64,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Instruction counts (valgrind callgrind): exact and repeatable.

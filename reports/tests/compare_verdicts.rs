@@ -187,3 +187,38 @@ fn a_global_slowdown_on_a_quiet_machine_is_a_regression() {
     assert_eq!(global("calls/s"), Verdict::Regressed);
     assert!(c.regressed());
 }
+
+/// The workflow's procedure: four runs a side, interleaved, merged. Each run
+/// lands each cell a little elsewhere (3%); the head also makes three
+/// cells 20% slower. Exactly those are flagged.
+#[test]
+fn interleaved_runs_catch_a_real_regression_and_not_the_noise() {
+    let run = |name: &str, slowed: bool| {
+        let mut r = fixture();
+        for key in r.cells.keys().cloned().collect::<Vec<_>>() {
+            let mut factor = noise_factor(&format!("{name}{key}"), 0.03);
+            if slowed && SLOWED.contains(&key.as_str()) {
+                factor *= 1.2;
+            }
+            slow_down(&mut r, &key, factor);
+        }
+        r
+    };
+    // Four runs a side, as the workflow takes: with two, a cell's group
+    // bootstrap is too coarse to clear a 20% change at this noise (it
+    // takes about 35%).
+    let runs = 4;
+    let base = wirebench_reports::exports::merge((0..runs).map(|i| run(&format!("a{i}"), false)).collect()).unwrap();
+    let head = wirebench_reports::exports::merge((0..runs).map(|i| run(&format!("b{i}"), true)).collect()).unwrap();
+    assert!(base.cells.values().any(|c| c.samples.iter().any(|s| s.group > 0)), "merge keeps runs apart");
+    let c = compare(&base, &head, &Options::default()).unwrap();
+    let mut keys: Vec<String> = flagged(&c).into_iter().map(|(k, _)| k).collect();
+    keys.dedup();
+    let mut want: Vec<String> = SLOWED.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(keys, want);
+    // And the same procedure on two sides of one build flags nothing.
+    let same = wirebench_reports::exports::merge((0..runs).map(|i| run(&format!("c{i}"), false)).collect()).unwrap();
+    let c = compare(&base, &same, &Options::default()).unwrap();
+    assert!(!c.regressed(), "{:?}", flagged(&c));
+}
