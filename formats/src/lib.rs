@@ -5,7 +5,7 @@
 //! - [`checksum`]: the Digest checksum, defined once over a [`RecordView`].
 //! - [`service`]: the Multiply/Echo/Digest logic, written once.
 //! - [`codec`]: the [`Format`] trait every format implements.
-//! - [`format`]: one module per format, each with its real library.
+//! - [`mod@format`]: one module per format, each with its real library.
 //!
 //! The key design decision: a format is a type, not a value. The harness
 //! picks one at run time through [`FormatId::visit`] and from then on every

@@ -1,9 +1,9 @@
 //! QUIC with quinn: TLS 1.3 with a certificate generated when the server
-//! starts and pinned by the client (see [`tls`](crate::tls)); one
+//! starts and pinned by the client (see [`crate::tls`]); one
 //! bidirectional stream per call on a reused connection.
 //!
 //! ALPN `wirebench`: each stream carries one request frame (the frame of
-//! [`frame`](crate::frame)) and the client finishes its side; the server
+//! [`crate::frame`]) and the client finishes its side; the server
 //! answers with one reply frame and finishes. ALPN `wirebench-raw`: the
 //! raw baseline; the request's first 4 bytes (u32 BE) give the reply
 //! length, the reply is that many bytes.

@@ -1,5 +1,5 @@
 //! Framed RPC over a byte stream: the client, the server and the raw
-//! ping-pong shared by [`tcp`](crate::tcp) and [`unix`](crate::unix).
+//! ping-pong shared by [`crate::tcp`] and [`crate::unix`].
 //!
 //! Client: many calls in flight per connection, replies matched by request
 //! id. Whoever waits for a reply and finds the read half free becomes the

@@ -1,4 +1,4 @@
-//! TCP: tokio, TCP_NODELAY, the frame of [`frame`](crate::frame), many
+//! TCP: tokio, TCP_NODELAY, the frame of [`crate::frame`], many
 //! calls in flight per connection, any number of connections.
 
 use tokio::net::{TcpListener, TcpStream};

@@ -1,5 +1,5 @@
 //! UDP: one datagram per message, carrying the frame of
-//! [`frame`](crate::frame); replies matched by request id; a deadline on
+//! [`crate::frame`]; replies matched by request id; a deadline on
 //! every call, so lost datagrams show as timeouts; late and duplicate
 //! replies counted and dropped.
 //!
