@@ -250,19 +250,18 @@ fn from_hex(hex: &str) -> Vec<u8> {
 /// Found by cargo-fuzz (fuzz/regressions/): a list of zero-sized structs
 /// takes no space, so 32 bytes of Cap'n Proto used to decode to 8 million
 /// records (5 s and 1.5 GB). The work a message causes must be bounded by
-/// its size.
+/// its size: it is rejected, and what it allocates is bounded (the time is
+/// not asserted; the rejection is what bounds it).
 #[test]
 fn tiny_messages_cannot_claim_millions_of_records() {
     let unpacked = from_hex("0000000003000000000000000000010001000000070000000048e80100000000");
     let packed = from_hex("100340011101070e48e801");
     for (format, bytes) in [(FormatId::Capnp, &unpacked), (FormatId::CapnpPacked, &packed)] {
-        let started = std::time::Instant::now();
         PEAK.with(|p| p.set(0));
         // The reply decoder reads two scalars whatever the root holds; the
         // request paths are the ones that walk the records.
         let [request, _, access, served] = decode_all(format, Method::Digest, bytes);
         assert!(!request && !access && !served, "{format} accepted a tiny message as millions of records");
-        assert!(started.elapsed() < std::time::Duration::from_secs(1), "{format}: took {:?}", started.elapsed());
         assert!(PEAK.with(Cell::get) < 1 << 20, "{format}: allocated {} bytes", PEAK.with(Cell::get));
     }
 }

@@ -29,10 +29,24 @@ use crate::plan::{LoadModel, LoadSpec, Timing};
 
 /// Highest latency a histogram holds: 60 s, in nanoseconds.
 const MAX_LATENCY_NS: u64 = 60_000_000_000;
-/// A window is extended until at least this many calls completed in it...
+/// A window is extended until at least this many calls completed in it,
+/// and, in a closed loop, until every call slot completed
+/// [`MIN_ROUNDS`] calls on average (see [`min_calls`])...
 pub const MIN_CALLS: u64 = 20;
+/// With N calls in flight, each call's latency is mostly the queue of the
+/// other N - 1, so a window of a few rounds measures a few queue states,
+/// and its p50 moves from run to run. Eight rounds at least.
+pub const MIN_ROUNDS: u64 = 8;
 /// ...but never beyond this many times its planned length (or 2 s).
 const MAX_EXTENSION: u32 = 10;
+
+/// The calls a measured window needs before it may end (up to its cap).
+pub fn min_calls(load: &LoadSpec) -> u64 {
+    match load.model {
+        LoadModel::Closed => MIN_CALLS.max(MIN_ROUNDS * load.in_flight as u64),
+        LoadModel::Open { .. } => MIN_CALLS,
+    }
+}
 
 /// One complete call as a cell makes it: encode, send, receive, decode,
 /// verify.
@@ -268,8 +282,9 @@ pub async fn run<C: Caller>(
             let sample = timing.duration / timing.samples.max(1);
             recorder.borrow_mut().phase = Phase::Measuring { start, sample };
             // The planned window, extended (in whole sub-windows) while
-            // fewer than MIN_CALLS calls completed in it: slow cells still
-            // measure something, up to a cap.
+            // fewer than `min_calls` completed in it: slow cells still
+            // measure enough, up to a cap.
+            let needed = min_calls(&load);
             let mut end = start + timing.duration;
             let cap = start + (timing.duration * MAX_EXTENSION).max(Duration::from_secs(2));
             loop {
@@ -277,7 +292,7 @@ pub async fn run<C: Caller>(
                     // Wake at least every 50 ms to notice an interrupt.
                     timer.sleep_until(end.min(Instant::now() + Duration::from_millis(50))).await;
                 }
-                if recorder.borrow().calls >= MIN_CALLS || end >= cap || stop.load(Ordering::Relaxed) {
+                if recorder.borrow().calls >= needed || end >= cap || stop.load(Ordering::Relaxed) {
                     break;
                 }
                 end = (end + sample).min(cap);
@@ -553,6 +568,21 @@ mod tests {
         assert!(m.window >= Duration::from_millis(40 * MIN_CALLS), "{:?}", m.window);
         assert!(m.samples.len() > 4, "extra sub-windows: {}", m.samples.len());
         assert_eq!(m.samples.iter().map(Histogram::len).sum::<u64>(), m.calls);
+    }
+
+    #[test]
+    fn many_calls_in_flight_extend_the_window_to_enough_rounds() {
+        // 10 ms calls, 16 in flight, a 30 ms window: about 3 rounds (48
+        // calls) as planned, MIN_ROUNDS (8) rounds needed.
+        let fake = Rc::new(Fake { delay: Duration::from_millis(10), fail_every: None, n: RefCell::new(0) });
+        let load = LoadSpec { model: LoadModel::Closed, in_flight: 16, connections: 1 };
+        assert_eq!(min_calls(&load), 128);
+        let m = rt().block_on(run(fake, load, timing(30), 1, &mut NoServerCpu, Arc::default()));
+        assert!(m.calls >= 128, "{} calls", m.calls);
+        assert!(m.window >= Duration::from_millis(70), "{:?}", m.window);
+        // An open loop's calls are set by its rate, not by rounds.
+        let open = LoadSpec { model: LoadModel::Open { rate: 100.0, poisson: false }, ..load };
+        assert_eq!(min_calls(&open), MIN_CALLS);
     }
 
     #[test]
