@@ -26,11 +26,20 @@
 //!   robust spread of cells around it. A cell is judged on how far it moved
 //!   beyond the global shift, and must move beyond the larger of the
 //!   threshold and 4 robust standard deviations of that spread; the global
-//!   shift gets its own verdict (the `*` row). Better still are several
-//!   runs a side (`wirebench merge` keeps each run's samples apart): then
-//!   the bootstrap is two-stage, runs then samples, and the interval of a
-//!   cell whose runs disagree widens accordingly. The bench workflow runs
-//!   base and head four times each, interleaved.
+//!   shift gets its own verdict (the `*` row).
+//!
+//!   That spread has heavy tails: in same-build pairs of `--quick` runs on
+//!   a 2-core VM, the median cell moved 1-3% while a few cells moved 20-50%
+//!   (a cell's connection, core and cache state are set per run), up to
+//!   8 times the 90th-percentile movement. So when a side is a single run,
+//!   a cell must also move beyond [`Options::tail_factor`] times the 90th
+//!   percentile of all cells' movements: a single pair can only flag
+//!   large changes, and says so in a warning. Several runs a side
+//!   (`wirebench merge` keeps each run's samples apart) measure each cell's
+//!   own run-to-run noise: the bootstrap is two-stage, runs then samples,
+//!   the interval of a cell whose runs disagree widens accordingly, and
+//!   the tail bound is not needed. The bench workflow runs base and head
+//!   four times each, interleaved.
 //!
 //! The bootstrap uses a fixed seed: the same two files always give the
 //! same verdicts.
@@ -128,6 +137,9 @@ pub struct Options {
     /// Robust standard deviations of the cross-cell spread a cell must move
     /// beyond (see the module docs).
     pub noise_sigmas: f64,
+    /// When a side is a single run: multiples of the 90th percentile of
+    /// the cells' movements a cell must also move beyond.
+    pub tail_factor: f64,
 }
 
 impl Default for Options {
@@ -141,6 +153,7 @@ impl Default for Options {
             ignore: Vec::new(),
             force: false,
             noise_sigmas: 4.0,
+            tail_factor: 8.0,
         }
     }
 }
@@ -394,21 +407,32 @@ pub struct Noise {
     pub shift: f64,
     /// Robust standard deviation (1.4826 MAD) of cells around the shift.
     pub spread: f64,
+    /// 90th percentile of the cells' distances from the shift (the tail).
+    pub tail: f64,
     /// What a cell must exceed beyond the shift: the larger of the
-    /// configured threshold and `noise_sigmas` spreads.
+    /// configured threshold and `noise_sigmas` spreads, and for a single
+    /// run, `tail_factor` tails.
     pub bound: f64,
 }
 
 impl Noise {
-    /// The noise of `logs` (one log ratio per cell).
-    pub fn of(logs: &[f64], options: &Options) -> Noise {
+    /// The noise of `logs` (one log ratio per cell); `single_run` when a
+    /// side has one run only, so cells' own run-to-run noise is unknown.
+    pub fn of(logs: &[f64], single_run: bool, options: &Options) -> Noise {
         let threshold = options.threshold.ln_1p();
         if logs.len() < MIN_CELLS_FOR_NOISE {
-            return Noise { cells: logs.len(), shift: 0.0, spread: 0.0, bound: threshold };
+            return Noise { cells: logs.len(), shift: 0.0, spread: 0.0, tail: 0.0, bound: threshold };
         }
         let shift = median(&mut logs.to_vec());
-        let spread = 1.4826 * median(&mut logs.iter().map(|l| (l - shift).abs()).collect::<Vec<_>>());
-        Noise { cells: logs.len(), shift, spread, bound: threshold.max(options.noise_sigmas * spread) }
+        let mut distances: Vec<f64> = logs.iter().map(|l| (l - shift).abs()).collect();
+        let spread = 1.4826 * median(&mut distances);
+        distances.sort_by(f64::total_cmp);
+        let tail = distances[(distances.len() - 1) * 9 / 10];
+        let mut bound = threshold.max(options.noise_sigmas * spread);
+        if single_run {
+            bound = bound.max(options.tail_factor * tail);
+        }
+        Noise { cells: logs.len(), shift, spread, tail, bound }
     }
 }
 
@@ -574,6 +598,7 @@ pub fn compare(base: &Results, new: &Results, options: &Options) -> Result<Compa
     }
 
     // Run-to-run noise, per metric, from the spread of all cells' ratios.
+    let single_run = pending.iter().any(|(_, bs, ns)| bs.len() < 2 || ns.len() < 2);
     let mut noise: BTreeMap<&'static str, Noise> = BTreeMap::new();
     for (metric, _) in TIMINGS {
         let logs: Vec<f64> = pending
@@ -583,7 +608,7 @@ pub fn compare(base: &Results, new: &Results, options: &Options) -> Result<Compa
             .filter(|r| *r > 0.0 && r.is_finite())
             .map(f64::ln)
             .collect();
-        noise.insert(metric, Noise::of(&logs, options));
+        noise.insert(metric, Noise::of(&logs, single_run, options));
     }
     let threshold = options.threshold.ln_1p();
     for (metric, n) in &noise {
@@ -621,6 +646,15 @@ pub fn compare(base: &Results, new: &Results, options: &Options) -> Result<Compa
                 (n.bound.exp() - 1.0) * 100.0
             ));
         }
+    }
+    let from_tail = |n: &Noise| n.bound > threshold.max(options.noise_sigmas * n.spread) + 1e-12;
+    if single_run && noise.values().any(|n| n.cells >= MIN_CELLS_FOR_NOISE && from_tail(n)) {
+        warnings.push(format!(
+            "a side is a single run, so no cell's own run-to-run noise is known: a cell must also move beyond {} times \
+             the 90th percentile of all cells' movements, and only large changes can be flagged; merge several \
+             interleaved runs a side (`wirebench merge`) for a sensitive verdict",
+            options.tail_factor
+        ));
     }
     let mut timing_rows: Vec<(usize, Bootstrap, f64, f64)> = Vec::new();
     for (i, bs, ns) in pending {
@@ -661,7 +695,9 @@ pub fn compare(base: &Results, new: &Results, options: &Options) -> Result<Compa
             Verdict::Regressed
         } else if hi_log < -*bound && better[j] < options.alpha {
             Verdict::Improved
-        } else if lo_log >= -*bound && hi_log <= *bound {
+        } else if lo_log >= -threshold && hi_log <= threshold {
+            // Within the threshold, not merely within the noise: a cell
+            // that moved 30% on a noisy machine is not `unchanged`.
             Verdict::Unchanged
         } else {
             Verdict::Inconclusive
