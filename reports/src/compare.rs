@@ -409,9 +409,12 @@ pub struct Noise {
     pub spread: f64,
     /// 90th percentile of the cells' distances from the shift (the tail).
     pub tail: f64,
-    /// What a cell must exceed beyond the shift: the larger of the
-    /// configured threshold and `noise_sigmas` spreads, and for a single
-    /// run, `tail_factor` tails.
+    /// What the shift itself must exceed (the `*` row): the larger of the
+    /// configured threshold and `noise_sigmas` spreads.
+    pub shift_bound: f64,
+    /// What a cell must exceed beyond the shift: `shift_bound`, and for a
+    /// single run also `tail_factor` tails (the tail is about single
+    /// cells, not about the median of all of them).
     pub bound: f64,
 }
 
@@ -421,18 +424,23 @@ impl Noise {
     pub fn of(logs: &[f64], single_run: bool, options: &Options) -> Noise {
         let threshold = options.threshold.ln_1p();
         if logs.len() < MIN_CELLS_FOR_NOISE {
-            return Noise { cells: logs.len(), shift: 0.0, spread: 0.0, tail: 0.0, bound: threshold };
+            return Noise {
+                cells: logs.len(),
+                shift: 0.0,
+                spread: 0.0,
+                tail: 0.0,
+                shift_bound: threshold,
+                bound: threshold,
+            };
         }
         let shift = median(&mut logs.to_vec());
         let mut distances: Vec<f64> = logs.iter().map(|l| (l - shift).abs()).collect();
         let spread = 1.4826 * median(&mut distances);
         distances.sort_by(f64::total_cmp);
         let tail = distances[(distances.len() - 1) * 9 / 10];
-        let mut bound = threshold.max(options.noise_sigmas * spread);
-        if single_run {
-            bound = bound.max(options.tail_factor * tail);
-        }
-        Noise { cells: logs.len(), shift, spread, tail, bound }
+        let shift_bound = threshold.max(options.noise_sigmas * spread);
+        let bound = if single_run { shift_bound.max(options.tail_factor * tail) } else { shift_bound };
+        Noise { cells: logs.len(), shift, spread, tail, shift_bound, bound }
     }
 }
 
@@ -615,9 +623,9 @@ pub fn compare(base: &Results, new: &Results, options: &Options) -> Result<Compa
         if n.cells < MIN_CELLS_FOR_NOISE {
             continue;
         }
-        let verdict = if n.shift > n.bound {
+        let verdict = if n.shift > n.shift_bound {
             Verdict::Regressed
-        } else if n.shift < -n.bound {
+        } else if n.shift < -n.shift_bound {
             Verdict::Improved
         } else if n.shift.abs() <= threshold {
             Verdict::Unchanged
@@ -647,8 +655,7 @@ pub fn compare(base: &Results, new: &Results, options: &Options) -> Result<Compa
             ));
         }
     }
-    let from_tail = |n: &Noise| n.bound > threshold.max(options.noise_sigmas * n.spread) + 1e-12;
-    if single_run && noise.values().any(|n| n.cells >= MIN_CELLS_FOR_NOISE && from_tail(n)) {
+    if noise.values().any(|n| n.cells >= MIN_CELLS_FOR_NOISE && n.bound > n.shift_bound) {
         warnings.push(format!(
             "a side is a single run, so no cell's own run-to-run noise is known: a cell must also move beyond {} times \
              the 90th percentile of all cells' movements, and only large changes can be flagged; merge several \

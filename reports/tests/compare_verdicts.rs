@@ -192,6 +192,22 @@ fn a_single_pair_with_heavy_tails_is_not_a_regression() {
     assert!(untailed.regressed(), "the jumps should stand out without the tail bound");
 }
 
+/// The tail bound is about single cells: a single pair with 5% noise
+/// per cell, where every cell got 30% slower, still shows it in the
+/// global rows.
+#[test]
+fn a_global_slowdown_shows_through_the_tail_bound_of_a_single_pair() {
+    let base = fixture();
+    let mut new = base.clone();
+    for key in base.cells.keys().cloned().collect::<Vec<_>>() {
+        slow_down(&mut new, &key, 1.3 * noise_factor(&key, 0.05));
+    }
+    let c = compare(&base, &new, &Options::default()).unwrap();
+    let global = |m: &str| c.rows.iter().find(|r| r.key == "*" && r.metric == m).unwrap().verdict;
+    assert_eq!(global("p50"), Verdict::Regressed);
+    assert!(c.warnings.iter().any(|w| w.contains("single run")), "{:?}", c.warnings);
+}
+
 /// A quiet machine and a change that slows every cell by 20%: the global
 /// rows say so.
 #[test]

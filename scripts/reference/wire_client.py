@@ -371,6 +371,15 @@ def server_stats(t, conn, request_id, fmt):
     return stats
 
 
+def first_byte_within(sock, seconds):
+    """The next byte from `sock`, or None if none comes within `seconds`."""
+    sock.settimeout(seconds)
+    try:
+        return sock.recv(1)
+    except socket.timeout:
+        return None
+
+
 def run_stream(t, address):
     # 3.2: preamble, then many requests pipelined before any reply is read.
     conn = stream_connect(t, address)
@@ -470,20 +479,12 @@ def run_stream(t, address):
     raw.send(b"\xff" * 54)
     check(t, "raw: a request split in two writes gets one reply", raw.read_exact(256) == b"\xa5" * 256)
     raw.send(b"\x5a" * 63)
-    raw.sock.settimeout(0.3)
-    try:
-        extra = raw.sock.recv(1)
-    except socket.timeout:
-        extra = None
+    extra = first_byte_within(raw.sock, 0.3)
     check(t, "raw: an incomplete request gets no reply", extra is None, repr(extra))
     raw.close()
     empty = stream_connect(t, address)
     empty.send(b"WB\x01\x01" + struct.pack(">II", 16, 0) + b"\x5a" * 32)
-    empty.sock.settimeout(0.3)
-    try:
-        extra = empty.sock.recv(1)
-    except socket.timeout:
-        extra = None
+    extra = first_byte_within(empty.sock, 0.3)
     check(t, "raw with reply length 0: nothing comes back, connection open", extra is None, repr(extra))
     empty.close()
 
