@@ -54,6 +54,29 @@ const KIND: TransportKind = TransportKind::Http2;
 #[derive(Debug)]
 pub struct Http2;
 
+/// Sends a request's body and waits for the response head.
+///
+/// A server may answer before it has read the body and close the stream
+/// (RFC 9113 §8.1; ours and tonic's do for an unknown method or format). If
+/// that answer arrives between sending the headers and the body, the body
+/// cannot be sent, but the answer is what the caller needs: the send error is
+/// handed back beside the response, for the caller to report once it has
+/// looked for a status.
+async fn exchange(
+    mut stream: h2::SendStream<Bytes>,
+    response: h2::client::ResponseFuture,
+    body: Bytes,
+) -> Result<(http::response::Parts, RecvStream, Option<h2::Error>), CallError> {
+    let sent = stream.send_data(body, true);
+    match response.await {
+        Ok(response) => {
+            let (parts, recv) = response.into_parts();
+            Ok((parts, recv, sent.err()))
+        }
+        Err(e) => Err(h2_error(sent.err().unwrap_or(e))),
+    }
+}
+
 fn h2_error(e: h2::Error) -> CallError {
     if e.is_io() {
         return CallError::Closed(e.to_string());
@@ -176,13 +199,11 @@ impl Http2Client {
         headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
 
         let mut send = send.clone().ready().await.map_err(h2_error)?;
-        let (response, mut stream) = send.send_request(http, false).map_err(h2_error)?;
+        let (response, stream) = send.send_request(http, false).map_err(h2_error)?;
         let mut body = BytesMut::with_capacity(PREFIX_LEN + request.len());
         body.put_slice(&grpc_wire::prefix(len));
         body.put_slice(request);
-        stream.send_data(body.freeze(), true).map_err(h2_error)?;
-
-        let (parts, mut recv) = response.await.map_err(h2_error)?.into_parts();
+        let (parts, mut recv, unsent) = exchange(stream, response, body.freeze()).await?;
         if let Some(status) = grpc_status(&parts.headers) {
             // Trailers-only: the status came with the headers.
             return Err(if status.code == Code::Ok {
@@ -190,6 +211,9 @@ impl Http2Client {
             } else {
                 CallError::Status(status)
             });
+        }
+        if let Some(e) = unsent {
+            return Err(h2_error(e));
         }
         if parts.status != StatusCode::OK {
             return Err(CallError::Protocol(format!("HTTP status {}", parts.status)));
@@ -237,11 +261,13 @@ impl Http2Raw {
         *http.uri_mut() = self.path.clone();
         http.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
         let mut send = send.clone().ready().await.map_err(h2_error)?;
-        let (response, mut stream) = send.send_request(http, false).map_err(h2_error)?;
-        stream.send_data(self.body.clone(), true).map_err(h2_error)?;
-        let (parts, mut recv) = response.await.map_err(h2_error)?.into_parts();
+        let (response, stream) = send.send_request(http, false).map_err(h2_error)?;
+        let (parts, mut recv, unsent) = exchange(stream, response, self.body.clone()).await?;
         if parts.status != StatusCode::OK {
             return Err(CallError::Protocol(format!("HTTP status {}", parts.status)));
+        }
+        if let Some(e) = unsent {
+            return Err(h2_error(e));
         }
         let body = read_body(&mut recv, self.reply).await?;
         if body.len() != self.reply {
@@ -527,4 +553,41 @@ async fn raw(handler: &Handler, mut body: RecvStream, mut respond: SendResponse<
     }
     let Ok(mut stream) = respond.send_response(Response::new(()), false) else { return };
     let _ = stream.send_data(Bytes::from(vec![0xa5; reply]), true);
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+    use super::*;
+
+    /// The server answers an unknown format at once, without reading the
+    /// body. When that answer closes the stream before the client sends the
+    /// body, the call must still return the server's status, not the send
+    /// error. The test waits for the answer before sending, so the race the
+    /// client meets now and then is met every time here.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_answer_that_comes_before_the_body_is_sent_still_counts() {
+        let server =
+            Http2::serve(&Address::Inet("127.0.0.1:0".parse().unwrap()), ServerConfig::default()).await.unwrap();
+        let Address::Inet(address) = server.endpoint().address else { unreachable!() };
+        let tcp = TcpStream::connect(address).await.unwrap();
+        let (send, connection) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(connection);
+        let mut send = send.ready().await.unwrap();
+        let request = Request::post(format!("http://{address}/wirebench.Bench/Multiply"))
+            .header("content-type", "application/grpc+xml")
+            .body(())
+            .unwrap();
+        let (response, mut stream) = send.send_request(request, false).unwrap();
+        // The server's answer ends the stream; wait until it has.
+        let reset = tokio::time::timeout(Duration::from_secs(10), std::future::poll_fn(|cx| stream.poll_reset(cx)));
+        assert!(reset.await.is_ok(), "the server never closed the stream");
+
+        let (parts, _recv, unsent) = exchange(stream, response, Bytes::from_static(&[0, 0, 0, 0, 0])).await.unwrap();
+        assert!(unsent.is_some(), "the body was sent after all, so this test checked nothing");
+        let status = grpc_status(&parts.headers).unwrap();
+        assert_eq!(status.code, Code::Unimplemented, "{}", status.message);
+        server.shutdown().await;
+    }
 }

@@ -32,7 +32,10 @@ async fn post(address: std::net::SocketAddr, path: &str, content_type: &str, bod
         .body(())
         .unwrap();
     let (response, mut stream) = send.send_request(request, false).unwrap();
-    stream.send_data(Bytes::from(body), true).unwrap();
+    // The server may answer before reading the body and close the stream
+    // (an unknown method or format); then the body cannot be sent, and the
+    // answer below is what the test checks.
+    let _ = stream.send_data(Bytes::from(body), true);
     let response = response.await.unwrap();
     let http = response.status().as_u16();
     let header = |r: &http::HeaderMap, k: &str| r.get(k).map(|v| v.to_str().unwrap().to_owned());
