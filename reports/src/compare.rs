@@ -283,10 +283,11 @@ pub struct Bootstrap {
 /// interval is of the shifted ratio, the p-values those of "not beyond
 /// `bound`" in either direction.
 ///
-/// The samples come in groups, one per run. When both sides have at
-/// least two groups the bootstrap is two-stage: it resamples groups, then
-/// samples within each chosen group, so the interval carries the cell's
-/// run-to-run variation. With one group a side it resamples samples.
+/// The samples come in groups, one per run. The bootstrap is two-stage:
+/// it resamples groups, then samples within each chosen group, so the
+/// interval carries the cell's run-to-run variation. When a side has a
+/// single group, both sides are pooled into one group each, and that is
+/// the plain bootstrap of samples.
 pub fn bootstrap(
     base: &[Vec<f64>],
     new: &[Vec<f64>],
@@ -296,25 +297,23 @@ pub fn bootstrap(
     options: &Options,
     seed: u64,
 ) -> Option<Bootstrap> {
-    let count = |side: &[Vec<f64>]| side.iter().map(Vec::len).sum::<usize>();
     if count(base) < 2 || count(new) < 2 {
         return None;
     }
-    let hierarchical = base.len() >= 2 && new.len() >= 2;
-    let (flat_base, flat_new) = (flatten(base), flatten(new));
+    let pooled: [Vec<Vec<f64>>; 2];
+    let (base, new) = if base.len() >= 2 && new.len() >= 2 {
+        (base, new)
+    } else {
+        pooled = [vec![flatten(base)], vec![flatten(new)]];
+        (&pooled[0][..], &pooled[1][..])
+    };
     let mut rng = Rng(seed);
-    let mut draw = |side: &[Vec<f64>], flat: &[f64], out: &mut Vec<f64>| {
+    let mut draw = |side: &[Vec<f64>], out: &mut Vec<f64>| {
         out.clear();
-        if hierarchical {
-            for _ in 0..side.len() {
-                let group = &side[rng.below(side.len())];
-                for _ in 0..group.len() {
-                    out.push(group[rng.below(group.len())]);
-                }
-            }
-        } else {
-            for _ in 0..flat.len() {
-                out.push(flat[rng.below(flat.len())]);
+        for _ in 0..side.len() {
+            let group = &side[rng.below(side.len())];
+            for _ in 0..group.len() {
+                out.push(group[rng.below(group.len())]);
             }
         }
         median(out)
@@ -322,8 +321,8 @@ pub fn bootstrap(
     let mut ratios = Vec::with_capacity(options.resamples);
     let (mut b, mut n) = (Vec::new(), Vec::new());
     for _ in 0..options.resamples {
-        let mb = draw(base, &flat_base, &mut b);
-        let mn = draw(new, &flat_new, &mut n);
+        let mb = draw(base, &mut b);
+        let mn = draw(new, &mut n);
         let ratio = if higher_is_better { mb / mn } else { mn / mb } / shift.exp();
         if ratio.is_finite() && ratio > 0.0 {
             ratios.push(ratio);
@@ -468,6 +467,27 @@ fn flatten(groups: &[Vec<f64>]) -> Vec<f64> {
     groups.iter().flatten().copied().collect()
 }
 
+/// Samples in all groups.
+fn count(groups: &[Vec<f64>]) -> usize {
+    groups.iter().map(Vec::len).sum()
+}
+
+/// The verdict on a log ratio that lies in `[lo, hi]`: beyond `bound`
+/// with significance is a change; within the threshold, not merely within
+/// the noise, is `unchanged` (a cell that moved 30% on a noisy machine is
+/// not unchanged); anything else is inconclusive.
+fn judge(lo: f64, hi: f64, bound: f64, threshold: f64, worse: bool, better: bool) -> Verdict {
+    if lo > bound && worse {
+        Verdict::Regressed
+    } else if hi < -bound && better {
+        Verdict::Improved
+    } else if lo >= -threshold && hi <= threshold {
+        Verdict::Unchanged
+    } else {
+        Verdict::Inconclusive
+    }
+}
+
 /// What must match for timings to be comparable, as `(what, value)`.
 fn machine(r: &Results) -> Vec<(&'static str, String)> {
     vec![("CPU", r.environment.cpu_model.clone()), ("cores", r.environment.cores.to_string())]
@@ -596,7 +616,7 @@ pub fn compare(base: &Results, new: &Results, options: &Options) -> Result<Compa
                 rows.push(r);
                 continue;
             }
-            if r.ratio.is_none() || flatten(&bs).len() < 2 || flatten(&ns).len() < 2 {
+            if r.ratio.is_none() || count(&bs) < 2 || count(&ns) < 2 {
                 rows.push(r);
                 continue;
             }
@@ -623,15 +643,7 @@ pub fn compare(base: &Results, new: &Results, options: &Options) -> Result<Compa
         if n.cells < MIN_CELLS_FOR_NOISE {
             continue;
         }
-        let verdict = if n.shift > n.shift_bound {
-            Verdict::Regressed
-        } else if n.shift < -n.shift_bound {
-            Verdict::Improved
-        } else if n.shift.abs() <= threshold {
-            Verdict::Unchanged
-        } else {
-            Verdict::Inconclusive
-        };
+        let verdict = judge(n.shift, n.shift, n.shift_bound, threshold, true, true);
         let higher_is_better = *metric == "calls/s";
         rows.push(Row {
             key: "*".into(),
@@ -663,7 +675,14 @@ pub fn compare(base: &Results, new: &Results, options: &Options) -> Result<Compa
             options.tail_factor
         ));
     }
-    let mut timing_rows: Vec<(usize, Bootstrap, f64, f64)> = Vec::new();
+    // Each cell is judged against the cross-cell noise (never below the
+    // threshold), whether or not it has several runs a side: a few runs
+    // are too few to estimate one cell's run-to-run spread on their own
+    // (measured: same-build interleaved pairs judged against the bare
+    // threshold gave 12 and 11 false regressions; against this bound,
+    // none). Several runs still help: the two-stage bootstrap widens the
+    // interval of a cell whose runs disagree.
+    let mut timing_rows: Vec<(usize, Bootstrap)> = Vec::new();
     for (i, bs, ns) in pending {
         let row = &rows[i];
         let n = noise[row.metric];
@@ -673,42 +692,25 @@ pub fn compare(base: &Results, new: &Results, options: &Options) -> Result<Compa
             .bytes()
             .chain(row.metric.bytes())
             .fold(0xcbf2_9ce4_8422_2325u64, |h, c| (h ^ u64::from(c)).wrapping_mul(0x100_0000_01b3));
-        // The bound is the cross-cell noise (never below the threshold),
-        // whether or not the cell has several runs a side: two runs are
-        // too few to estimate one cell's run-to-run spread on their own
-        // (measured: same-build interleaved pairs judged against the bare
-        // threshold gave 12 and 11 false regressions; against this bound,
-        // none). Several runs still help: the two-stage bootstrap widens
-        // the interval of a cell whose runs disagree.
-        let bound = n.bound;
-        if let Some(boot) = bootstrap(&bs, &ns, row.higher_is_better, n.shift, bound, options, seed) {
-            timing_rows.push((i, boot, n.shift, bound));
+        if let Some(boot) = bootstrap(&bs, &ns, row.higher_is_better, n.shift, n.bound, options, seed) {
+            timing_rows.push((i, boot));
         }
     }
 
     // Correct the p-values of all timing comparisons together, each
     // direction on its own.
-    let worse: Vec<f64> = timing_rows.iter().map(|(_, b, _, _)| b.p_worse).collect();
-    let better: Vec<f64> = timing_rows.iter().map(|(_, b, _, _)| b.p_better).collect();
+    let worse: Vec<f64> = timing_rows.iter().map(|(_, b)| b.p_worse).collect();
+    let better: Vec<f64> = timing_rows.iter().map(|(_, b)| b.p_better).collect();
     let (worse, better) = (correct(&worse, options.correction), correct(&better, options.correction));
-    for (j, (i, boot, shift, bound)) in timing_rows.iter().enumerate() {
+    for (j, (i, boot)) in timing_rows.iter().enumerate() {
         let (lo, hi) = boot.interval;
-        let (lo_log, hi_log) = (lo.ln(), hi.ln());
         let row = &mut rows[*i];
+        let n = noise[row.metric];
         row.p_value = Some(worse[j]);
         // Shown on the raw scale: the shifted interval times the shift.
-        row.interval = Some((lo * shift.exp(), hi * shift.exp()));
-        row.verdict = if lo_log > *bound && worse[j] < options.alpha {
-            Verdict::Regressed
-        } else if hi_log < -*bound && better[j] < options.alpha {
-            Verdict::Improved
-        } else if lo_log >= -threshold && hi_log <= threshold {
-            // Within the threshold, not merely within the noise: a cell
-            // that moved 30% on a noisy machine is not `unchanged`.
-            Verdict::Unchanged
-        } else {
-            Verdict::Inconclusive
-        };
+        row.interval = Some((lo * n.shift.exp(), hi * n.shift.exp()));
+        let (worse, better) = (worse[j] < options.alpha, better[j] < options.alpha);
+        row.verdict = judge(lo.ln(), hi.ln(), n.bound, threshold, worse, better);
     }
 
     instruction_rows(base, new, options, &ignored, &mut rows);
