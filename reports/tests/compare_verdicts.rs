@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use wirebench_reports::Results;
-use wirebench_reports::compare::{Correction, Options, Verdict, compare};
+use wirebench_reports::compare::{Comparison, Correction, Options, Verdict, compare};
 
 fn fixture() -> Results {
     Results::read(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/quick-slice.json")).unwrap()
@@ -22,13 +22,34 @@ fn slow_down(results: &mut Results, key: &str, factor: f64) {
     }
 }
 
-fn flagged(results: &wirebench_reports::compare::Comparison) -> Vec<(String, &'static str)> {
+/// A copy of `base` with every cell `factor(key)` times slower.
+fn every_cell_slower(base: &Results, factor: impl Fn(&str) -> f64) -> Results {
+    let mut new = base.clone();
+    for key in base.cells.keys() {
+        slow_down(&mut new, key, factor(key));
+    }
+    new
+}
+
+fn flagged(results: &Comparison) -> Vec<(String, &'static str)> {
     results
         .rows
         .iter()
         .filter(|r| matches!(r.verdict, Verdict::Regressed | Verdict::Broken | Verdict::Changed))
         .map(|r| (r.key.clone(), r.metric))
         .collect()
+}
+
+/// The cells flagged, each once.
+fn flagged_keys(results: &Comparison) -> Vec<String> {
+    let mut keys: Vec<String> = flagged(results).into_iter().map(|(k, _)| k).collect();
+    keys.dedup();
+    keys
+}
+
+/// The verdict of the global `*` row of `metric`.
+fn global(results: &Comparison, metric: &str) -> Verdict {
+    results.rows.iter().find(|r| r.key == "*" && r.metric == metric).unwrap().verdict
 }
 
 #[test]
@@ -43,6 +64,13 @@ fn a_file_compared_with_itself_has_no_regression() {
 
 const SLOWED: [&str; 3] = ["multiply/bincode/http2/c1", "digest-100/raw/http2/c1", "digest-100/protobuf/inproc/c1"];
 
+/// SLOWED in the order comparisons list cells.
+fn slowed_sorted() -> Vec<String> {
+    let mut keys: Vec<String> = SLOWED.iter().map(|s| s.to_string()).collect();
+    keys.sort();
+    keys
+}
+
 #[test]
 fn cells_twenty_percent_slower_are_flagged_and_no_others() {
     let base = fixture();
@@ -53,11 +81,7 @@ fn cells_twenty_percent_slower_are_flagged_and_no_others() {
     for correction in [Correction::Holm, Correction::BenjaminiHochberg] {
         let c = compare(&base, &new, &Options { correction, ..Options::default() }).unwrap();
         assert!(c.regressed());
-        let mut keys: Vec<String> = flagged(&c).into_iter().map(|(k, _)| k).collect();
-        keys.dedup();
-        let mut want: Vec<String> = SLOWED.iter().map(|s| s.to_string()).collect();
-        want.sort();
-        assert_eq!(keys, want, "{correction:?}");
+        assert_eq!(flagged_keys(&c), slowed_sorted(), "{correction:?}");
         // p50 of each slowed cell is a regression with an interval above 1.05.
         for key in SLOWED {
             let row = c.rows.iter().find(|r| r.key == key && r.metric == "p50").unwrap();
@@ -71,10 +95,7 @@ fn cells_twenty_percent_slower_are_flagged_and_no_others() {
 #[test]
 fn one_percent_slower_is_not_flagged() {
     let base = fixture();
-    let mut new = base.clone();
-    for key in base.cells.keys().cloned().collect::<Vec<_>>() {
-        slow_down(&mut new, &key, 1.01);
-    }
+    let new = every_cell_slower(&base, |_| 1.01);
     let c = compare(&base, &new, &Options::default()).unwrap();
     assert!(!c.regressed(), "{:?}", flagged(&c));
 }
@@ -160,10 +181,7 @@ fn noise_factor(key: &str, sigma: f64) -> f64 {
 #[test]
 fn a_noisy_machine_is_not_a_regression() {
     let base = fixture();
-    let mut new = base.clone();
-    for key in base.cells.keys().cloned().collect::<Vec<_>>() {
-        slow_down(&mut new, &key, 1.15 * noise_factor(&key, 0.3));
-    }
+    let new = every_cell_slower(&base, |key| 1.15 * noise_factor(key, 0.3));
     let c = compare(&base, &new, &Options::default()).unwrap();
     assert!(!c.regressed(), "false alarms: {:?}", flagged(&c));
     assert!(c.warnings.iter().any(|w| w.contains("run-to-run spread")), "{:?}", c.warnings);
@@ -179,11 +197,10 @@ fn a_noisy_machine_is_not_a_regression() {
 #[test]
 fn a_single_pair_with_heavy_tails_is_not_a_regression() {
     let base = fixture();
-    let mut new = base.clone();
-    for key in base.cells.keys().cloned().collect::<Vec<_>>() {
-        let jump = if SLOWED.contains(&key.as_str()) { 1.35 } else { 1.0 };
-        slow_down(&mut new, &key, jump * noise_factor(&key, 0.05));
-    }
+    let new = every_cell_slower(&base, |key| {
+        let jump = if SLOWED.contains(&key) { 1.35 } else { 1.0 };
+        jump * noise_factor(key, 0.05)
+    });
     let c = compare(&base, &new, &Options::default()).unwrap();
     assert!(!c.regressed(), "false alarms: {:?}", flagged(&c));
     assert!(c.warnings.iter().any(|w| w.contains("single run")), "{:?}", c.warnings);
@@ -198,13 +215,9 @@ fn a_single_pair_with_heavy_tails_is_not_a_regression() {
 #[test]
 fn a_global_slowdown_shows_through_the_tail_bound_of_a_single_pair() {
     let base = fixture();
-    let mut new = base.clone();
-    for key in base.cells.keys().cloned().collect::<Vec<_>>() {
-        slow_down(&mut new, &key, 1.3 * noise_factor(&key, 0.05));
-    }
+    let new = every_cell_slower(&base, |key| 1.3 * noise_factor(key, 0.05));
     let c = compare(&base, &new, &Options::default()).unwrap();
-    let global = |m: &str| c.rows.iter().find(|r| r.key == "*" && r.metric == m).unwrap().verdict;
-    assert_eq!(global("p50"), Verdict::Regressed);
+    assert_eq!(global(&c, "p50"), Verdict::Regressed);
     assert!(c.warnings.iter().any(|w| w.contains("single run")), "{:?}", c.warnings);
 }
 
@@ -213,14 +226,10 @@ fn a_global_slowdown_shows_through_the_tail_bound_of_a_single_pair() {
 #[test]
 fn a_global_slowdown_on_a_quiet_machine_is_a_regression() {
     let base = fixture();
-    let mut new = base.clone();
-    for key in base.cells.keys().cloned().collect::<Vec<_>>() {
-        slow_down(&mut new, &key, 1.2 * noise_factor(&key, 0.01));
-    }
+    let new = every_cell_slower(&base, |key| 1.2 * noise_factor(key, 0.01));
     let c = compare(&base, &new, &Options::default()).unwrap();
-    let global = |m: &str| c.rows.iter().find(|r| r.key == "*" && r.metric == m).unwrap().verdict;
-    assert_eq!(global("p50"), Verdict::Regressed);
-    assert_eq!(global("calls/s"), Verdict::Regressed);
+    assert_eq!(global(&c, "p50"), Verdict::Regressed);
+    assert_eq!(global(&c, "calls/s"), Verdict::Regressed);
     assert!(c.regressed());
 }
 
@@ -229,16 +238,12 @@ fn a_global_slowdown_on_a_quiet_machine_is_a_regression() {
 /// cells 20% slower. Exactly those are flagged.
 #[test]
 fn interleaved_runs_catch_a_real_regression_and_not_the_noise() {
+    let fixture = fixture();
     let run = |name: &str, slowed: bool| {
-        let mut r = fixture();
-        for key in r.cells.keys().cloned().collect::<Vec<_>>() {
-            let mut factor = noise_factor(&format!("{name}{key}"), 0.03);
-            if slowed && SLOWED.contains(&key.as_str()) {
-                factor *= 1.2;
-            }
-            slow_down(&mut r, &key, factor);
-        }
-        r
+        every_cell_slower(&fixture, |key| {
+            let jump = if slowed && SLOWED.contains(&key) { 1.2 } else { 1.0 };
+            jump * noise_factor(&format!("{name}{key}"), 0.03)
+        })
     };
     // Four runs a side, as the workflow takes: with two, a cell's group
     // bootstrap is too coarse to clear a 20% change at this noise (it
@@ -248,11 +253,7 @@ fn interleaved_runs_catch_a_real_regression_and_not_the_noise() {
     let head = wirebench_reports::exports::merge((0..runs).map(|i| run(&format!("b{i}"), true)).collect()).unwrap();
     assert!(base.cells.values().any(|c| c.samples.iter().any(|s| s.group > 0)), "merge keeps runs apart");
     let c = compare(&base, &head, &Options::default()).unwrap();
-    let mut keys: Vec<String> = flagged(&c).into_iter().map(|(k, _)| k).collect();
-    keys.dedup();
-    let mut want: Vec<String> = SLOWED.iter().map(|s| s.to_string()).collect();
-    want.sort();
-    assert_eq!(keys, want);
+    assert_eq!(flagged_keys(&c), slowed_sorted());
     // And the same procedure on two sides of one build flags nothing.
     let same = wirebench_reports::exports::merge((0..runs).map(|i| run(&format!("c{i}"), false)).collect()).unwrap();
     let c = compare(&base, &same, &Options::default()).unwrap();
