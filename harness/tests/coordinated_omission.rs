@@ -13,30 +13,11 @@ use wirebench_reports::model::CellStatus;
 
 #[test]
 fn a_stalling_server_shows_in_corrected_latency_only() {
-    let dir = temp();
-    let out = out_dir(&dir);
-    let (output, results) = run(
-        &out,
-        &[
-            "--formats",
-            "bincode",
-            "--transports",
-            "tcp",
-            "--workloads",
-            "multiply",
-            "--rate",
-            "1000",
-            "--concurrency",
-            "1",
-            "--duration",
-            "2s",
-            "--warmup",
-            "100ms",
-            "--server-stall",
-            "50ms/500ms",
-        ],
+    let (_, results) = run(
+        "--formats bincode --transports tcp --workloads multiply --rate 1000 --concurrency 1 --duration 2s \
+         --warmup 100ms --server-stall 50ms/500ms",
+        0,
     );
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let cell = &results.cells["multiply/bincode/tcp/r1000c1"];
     assert_eq!(cell.status, CellStatus::Ok, "{:?}", cell.error);
     let m = cell.metrics.as_ref().unwrap();

@@ -12,25 +12,12 @@ use wirebench_reports::model::CellStatus;
 
 #[test]
 fn a_server_that_dies_mid_run_fails_its_cell_and_is_restarted() {
-    let dir = temp();
-    let out = out_dir(&dir);
     // Cells take ~100 ms each; the server aborts 250 ms after it starts.
-    let (output, results) = run(
-        &out,
-        &[
-            "--formats",
-            "bincode",
-            "--transports",
-            "tcp",
-            "--workloads",
-            "multiply,echo-16B,echo-1KiB,digest-1",
-            "--concurrency",
-            "1",
-            "--server-crash-after",
-            "250ms",
-        ],
+    let (_, results) = run(
+        "--formats bincode --transports tcp --workloads multiply,echo-16B,echo-1KiB,digest-1 --concurrency 1 \
+         --server-crash-after 250ms",
+        1,
     );
-    assert_eq!(output.status.code(), Some(1), "{}", String::from_utf8_lossy(&output.stderr));
     let failed: Vec<_> = results.cells.values().filter(|c| c.status == CellStatus::Failed).collect();
     assert!(!failed.is_empty(), "{:?}", statuses(&results));
     assert!(
@@ -46,27 +33,11 @@ fn a_server_that_dies_mid_run_fails_its_cell_and_is_restarted() {
 
 #[test]
 fn a_transport_that_times_out_every_call_fails_its_cells() {
-    let dir = temp();
-    let out = out_dir(&dir);
     let started = Instant::now();
-    let (output, results) = run(
-        &out,
-        &[
-            "--formats",
-            "protobuf",
-            "--transports",
-            "udp",
-            "--workloads",
-            "multiply",
-            "--concurrency",
-            "1",
-            "--timeout",
-            "100ms",
-            "--server-stall",
-            "1h/1h",
-        ],
+    let (_, results) = run(
+        "--formats protobuf --transports udp --workloads multiply --concurrency 1 --timeout 100ms --server-stall 1h/1h",
+        1,
     );
-    assert_eq!(output.status.code(), Some(1));
     assert!(started.elapsed() < Duration::from_secs(60));
     // The stall holds every RPC call (the raw floor has no service to stall).
     let rpc: Vec<_> = results.cells.values().filter(|c| c.format != "raw").collect();
@@ -80,24 +51,11 @@ fn a_transport_that_times_out_every_call_fails_its_cells() {
 
 #[test]
 fn wrong_replies_fail_the_cell() {
-    let dir = temp();
-    let out = out_dir(&dir);
     let (output, results) = run(
-        &out,
-        &[
-            "--formats",
-            "json,capnp",
-            "--transports",
-            "tcp,grpc",
-            "--workloads",
-            "multiply,echo-16B,digest-1",
-            "--concurrency",
-            "1",
-            "--server-fault",
-            "wrong-replies",
-        ],
+        "--formats json,capnp --transports tcp,grpc --workloads multiply,echo-16B,digest-1 --concurrency 1 \
+         --server-fault wrong-replies",
+        1,
     );
-    assert_eq!(output.status.code(), Some(1));
     for cell in results.cells.values().filter(|c| c.format != "raw" && c.status != CellStatus::Unsupported) {
         assert_eq!(cell.status, CellStatus::Failed, "{}", cell.key);
         let error = cell.error.as_deref().unwrap();

@@ -10,22 +10,8 @@ use wirebench_reports::model::CellStatus;
 
 #[test]
 fn a_small_run_writes_a_complete_results_file() {
-    let dir = temp();
-    let out = out_dir(&dir);
-    let (output, results) = run(
-        &out,
-        &[
-            "--formats",
-            "bincode,json",
-            "--transports",
-            "tcp,udp,inproc",
-            "--workloads",
-            "multiply,echo-64KiB",
-            "--concurrency",
-            "1,4",
-        ],
-    );
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let (output, results) =
+        run("--formats bincode,json --transports tcp,udp,inproc --workloads multiply,echo-64KiB --concurrency 1,4", 0);
     // 2 workloads x 2 loads x (3 raw + 3 x 2 formats)
     assert_eq!(results.cells.len(), 2 * 2 * (3 + 6), "{:?}", statuses(&results));
     for cell in results.cells.values() {
@@ -96,23 +82,8 @@ fn bad_flags_are_usage_errors() {
 
 #[test]
 fn in_process_servers_are_measured_too() {
-    let dir = temp();
-    let out = out_dir(&dir);
-    let (output, results) = run(
-        &out,
-        &[
-            "--in-process",
-            "--formats",
-            "protobuf",
-            "--transports",
-            "tcp,quic",
-            "--workloads",
-            "multiply",
-            "--concurrency",
-            "1",
-        ],
-    );
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let (_, results) =
+        run("--in-process --formats protobuf --transports tcp,quic --workloads multiply --concurrency 1", 0);
     assert_eq!(results.config.server, "in-process");
     assert_eq!(results.cells.len(), 4);
     for cell in results.cells.values() {
@@ -124,27 +95,10 @@ fn in_process_servers_are_measured_too() {
 
 #[test]
 fn poisson_open_loop_runs_at_its_mean_rate() {
-    let dir = temp();
-    let out = out_dir(&dir);
-    let (output, results) = run(
-        &out,
-        &[
-            "--formats",
-            "bincode",
-            "--transports",
-            "udp",
-            "--workloads",
-            "multiply",
-            "--rate",
-            "2000",
-            "--poisson",
-            "--concurrency",
-            "8",
-            "--duration",
-            "1s",
-        ],
+    let (_, results) = run(
+        "--formats bincode --transports udp --workloads multiply --rate 2000 --poisson --concurrency 8 --duration 1s",
+        0,
     );
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let cell = &results.cells["multiply/bincode/udp/p2000c8"];
     assert_eq!(cell.load.model, "open-poisson");
     let m = cell.metrics.as_ref().unwrap();

@@ -7,16 +7,21 @@ use std::process::{Command, Output};
 
 use wirebench_reports::model::{CellStatus, Results};
 
-/// `wirebench run` with a tiny, fast matrix and `extra` flags, into `out`.
-pub fn run(out: &Path, extra: &[&str]) -> (Output, Results) {
-    let output = command(out, extra).output().unwrap();
-    let results = Results::read(&out.join("results.json")).unwrap_or_else(|e| {
-        panic!(
-            "{e}\nstdout:\n{}\nstderr:\n{}",
+/// `wirebench run` with a tiny, fast matrix and `flags` (separated by
+/// whitespace), into a fresh directory; the run must exit with `exit`.
+pub fn run(flags: &str, exit: i32) -> (Output, Results) {
+    let dir = temp();
+    let out = out_dir(&dir);
+    let output = command(&out, &flags.split_whitespace().collect::<Vec<_>>()).output().unwrap();
+    let printed = || {
+        format!(
+            "stdout:\n{}\nstderr:\n{}",
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         )
-    });
+    };
+    assert_eq!(output.status.code(), Some(exit), "wirebench run {flags}\n{}", printed());
+    let results = Results::read(&out.join("results.json")).unwrap_or_else(|e| panic!("{e}\n{}", printed()));
     (output, results)
 }
 
