@@ -21,6 +21,8 @@ for key, ca in a.items():
         continue
     pa, pb = ca["metrics"]["latency"]["p50"], cb["metrics"]["latency"]["p50"]
     rows.append((abs(pb / pa - 1), key, pa, pb))
+if not rows:
+    sys.exit("no cell is ok in both runs: nothing to compare")
 rows.sort(reverse=True)
 within = sum(1 for d, *_ in rows if d <= 0.10)
 print(f"{within} of {len(rows)} ok cells agree on p50 within 10% ({100 * within / len(rows):.1f}%)")
