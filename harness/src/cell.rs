@@ -102,6 +102,7 @@ pub fn skeleton(spec: &CellSpec, status: CellStatus, error: Option<String>) -> C
         samples: Vec::new(),
         histogram: None,
         histogram_uncorrected: None,
+        passes: Vec::new(),
     }
 }
 

@@ -13,7 +13,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 /// The version this build writes and the newest it reads.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// A whole run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -26,6 +26,21 @@ pub struct Results {
     pub environment: Environment,
     /// How it was asked to run.
     pub config: RunConfig,
+    /// A unique id of the `wirebench run` that wrote this file (random,
+    /// hex). `merge` refuses a run it already holds. Empty in files older
+    /// than schema version 2.
+    #[serde(default)]
+    pub run_id: String,
+    /// What each sample group is: one entry per group, naming the run and
+    /// the pass it was measured in. Empty means one group, 0, of this run.
+    /// `run --passes N` writes groups 0..N; `merge` renumbers every run's
+    /// groups so they stay apart.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicates: Vec<Replicate>,
+    /// `merge` only: every merged run's id, environment and configuration,
+    /// in merge order (the first is also `environment` and `config`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged: Vec<MergedRun>,
     /// Properties of every format in the run, by name.
     #[serde(default)]
     pub formats: BTreeMap<String, FormatInfo>,
@@ -109,6 +124,13 @@ pub struct RunConfig {
     pub quick: bool,
     /// Free-form name of the matrix (`default`, `quick`, a config file).
     pub matrix: String,
+    /// Interleaved passes over the matrix (`--passes`); 1 in older files.
+    #[serde(default = "one")]
+    pub passes: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// A format's properties, as the formats crate declares them.
@@ -215,6 +237,59 @@ pub struct Cell {
     /// Open loop only: the uncorrected latency histogram.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub histogram_uncorrected: Option<String>,
+    /// With `--passes N`: each pass's own figures, in pass order. The
+    /// cell's `metrics` and histograms are over all passes together.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub passes: Vec<PassFigures>,
+}
+
+/// One sample group: which run and which pass of it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replicate {
+    /// The sample group (`Sample::group`).
+    pub group: u32,
+    /// The run (`Results::run_id`).
+    pub run_id: String,
+    /// The pass within that run, from 0.
+    pub pass: u32,
+}
+
+/// A run folded into a merged file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MergedRun {
+    /// Its `run_id` (for files older than version 2: a digest of its
+    /// environment, so the same file is still recognised).
+    pub run_id: String,
+    /// Where it ran.
+    pub environment: Environment,
+    /// How it ran.
+    pub config: RunConfig,
+}
+
+/// A cell's figures in one pass of a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PassFigures {
+    /// The pass, from 0.
+    pub pass: u32,
+    /// Its sample group (`Sample::group`).
+    pub group: u32,
+    /// When the cell's pass started, seconds after the run started.
+    pub offset_s: f64,
+    /// `ok`, `failed` or `unsupported` in this pass.
+    pub status: CellStatus,
+    /// Why it failed, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Calls recorded in the pass's measured window.
+    pub calls: u64,
+    /// The pass's measured window, seconds.
+    pub duration_s: f64,
+    /// Median latency, ns.
+    pub p50_ns: u64,
+    /// 99th percentile, ns.
+    pub p99_ns: u64,
+    /// Calls per second over the pass's window.
+    pub calls_per_sec: f64,
 }
 
 /// Latency percentiles in nanoseconds.
@@ -311,12 +386,14 @@ pub struct Metrics {
     pub overhead_p50: Option<f64>,
 }
 
-/// One sub-window of a cell's measured window.
+/// One sub-window of a cell's measured window (of one pass).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
-    /// Which run the sample comes from: 0 in a plain run; `wirebench merge`
-    /// gives each merged run its own, so a comparison can tell a cell's
-    /// run-to-run noise from the noise within one run.
+    /// Which replicate (run and pass, see `Results::replicates`) the
+    /// sample comes from: 0 in a plain one-pass run; each pass of
+    /// `--passes` and each run `wirebench merge` folds in has its own, so a
+    /// comparison can tell a cell's replicate-to-replicate noise from the
+    /// noise within one window.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub group: u32,
     /// Calls completed in the sub-window.
@@ -449,8 +526,8 @@ mod tests {
     #[test]
     fn reads_current_and_refuses_newer_versions() {
         assert!(Results::parse(minimal(1).as_bytes(), "a.json").is_ok());
-        let err = Results::parse(minimal(2).as_bytes(), "b.json").unwrap_err();
-        assert!(matches!(err, ReadError::TooNew { found: 2, supported: 1, .. }), "{err}");
+        let err = Results::parse(minimal(3).as_bytes(), "b.json").unwrap_err();
+        assert!(matches!(err, ReadError::TooNew { found: 3, supported: 2, .. }), "{err}");
         assert!(err.to_string().contains("newer wirebench"), "{err}");
         let err = Results::parse(b"{\"cells\":{}}", "c.json").unwrap_err();
         assert!(err.to_string().contains("no schema_version"), "{err}");
