@@ -113,7 +113,7 @@ fn pin(cpus: &[usize]) {
 }
 
 fn rpc(c: &mut Criterion) {
-    let split = wirebench::affinity::default_split(std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let split = wirebench::affinity::usable_cpus().ok().and_then(|cpus| wirebench::affinity::default_split(&cpus));
     let server_cpus = split.as_ref().map(|s| s.1.clone());
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -29,15 +29,39 @@ pub fn parse_cpus(s: &str) -> Result<Vec<usize>, String> {
         match part.split_once('-') {
             Some((a, b)) => {
                 let (a, b): (usize, usize) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
-                if a > b {
+                if a > b || b >= libc::CPU_SETSIZE as usize {
                     return Err(bad());
                 }
                 cpus.extend(a..=b);
             }
-            None => cpus.push(part.parse().map_err(|_| bad())?),
+            None => {
+                let cpu: usize = part.parse().map_err(|_| bad())?;
+                if cpu >= libc::CPU_SETSIZE as usize {
+                    return Err(bad());
+                }
+                cpus.push(cpu);
+            }
         }
     }
     Ok(cpus)
+}
+
+/// A CPU list as one command-line value (clap would take a bare `Vec` for
+/// a list of values).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CpuList(pub Vec<usize>);
+
+/// Parses a CPU list whose every CPU this process may use.
+pub fn parse_usable_cpus(s: &str) -> Result<CpuList, String> {
+    let cpus = parse_cpus(s)?;
+    if cpus.is_empty() {
+        return Err("expected at least one CPU, e.g. 1-3".into());
+    }
+    let usable = usable_cpus().map_err(|e| format!("cannot read this process's CPUs: {e}"))?;
+    match cpus.iter().find(|c| !usable.contains(c)) {
+        Some(cpu) => Err(format!("CPU {cpu} is not one this process can use (usable: {})", format_cpus(&usable))),
+        None => Ok(CpuList(cpus)),
+    }
 }
 
 /// Formats a CPU list compactly: `0`, `1-3`.
@@ -48,10 +72,27 @@ pub fn format_cpus(cpus: &[usize]) -> String {
     }
 }
 
-/// The split used by default: the client on CPU 0, the server on the
-/// rest. `None` on a single CPU, where there is nothing to split.
-pub fn default_split(cores: usize) -> Option<(Vec<usize>, Vec<usize>)> {
-    (cores >= 2).then(|| (vec![0], (1..cores).collect()))
+/// The split used by default: the client on the first usable CPU, the
+/// server on the rest. `None` on a single CPU, where there is nothing to
+/// split.
+pub fn default_split(usable: &[usize]) -> Option<(Vec<usize>, Vec<usize>)> {
+    match usable {
+        [first, rest @ ..] if !rest.is_empty() => Some((vec![*first], rest.to_vec())),
+        _ => None,
+    }
+}
+
+/// The CPUs this process may run on (its affinity mask), in order.
+pub fn usable_cpus() -> std::io::Result<Vec<usize>> {
+    // SAFETY: cpu_set_t is plain data that sched_getaffinity fills in;
+    // CPU_ISSET reads within it for numbers below CPU_SETSIZE.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok((0..libc::CPU_SETSIZE as usize).filter(|&cpu| libc::CPU_ISSET(cpu, &set)).collect())
+    }
 }
 
 #[cfg(test)]
@@ -63,10 +104,15 @@ mod tests {
         assert_eq!(parse_cpus("0,2-3").unwrap(), vec![0, 2, 3]);
         assert!(parse_cpus("3-1").is_err());
         assert!(parse_cpus("x").is_err());
+        assert!(parse_cpus("0-99999999999").is_err(), "no huge lists");
+        assert!(parse_cpus("1024").is_err());
         assert_eq!(format_cpus(&[1, 2, 3]), "1-3");
         assert_eq!(format_cpus(&[0]), "0");
-        assert_eq!(default_split(2), Some((vec![0], vec![1])));
-        assert_eq!(default_split(1), None);
+        assert_eq!(default_split(&[0, 1]), Some((vec![0], vec![1])));
+        assert_eq!(default_split(&[2, 5, 7]), Some((vec![2], vec![5, 7])));
+        assert_eq!(default_split(&[0]), None);
+        let usable = usable_cpus().unwrap();
+        assert!(!usable.is_empty() && usable.len() <= std::thread::available_parallelism().unwrap().get());
     }
 
     #[test]

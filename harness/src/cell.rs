@@ -11,11 +11,10 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use hdrhistogram::Histogram;
 use wirebench_formats::protobuf::{PbRequest, Protobuf};
 use wirebench_formats::{Dataset, Format, FormatId, FormatVisitor, Method};
 use wirebench_reports::histogram;
-use wirebench_reports::model::{Cell, CellStatus, Latency, Metrics, Sample};
+use wirebench_reports::model::{Cell, CellStatus, Metrics, Sample};
 use wirebench_transports::cpu::CpuTime;
 use wirebench_transports::frame::HEADER_LEN;
 use wirebench_transports::stream::StreamClient;
@@ -194,6 +193,37 @@ impl Caller for Grpc {
     }
 }
 
+/// Connection attempts before a cell gives up on its server.
+pub const CONNECT_ATTEMPTS: u32 = 5;
+/// The wait after the first failed attempt; it doubles after each.
+const CONNECT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Connects, retrying a failed attempt with exponential backoff (20, 40,
+/// 80, 160 ms): a server that is still starting gets its chance, one that
+/// cannot be reached fails the cell after [`CONNECT_ATTEMPTS`] attempts
+/// with the last connect error as its reason.
+pub async fn connect_retrying<T, E, F>(mut connect: impl FnMut() -> F) -> Result<T, String>
+where
+    E: std::fmt::Display,
+    F: std::future::Future<Output = Result<T, E>>,
+{
+    let mut wait = CONNECT_BACKOFF;
+    let mut last = String::new();
+    for attempt in 1..=CONNECT_ATTEMPTS {
+        match connect().await {
+            Ok(client) => return Ok(client),
+            Err(e) => last = e.to_string(),
+        }
+        if attempt < CONNECT_ATTEMPTS {
+            tokio::time::sleep(wait).await;
+            wait *= 2;
+        }
+    }
+    // The waits double from CONNECT_BACKOFF: their sum is (2^(n-1) - 1) of it.
+    let waited = CONNECT_BACKOFF * ((1 << (CONNECT_ATTEMPTS - 1)) - 1);
+    Err(format!("cannot connect after {CONNECT_ATTEMPTS} attempts over {waited:?}: {last}"))
+}
+
 // ------------------------------------------------------------ server CPU
 
 /// The server-stats control call over its own tcp connection.
@@ -276,10 +306,13 @@ impl<'a> TransportVisitor for FormatCell<'a> {
                 Ok(sizes) => sizes,
                 Err(e) => return Outcome::Done(Box::new(failed(&job.spec, e, None))),
             };
-            let client = match wirebench_transports::grpc::GrpcClient::connect(&job.endpoint, &job.client).await {
-                Ok(c) => c,
-                Err(e) => return Outcome::Done(Box::new(failed(&job.spec, format!("cannot connect: {e}"), None))),
-            };
+            let client =
+                match connect_retrying(|| wirebench_transports::grpc::GrpcClient::connect(&job.endpoint, &job.client))
+                    .await
+                {
+                    Ok(c) => c,
+                    Err(e) => return Outcome::Done(Box::new(failed(&job.spec, e, None))),
+                };
             let caller = Grpc { client, request: Protobuf::prepare(&job.data.request()), data: job.data.clone() };
             measure_cell(job, Rc::new(caller), sizes, stop).await
         })
@@ -314,9 +347,9 @@ impl<'a, T: Transport> FormatVisitor for Typed<'a, T> {
                     }
                 }
             }
-            let client = match T::connect(&job.endpoint, &job.client).await {
+            let client = match connect_retrying(|| T::connect(&job.endpoint, &job.client)).await {
                 Ok(c) => c,
-                Err(e) => return Outcome::Done(Box::new(failed(&job.spec, format!("cannot connect: {e}"), None))),
+                Err(e) => return Outcome::Done(Box::new(failed(&job.spec, e, None))),
             };
             let caller = Framed::<F, T::Client> {
                 client,
@@ -350,9 +383,9 @@ impl<'a> TransportVisitor for RawCell<'a> {
                 );
                 return Outcome::Done(Box::new(unsupported(&job.spec, reason)));
             }
-            let raw = match T::connect_raw(&job.endpoint, &job.client, shape).await {
+            let raw = match connect_retrying(|| T::connect_raw(&job.endpoint, &job.client, shape)).await {
                 Ok(r) => r,
-                Err(e) => return Outcome::Done(Box::new(failed(&job.spec, format!("cannot connect: {e}"), None))),
+                Err(e) => return Outcome::Done(Box::new(failed(&job.spec, e, None))),
             };
             let sizes = Sizes {
                 request: shape.request as u64,
@@ -437,19 +470,6 @@ async fn measure_cell<C: Caller>(job: &CellJob, caller: Rc<C>, sizes: Sizes, sto
     Outcome::Done(Box::new(cell))
 }
 
-fn latency(h: &Histogram<u64>) -> Latency {
-    Latency {
-        min: h.min(),
-        p50: h.value_at_quantile(0.50),
-        p90: h.value_at_quantile(0.90),
-        p99: h.value_at_quantile(0.99),
-        p999: h.value_at_quantile(0.999),
-        p9999: h.value_at_quantile(0.9999),
-        max: h.max(),
-        mean: h.mean(),
-    }
-}
-
 /// Turns a measurement into a results-file cell: `failed` if any call
 /// failed (the measurements are kept), `ok` otherwise.
 fn to_cell(job: &CellJob, m: Measured, sizes: Sizes, server_cpu: String) -> Cell {
@@ -464,8 +484,8 @@ fn to_cell(job: &CellJob, m: Measured, sizes: Sizes, server_cpu: String) -> Cell
         calls_per_sec: m.calls as f64 / secs,
         mb_per_sec: m.calls as f64 * (sizes.request + sizes.reply) as f64 / secs / 1e6,
         latency_kind: if open { "corrected" } else { "call" }.to_owned(),
-        latency: latency(&m.latency),
-        latency_uncorrected: m.uncorrected.as_ref().map(latency),
+        latency: crate::passes::latency(&m.latency),
+        latency_uncorrected: m.uncorrected.as_ref().map(crate::passes::latency),
         send_lag_p99_ns: m.send_lag.as_ref().map(|h| h.value_at_quantile(0.99)),
         request_bytes: sizes.request,
         reply_bytes: sizes.reply,

@@ -2,18 +2,18 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::{Args, Parser, Subcommand};
-use wirebench_formats::dataset::{DEFAULT_SEED, parse_size};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use wirebench_formats::dataset::DEFAULT_SEED;
 use wirebench_formats::{FormatId, Workload};
-use wirebench_transports::{ClientConfig, Endpoint, ServerConfig, TransportKind};
+use wirebench_transports::{ServerConfig, TransportKind};
 
-use crate::plan::{self, ConfigFile, LoadModel, LoadSpec, Matrix, Timing};
+use crate::limits::{self, Parser as Ranged};
+use crate::options::{self, Given, RunArgs};
+use crate::plan::{self, Matrix};
 use crate::run::{self, RunOptions};
-use crate::servers::{Mode, ServerOptions};
-use crate::{affinity, commands, instructions, progress, serve};
+use crate::{affinity, commands, instructions, output, progress, serve};
 use wirebench_reports::Results;
 
 /// Exit status: some cell failed.
@@ -23,18 +23,23 @@ pub const EXIT_USAGE: u8 = 2;
 /// Exit status: interrupted (128 + SIGINT).
 pub const EXIT_INTERRUPTED: u8 = 130;
 
+/// `wirebench [run] [FLAGS]`: the flags of `run` work without the word, so
+/// `cargo run --release -- --quick` is `wirebench run --quick`.
 #[derive(Debug, Parser)]
 #[command(
     name = "wirebench",
     version,
     about = "Compares serialization formats over transports: latency, throughput, bytes and CPU per call.",
     args_override_self = true,
+    args_conflicts_with_subcommands = true,
     long_about = "Compares serialization formats over transports: latency, throughput, bytes and CPU per call.\n\n\
-                  Without a command, runs the default matrix (like `wirebench run`)."
+                  Without a command, runs the matrix (like `wirebench run`, with the same flags)."
 )]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,20 +125,33 @@ struct MergeArgs {
 struct ExportArgs {
     /// The results file.
     results: PathBuf,
-    /// bencher, github-smaller, github-bigger or markdown.
-    #[arg(long)]
-    to: String,
+    /// The target format.
+    #[arg(long, value_enum)]
+    to: ExportTo,
     /// Write here instead of stdout.
     #[arg(long)]
     out: Option<PathBuf>,
 }
 
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ExportTo {
+    /// Bencher's JSON (bencher.dev).
+    Bencher,
+    /// github-action-benchmark, smaller is better (latencies, bytes).
+    GithubSmaller,
+    /// github-action-benchmark, bigger is better (calls/s).
+    GithubBigger,
+    /// The Markdown summary.
+    Markdown,
+}
+
 #[derive(Debug, Args)]
 struct InstructionsArgs {
     /// Formats, comma-separated (default: all).
-    #[arg(long, value_delimiter = ',')]
-    formats: Option<Vec<String>>,
-    /// Workloads (default: the default matrix's).
+    #[arg(long, value_delimiter = ',', value_parser = Ranged::new(|s: &str| s.trim().parse::<FormatId>()))]
+    formats: Option<Vec<FormatId>>,
+    /// Workloads: multiply, echo-<size>, digest-<records>, or echo/digest
+    /// for all default sizes (default: the default matrix's).
     #[arg(long, value_delimiter = ',')]
     workloads: Option<Vec<String>>,
     /// Add the counts to this results file (rewritten atomically).
@@ -145,8 +163,8 @@ struct InstructionsArgs {
     /// The valgrind binary.
     #[arg(long, default_value = "valgrind")]
     valgrind: PathBuf,
-    /// Data seed.
-    #[arg(long, default_value_t = DEFAULT_SEED)]
+    /// Data seed, any 64-bit value.
+    #[arg(long, default_value_t = DEFAULT_SEED, value_parser = limits::count(limits::SEED), allow_hyphen_values = true)]
     seed: u64,
 }
 
@@ -160,102 +178,11 @@ struct CountArgs {
     seed: u64,
 }
 
-#[derive(Debug, Args, Default)]
-struct RunArgs {
-    /// A small matrix for smoke tests and CI: one size per workload,
-    /// short windows (about 40 seconds).
-    #[arg(long)]
-    quick: bool,
-    /// Formats, comma-separated (default: all).
-    #[arg(long, value_delimiter = ',')]
-    formats: Option<Vec<String>>,
-    /// Transports, comma-separated (default: all).
-    #[arg(long, value_delimiter = ',')]
-    transports: Option<Vec<String>>,
-    /// Workloads: multiply, echo-<size>, digest-<records>, or echo/digest
-    /// for all default sizes.
-    #[arg(long, value_delimiter = ',')]
-    workloads: Option<Vec<String>>,
-    /// Echo payload sizes, e.g. 16B,1KiB (replaces the echo sizes).
-    #[arg(long, value_delimiter = ',')]
-    sizes: Option<Vec<String>>,
-    /// Digest batch sizes in records, e.g. 1,100 (replaces the digest sizes).
-    #[arg(long, value_delimiter = ',')]
-    records: Option<Vec<String>>,
-    /// Calls in flight, one cell per value (default: 1,64).
-    #[arg(long, value_delimiter = ',')]
-    concurrency: Option<Vec<String>>,
-    /// Connections per cell, calls spread over them (default: 1).
-    #[arg(long)]
-    connections: Option<usize>,
-    /// Measured window per cell, e.g. 200ms, 2s.
-    #[arg(long)]
-    duration: Option<String>,
-    /// Discarded warm-up per cell.
-    #[arg(long)]
-    warmup: Option<String>,
-    /// Sub-windows per cell, the samples for statistics across runs.
-    #[arg(long)]
-    samples: Option<u32>,
-    /// Open loop: this many calls per second per cell, latency corrected
-    /// for coordinated omission (uncorrected kept too). Concurrency is
-    /// then the most calls allowed in flight.
-    #[arg(long)]
-    rate: Option<f64>,
-    /// Open loop with Poisson arrivals instead of a constant rate.
-    #[arg(long, requires = "rate")]
-    poisson: bool,
-    /// A TOML matrix file; flags override it.
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Print the cells that would run, and exit.
-    #[arg(long)]
-    list: bool,
-    /// Run the servers inside this process instead of a child process.
-    #[arg(long, conflicts_with = "connect")]
-    in_process: bool,
-    /// Drive a running `wirebench serve`: T=ADDR[,T=ADDR...], with
-    /// #sha256:PIN for quic and TLS (as `serve` prints them).
-    #[arg(long)]
-    connect: Option<String>,
-    /// Output directory (default: wirebench-results/<time>).
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// No progress output.
-    #[arg(long)]
-    quiet: bool,
-    /// Per-call deadline (default: 10s; 5s with --quick).
-    #[arg(long)]
-    timeout: Option<String>,
-    /// http2 over TLS (h2c otherwise).
-    #[arg(long)]
-    tls: bool,
-    /// udp datagram limit in bytes (default 1472, at most 65507).
-    #[arg(long)]
-    max_datagram: Option<usize>,
-    /// CPU pinning: auto (client on CPU 0, server on the rest), off, or
-    /// CLIENT/SERVER CPU lists like 0/1-3.
-    #[arg(long, default_value = "auto")]
-    pin: String,
-    /// Data seed.
-    #[arg(long, default_value_t = DEFAULT_SEED)]
-    seed: u64,
-    /// Test only: the server answers wrongly.
-    #[arg(long, hide = true)]
-    server_fault: Option<String>,
-    /// Test only: the server pauses PAUSE every PERIOD, e.g. 50ms/500ms.
-    #[arg(long, hide = true)]
-    server_stall: Option<String>,
-    /// Test only: the server process aborts after this long.
-    #[arg(long, hide = true)]
-    server_crash_after: Option<String>,
-}
-
 #[derive(Debug, Args)]
 struct ServeArgs {
     /// A transport to serve; repeat for more. Pairs with --listen in order.
-    #[arg(long = "transport", required = true)]
-    transports: Vec<String>,
+    #[arg(long = "transport", required = true, value_parser = Ranged::new(|s: &str| s.trim().parse::<TransportKind>()))]
+    transports: Vec<TransportKind>,
     /// Address for the --transport before it (default 127.0.0.1:0; a path
     /// for unix).
     #[arg(long = "listen")]
@@ -263,17 +190,19 @@ struct ServeArgs {
     /// Serve http2 over TLS with a generated certificate.
     #[arg(long)]
     tls: bool,
-    /// Largest request body accepted.
-    #[arg(long, default_value_t = wirebench_transports::frame::DEFAULT_MAX_MESSAGE)]
+    /// Largest request body accepted, 1KiB to 1GiB.
+    #[arg(long, value_name = "SIZE", default_value = "16MiB",
+          value_parser = limits::bytes(limits::MAX_MESSAGE), allow_hyphen_values = true)]
     max_message: usize,
-    /// udp datagram limit.
-    #[arg(long, default_value_t = wirebench_transports::udp::DEFAULT_MAX_DATAGRAM)]
+    /// udp datagram limit in bytes, header included, 64 to 65507.
+    #[arg(long, value_name = "BYTES", default_value_t = wirebench_transports::udp::DEFAULT_MAX_DATAGRAM,
+          value_parser = limits::bytes(limits::MAX_DATAGRAM), allow_hyphen_values = true)]
     max_datagram: usize,
-    /// Pin the server to these CPUs, e.g. 1-3.
-    #[arg(long)]
-    cpus: Option<String>,
-    /// Runtime worker threads (default: one per CPU it may use).
-    #[arg(long)]
+    /// Pin the server to these CPUs, e.g. 1-3 (they must be usable here).
+    #[arg(long, value_name = "CPUS", value_parser = Ranged::new(affinity::parse_usable_cpus))]
+    cpus: Option<affinity::CpuList>,
+    /// Runtime worker threads, 1 to 256 (default: one per CPU it may use).
+    #[arg(long, value_name = "N", value_parser = limits::count_usize(limits::WORKER_THREADS), allow_hyphen_values = true)]
     worker_threads: Option<usize>,
     /// Test only: answer wrongly (wrong-replies).
     #[arg(long, hide = true)]
@@ -282,26 +211,27 @@ struct ServeArgs {
     #[arg(long, hide = true)]
     stall: Option<String>,
     /// Test only: abort after this long.
-    #[arg(long, hide = true)]
-    crash_after: Option<String>,
+    #[arg(long, hide = true, value_parser = limits::span(limits::TEST_DELAY))]
+    crash_after: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Args)]
 struct DumpArgs {
     /// The format.
-    #[arg(long)]
-    format: String,
-    /// multiply, echo or digest (or a full id like echo-1KiB).
+    #[arg(long, value_parser = Ranged::new(|s: &str| s.trim().parse::<FormatId>()))]
+    format: FormatId,
+    /// multiply, echo or digest (sized by --size or --records), or a full id
+    /// like echo-1KiB.
     #[arg(long)]
     workload: String,
-    /// Echo payload bytes (default 1KiB).
-    #[arg(long)]
-    size: Option<String>,
-    /// Digest records (default 100).
-    #[arg(long)]
+    /// Echo payload bytes, 1B to 64MiB (default 1KiB).
+    #[arg(long, value_parser = limits::bytes(limits::ECHO_SIZE), allow_hyphen_values = true)]
+    size: Option<usize>,
+    /// Digest records, 1 to 100000 (default 100).
+    #[arg(long, value_parser = limits::count_usize(limits::RECORDS), allow_hyphen_values = true)]
     records: Option<usize>,
-    /// Data seed.
-    #[arg(long, default_value_t = DEFAULT_SEED)]
+    /// Data seed, any 64-bit value.
+    #[arg(long, default_value_t = DEFAULT_SEED, value_parser = limits::count(limits::SEED), allow_hyphen_values = true)]
     seed: u64,
     /// The encoded reply instead of the request.
     #[arg(long)]
@@ -313,51 +243,110 @@ struct DumpArgs {
 
 #[derive(Debug, Args)]
 struct SizesArgs {
-    /// Data seed.
-    #[arg(long, default_value_t = DEFAULT_SEED)]
+    /// Data seed, any 64-bit value.
+    #[arg(long, default_value_t = DEFAULT_SEED, value_parser = limits::count(limits::SEED), allow_hyphen_values = true)]
     seed: u64,
 }
 
 /// Runs the command line; the process's exit status.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
-        }
+    let matches = match Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => return usage_error(&e),
     };
-    match dispatch(cli.command.unwrap_or_else(|| Command::Run(Box::default()))) {
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
+    let result = match cli.command {
+        None => run_command(&cli.run, &matches),
+        Some(Command::Run(args)) => {
+            let sub = matches.subcommand_matches("run").unwrap_or(&matches);
+            run_command(&args, sub)
+        }
+        Some(command) => dispatch(command),
+    };
+    match result {
         Ok(code) => code,
+        // A printing command whose reader went away ends quietly.
+        Err(e) if output::is_closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            let _ = writeln_stderr(&format!("wirebench: {e:#}"));
+            output::stderr(&format!("wirebench: {}", one_line(&format!("{e:#}"))));
             ExitCode::from(EXIT_USAGE)
         }
     }
 }
 
-fn writeln_stderr(s: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    writeln!(std::io::stderr(), "{s}")
+/// Prints a clap error as one line (help and version go to stdout whole).
+fn usage_error(e: &clap::Error) -> ExitCode {
+    if !e.use_stderr() {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let text = e.render().to_string();
+    output::stderr(&format!("wirebench: {}", clap_one_line(&text)));
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// Clap's message without its "error:" prefix, blank lines, usage block
+/// and "For more information" hint, joined into one line.
+pub fn clap_one_line(text: &str) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .collect();
+    one_line(lines.join(" ").trim_start_matches("error: "))
+}
+
+/// Folds a message into one line.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The whole command line's definition (tests walk it option by option).
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// The options `wirebench run` resolves to with no flags at all.
+pub fn default_run_options() -> anyhow::Result<RunOptions> {
+    resolve_run(["wirebench", "run"])
+}
+
+/// Resolves a `wirebench [run] FLAGS` command line to its run options,
+/// exactly as [`main`] would (tests and the default-matrix helpers use it).
+pub fn resolve_run<I, T>(argv: I) -> anyhow::Result<RunOptions>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let matches = Cli::command()
+        .try_get_matches_from(argv)
+        .map_err(|e| anyhow::anyhow!(clap_one_line(&e.render().to_string())))?;
+    let cli = Cli::from_arg_matches(&matches).map_err(|e| anyhow::anyhow!(clap_one_line(&e.render().to_string())))?;
+    match cli.command {
+        None => options::resolve(&cli.run, &matches),
+        Some(Command::Run(args)) => options::resolve(&args, matches.subcommand_matches("run").unwrap_or(&matches)),
+        Some(_) => bail!("not a run command line"),
+    }
 }
 
 fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Run(args) => run_command(*args),
+        Command::Run(_) => unreachable!("run is dispatched by main"),
         Command::Serve(args) => {
             serve::serve(serve_options(args)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Formats => {
-            print!("{}", commands::formats());
+            output::stdout(&commands::formats())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Dump(args) => {
-            let size =
-                args.size.as_deref().map(|s| parse_size(s).with_context(|| format!("bad size {s:?}"))).transpose()?;
             let request = commands::DumpRequest {
-                format: args.format.parse().map_err(anyhow::Error::msg)?,
-                workload: commands::workload(&args.workload, size, args.records)?,
+                format: args.format,
+                workload: commands::workload(&args.workload, args.size, args.records)?,
                 seed: args.seed,
                 reply: args.reply,
                 hex: args.hex,
@@ -366,13 +355,13 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Sizes(args) => {
-            print!("{}", commands::sizes(&Workload::defaults(), args.seed)?);
+            output::stdout(&commands::sizes(&Workload::defaults(), args.seed)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Report(args) => {
             let rendered = wirebench_reports::render_file(&args.results, args.out.as_deref())?;
             for path in rendered.paths() {
-                println!("{}", path.display());
+                output::line(&path.display().to_string())?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -381,22 +370,21 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let runs = args.inputs.iter().map(|p| Results::read(p)).collect::<Result<Vec<_>, _>>()?;
             let merged = wirebench_reports::exports::merge(runs)?;
             merged.write_atomic(&args.output).with_context(|| format!("cannot write {}", args.output.display()))?;
-            println!("merged {} runs into {}", args.inputs.len(), args.output.display());
+            output::line(&format!("merged {} runs into {}", args.inputs.len(), args.output.display()))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Export(args) => {
             let results = Results::read(&args.results)?;
-            let text = match args.to.as_str() {
-                "bencher" => wirebench_reports::exports::bencher(&results),
-                "github-smaller" => wirebench_reports::exports::github_smaller(&results),
-                "github-bigger" => wirebench_reports::exports::github_bigger(&results),
-                "markdown" => wirebench_reports::render::markdown(&results),
-                other => bail!("unknown export {other:?}: expected bencher, github-smaller, github-bigger or markdown"),
+            let text = match args.to {
+                ExportTo::Bencher => wirebench_reports::exports::bencher(&results),
+                ExportTo::GithubSmaller => wirebench_reports::exports::github_smaller(&results),
+                ExportTo::GithubBigger => wirebench_reports::exports::github_bigger(&results),
+                ExportTo::Markdown => wirebench_reports::render::markdown(&results),
             };
             match args.out {
                 Some(path) => wirebench_reports::model::write_atomic(&path, text.as_bytes())
                     .with_context(|| format!("cannot write {}", path.display()))?,
-                None => print!("{text}"),
+                None => output::stdout(&text)?,
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -436,12 +424,14 @@ fn compare_command(args: CompareArgs) -> anyhow::Result<ExitCode> {
     };
     let comparison = compare::compare(&base, &new, &options)?;
     let markdown = compare::markdown(&comparison);
-    print!("{markdown}");
+    // The verdict is the exit status; a reader that went away does not
+    // change it.
+    let _ = output::stdout(&markdown);
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         wirebench_reports::model::write_atomic(&dir.join("comparison.md"), markdown.as_bytes())?;
         wirebench_reports::model::write_atomic(&dir.join("comparison.html"), compare::html(&comparison).as_bytes())?;
-        println!("\ncomparison: {}", dir.join("comparison.html").display());
+        let _ = output::line(&format!("\ncomparison: {}", dir.join("comparison.html").display()));
     }
     Ok(if comparison.regressed() || (fail_on_changed && comparison.changed()) {
         ExitCode::from(EXIT_REGRESSION)
@@ -451,45 +441,37 @@ fn compare_command(args: CompareArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn instructions_command(args: InstructionsArgs) -> anyhow::Result<ExitCode> {
-    let formats = match &args.formats {
-        Some(f) => plan::parse_names(f, |s| s.parse::<FormatId>())?,
-        None => FormatId::ALL.to_vec(),
-    };
+    let formats = args.formats.clone().unwrap_or_else(|| FormatId::ALL.to_vec());
     let workloads = match &args.workloads {
         Some(w) => plan::parse_workloads(w)?,
         None => Workload::defaults(),
     };
     let counts = instructions::count(&args.valgrind, &formats, &workloads, args.seed)?;
+    let mut table = String::new();
     for (key, n) in &counts.counts {
-        println!("{key:<40} {n:>14}");
+        table.push_str(&format!("{key:<40} {n:>14}\n"));
     }
+    // The counts are the result; a closed stdout must not lose them.
+    let printed = output::stdout(&table);
     match (&args.into, &args.out) {
         (Some(path), _) => {
             let mut results = Results::read(path)?;
             results.instructions = Some(counts);
             results.write_atomic(path).with_context(|| format!("cannot write {}", path.display()))?;
-            println!("instruction counts added to {}", path.display());
+            let _ = output::line(&format!("instruction counts added to {}", path.display()));
         }
         (None, Some(path)) => {
-            let options = RunOptions {
-                matrix: Matrix { name: "instructions".into(), formats, transports: vec![], workloads, loads: vec![] },
-                timing: Timing::DEFAULT,
-                seed: args.seed,
-                mode: Mode::Process,
-                client: ClientConfig::default(),
-                server: ServerOptions { config: ServerConfig::default(), cpus: None, crash_after: None },
-                client_cpus: None,
-                out_dir: PathBuf::new(),
-                quiet: true,
-                quick: false,
-            };
+            let mut options = default_run_options()?;
+            options.matrix =
+                Matrix { name: "instructions".into(), formats, transports: vec![], workloads, loads: vec![] };
+            options.seed = args.seed;
             let mut results = run::empty_results(&options, &[]);
             results.instructions = Some(counts);
             results.environment.finished_at = crate::environment::now_rfc3339();
             results.write_atomic(path).with_context(|| format!("cannot write {}", path.display()))?;
-            println!("instruction counts: {}", path.display());
+            let _ = output::line(&format!("instruction counts: {}", path.display()));
         }
-        (None, None) => {}
+        (None, None) => printed?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -530,10 +512,10 @@ fn serve_options(args: ServeArgs) -> anyhow::Result<serve::ServeOptions> {
         bail!("cannot pair --transport and --listen flags: put each --listen after its --transport");
     }
     let mut listen = Vec::new();
-    for (t, address) in pairs {
-        let kind: TransportKind = t.parse().map_err(anyhow::Error::msg)?;
+    for ((t, address), kind) in pairs.into_iter().zip(&args.transports) {
+        debug_assert_eq!(t.trim().parse::<TransportKind>().ok(), Some(*kind));
         let address = address.unwrap_or_else(|| "127.0.0.1:0".into());
-        listen.push((kind, address));
+        listen.push((*kind, address));
     }
     let config = ServerConfig {
         max_message: args.max_message,
@@ -546,173 +528,42 @@ fn serve_options(args: ServeArgs) -> anyhow::Result<serve::ServeOptions> {
         listen,
         config,
         worker_threads: args.worker_threads,
-        cpus: args.cpus.as_deref().map(affinity::parse_cpus).transpose().map_err(anyhow::Error::msg)?,
-        crash_after: args.crash_after.as_deref().map(plan::parse_duration).transpose()?,
+        cpus: args.cpus.map(|c| c.0),
+        crash_after: args.crash_after,
     })
 }
 
-/// Builds the run's options from flags over a config file over defaults.
-fn run_options(args: &RunArgs) -> anyhow::Result<RunOptions> {
-    let file = args.config.as_deref().map(ConfigFile::read).transpose()?.unwrap_or_default();
-    let mut matrix = if args.quick { Matrix::quick() } else { Matrix::default_matrix() };
-    let mut timing = if args.quick { Timing::QUICK } else { Timing::DEFAULT };
-    if let Some(path) = &args.config {
-        matrix.name = file.name.clone().unwrap_or_else(|| path.display().to_string());
-    }
-
-    if let Some(formats) = args.formats.as_ref().or(file.formats.as_ref()) {
-        matrix.formats = plan::parse_names(formats, |s| s.parse::<FormatId>())?;
-    }
-    if let Some(transports) = args.transports.as_ref().or(file.transports.as_ref()) {
-        matrix.transports = plan::parse_names(transports, |s| s.parse::<TransportKind>())?;
-    }
-    if let Some(workloads) = args.workloads.as_ref().or(file.workloads.as_ref()) {
-        matrix.workloads = plan::parse_workloads(workloads)?;
-    }
-    if let Some(sizes) = &args.sizes {
-        let sizes = plan::parse_names(sizes, |s| parse_size(s).ok_or_else(|| format!("bad size {s:?}")))?;
-        let had_echo = matrix.workloads.iter().any(|w| matches!(w, Workload::Echo { .. }));
-        matrix.workloads.retain(|w| !matches!(w, Workload::Echo { .. }));
-        if had_echo || args.workloads.is_none() {
-            matrix.workloads.extend(sizes.into_iter().map(|size| Workload::Echo { size }));
-        }
-    }
-    if let Some(records) = &args.records {
-        let records =
-            plan::parse_names(records, |s| s.parse::<usize>().map_err(|e| format!("bad record count {s:?}: {e}")))?;
-        let had_digest = matrix.workloads.iter().any(|w| matches!(w, Workload::Digest { .. }));
-        matrix.workloads.retain(|w| !matches!(w, Workload::Digest { .. }));
-        if had_digest || args.workloads.is_none() {
-            matrix.workloads.extend(records.into_iter().map(|records| Workload::Digest { records }));
-        }
-    }
-    matrix.workloads.sort();
-    matrix.workloads.dedup();
-
-    let concurrency: Vec<usize> = match (&args.concurrency, &file.concurrency) {
-        (Some(c), _) => {
-            plan::parse_names(c, |s| s.parse::<usize>().map_err(|e| format!("bad concurrency {s:?}: {e}")))?
-        }
-        (None, Some(c)) => c.clone(),
-        (None, None) => matrix.loads.iter().map(|l| l.in_flight).collect(),
-    };
-    if concurrency.contains(&0) {
-        bail!("concurrency must be at least 1");
-    }
-    let connections = args.connections.or(file.connections).unwrap_or(1).max(1);
-    let model = match args.rate.or(file.rate) {
-        Some(rate) if rate > 0.0 && rate.is_finite() => {
-            LoadModel::Open { rate, poisson: args.poisson || file.poisson.unwrap_or(false) }
-        }
-        Some(rate) => bail!("--rate must be a positive number, not {rate}"),
-        None => LoadModel::Closed,
-    };
-    matrix.loads = concurrency.iter().map(|&in_flight| LoadSpec { model, in_flight, connections }).collect();
-
-    if let Some(d) = args.duration.as_ref().or(file.duration.as_ref()) {
-        timing.duration = plan::parse_duration(d)?;
-    }
-    if let Some(d) = args.warmup.as_ref().or(file.warmup.as_ref()) {
-        timing.warmup = plan::parse_duration(d)?;
-    }
-    if let Some(s) = args.samples.or(file.samples) {
-        timing.samples = s.max(1);
-    }
-    if let Some(t) = &args.timeout {
-        timing.timeout = plan::parse_duration(t)?;
-    }
-    if timing.duration < Duration::from_millis(1) {
-        bail!("--duration must be at least 1ms");
-    }
-
-    let mode = match &args.connect {
-        Some(spec) => Mode::Remote(parse_connect(spec)?),
-        None if args.in_process => Mode::InProcess,
-        None => Mode::Process,
-    };
-    let max_datagram = args.max_datagram.unwrap_or(wirebench_transports::udp::DEFAULT_MAX_DATAGRAM);
-    let client =
-        ClientConfig { connections, timeout: timing.timeout, max_datagram, tls: args.tls, ..ClientConfig::default() };
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let (client_cpus, server_cpus) = match args.pin.as_str() {
-        "off" => (None, None),
-        "auto" => match affinity::default_split(cores) {
-            Some((c, s)) => (Some(c), Some(s)),
-            None => (None, None),
-        },
-        lists => {
-            let (c, s) =
-                lists.split_once('/').context("--pin takes auto, off, or CLIENT/SERVER CPU lists like 0/1-3")?;
-            (
-                Some(affinity::parse_cpus(c).map_err(anyhow::Error::msg)?),
-                Some(affinity::parse_cpus(s).map_err(anyhow::Error::msg)?),
-            )
-        }
-    };
-    let server_config = ServerConfig {
-        max_datagram,
-        tls: args.tls,
-        fault: args.server_fault.as_deref().map(serve::parse_fault).transpose()?.unwrap_or_default(),
-        stall: args.server_stall.as_deref().map(serve::parse_stall).transpose()?,
-        ..ServerConfig::default()
-    };
-    Ok(RunOptions {
-        matrix,
-        timing,
-        seed: args.seed,
-        server: ServerOptions {
-            config: server_config,
-            cpus: if matches!(mode, Mode::Remote(_)) { None } else { server_cpus },
-            crash_after: args.server_crash_after.as_deref().map(plan::parse_duration).transpose()?,
-        },
-        mode,
-        client,
-        client_cpus,
-        out_dir: args.out.clone().unwrap_or_else(run::default_out_dir),
-        quiet: args.quiet,
-        quick: args.quick,
-    })
-}
-
-/// Parses `tcp=127.0.0.1:5000,quic=host:5001#sha256:...`.
-fn parse_connect(spec: &str) -> anyhow::Result<Vec<(TransportKind, Endpoint)>> {
-    spec.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|item| {
-            let (t, address) = item.split_once('=').with_context(|| format!("--connect takes T=ADDR, not {item:?}"))?;
-            let kind: TransportKind = t.parse().map_err(anyhow::Error::msg)?;
-            Ok((kind, Endpoint::parse(kind, address).map_err(anyhow::Error::msg)?))
-        })
-        .collect()
-}
-
-fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let options = run_options(&args)?;
+fn run_command(args: &RunArgs, given: &dyn Given) -> anyhow::Result<ExitCode> {
+    let options = options::resolve(args, given)?;
     if args.list {
         let cells = options.matrix.cells();
+        let mut text = String::new();
         for cell in &cells {
-            println!("{}", cell.key());
+            text.push_str(&cell.key());
+            text.push('\n');
         }
-        eprintln_note(&format!("{} cells", cells.len()));
+        output::stdout(&text)?;
+        output::stderr(&format!("{} cells", cells.len()));
         return Ok(ExitCode::SUCCESS);
     }
     if !crate::environment::optimized() && !options.quiet {
-        eprintln_note("note: this is a debug build; measure with `cargo run --release`");
+        output::stderr("note: this is a debug build; measure with `cargo run --release`");
     }
-    let out_dir = options.out_dir.clone();
     let summary = run::run(options)?;
-    println!("{}", progress::summary(&summary.results));
-    println!("results: {}", summary.results_path.display());
+    // Everything below is also in the files; a closed stdout loses nothing.
+    let out_dir = summary.out_dir.clone();
+    let mut lines = vec![progress::summary(&summary.results), format!("results: {}", summary.results_path.display())];
     match wirebench_reports::render_all(&summary.results, &out_dir) {
         Ok(rendered) => {
-            println!("report:  {}", rendered.html.display());
-            println!("summary: {}", rendered.markdown.display());
+            lines.push(format!("report:  {}", rendered.html.display()));
+            lines.push(format!("summary: {}", rendered.markdown.display()));
+            lines.push(format!("csv:     {}", rendered.csv.display()));
         }
         // The results file is complete either way; rendering can be redone
         // with `wirebench report`.
-        Err(e) => eprintln_note(&format!("wirebench: could not render the report: {e}")),
+        Err(e) => output::stderr(&format!("wirebench: could not render the report: {e}")),
     }
+    let _ = output::line(&lines.join("\n"));
     Ok(if summary.interrupted {
         ExitCode::from(EXIT_INTERRUPTED)
     } else if summary.results.any_failed() {
@@ -722,44 +573,141 @@ fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn eprintln_note(s: &str) {
-    let _ = writeln_stderr(s);
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::time::Duration;
 
-    fn parse(args: &[&str]) -> RunOptions {
-        let mut argv = vec!["wirebench", "run"];
-        argv.extend(args);
-        let cli = Cli::try_parse_from(argv).unwrap();
-        let Some(Command::Run(run)) = cli.command else { panic!() };
-        run_options(&run).unwrap()
+    use super::*;
+    use crate::plan::{LoadModel, Timing};
+
+    fn resolve(argv: &str) -> RunOptions {
+        resolve_run(argv.split_whitespace()).unwrap_or_else(|e| panic!("{argv}: {e:#}"))
+    }
+
+    fn error(argv: &str) -> String {
+        format!("{:#}", resolve_run(argv.split_whitespace()).err().unwrap_or_else(|| panic!("{argv} was accepted")))
+    }
+
+    /// The comparable parts of a run's options.
+    fn shape(o: &RunOptions) -> (Matrix, Timing, u64, usize, Duration, usize, usize, bool) {
+        (
+            o.matrix.clone(),
+            o.timing,
+            o.seed,
+            o.client.connections,
+            o.client.timeout,
+            o.client.max_datagram,
+            o.client.max_message,
+            o.quick,
+        )
+    }
+
+    #[test]
+    fn no_command_means_run_with_the_same_defaults() {
+        let bare = resolve("wirebench");
+        let run = resolve("wirebench run");
+        assert_eq!(shape(&bare), shape(&run));
+        assert_eq!(bare.client_cpus, run.client_cpus);
+        assert_eq!(bare.server.cpus, run.server.cpus);
+        // What the README says the default matrix is.
+        assert_eq!(bare.matrix.name, "default");
+        assert_eq!(bare.matrix.formats, FormatId::ALL.to_vec());
+        assert_eq!(bare.matrix.transports, TransportKind::ALL.to_vec());
+        assert_eq!(bare.matrix.workloads, Workload::defaults());
+        assert_eq!(bare.matrix.loads.iter().map(|l| l.in_flight).collect::<Vec<_>>(), vec![1, 64]);
+        assert!(bare.matrix.loads.iter().all(|l| l.model == LoadModel::Closed && l.connections == 1));
+        assert_eq!(
+            bare.timing,
+            Timing {
+                warmup: Duration::from_millis(40),
+                duration: Duration::from_millis(150),
+                samples: 10,
+                timeout: Duration::from_secs(10)
+            }
+        );
+        assert_eq!(bare.seed, DEFAULT_SEED);
+        assert_eq!(bare.client.max_datagram, wirebench_transports::udp::DEFAULT_MAX_DATAGRAM);
+        assert_eq!(bare.client.max_message, wirebench_transports::frame::DEFAULT_MAX_MESSAGE);
+        assert!(bare.out_dir.is_none() && !bare.quiet && !bare.quick);
+        if std::thread::available_parallelism().unwrap().get() >= 2 {
+            assert!(bare.client_cpus.is_some() && bare.server.cpus.is_some(), "--pin auto splits the CPUs");
+        }
+    }
+
+    #[test]
+    fn quick_works_with_and_without_the_command() {
+        let bare = resolve("wirebench --quick");
+        let run = resolve("wirebench run --quick");
+        assert_eq!(shape(&bare), shape(&run));
+        assert!(bare.quick);
+        assert_eq!(bare.matrix.name, "quick");
+        assert_eq!(
+            bare.matrix.workloads,
+            vec![Workload::Multiply, Workload::Echo { size: 1024 }, Workload::Digest { records: 100 }]
+        );
+        assert_eq!(bare.timing.duration, Duration::from_millis(60));
+        assert_eq!(bare.timing.warmup, Duration::from_millis(20));
+        assert_eq!(bare.timing.timeout, Duration::from_secs(5));
+        // A flag given beside --quick wins over quick's default.
+        assert_eq!(resolve("wirebench --quick --duration 1s").timing.duration, Duration::from_secs(1));
+        assert_eq!(resolve("wirebench --quick --sizes 16B").matrix.workloads[1], Workload::Echo { size: 16 });
     }
 
     #[test]
     fn flags_shape_the_matrix() {
-        let o = parse(&[
-            "--formats",
-            "json,bincode",
-            "--transports",
-            "tcp",
-            "--workloads",
-            "echo",
-            "--sizes",
-            "64KiB",
-            "--concurrency",
-            "1,8",
-        ]);
+        let o = resolve(
+            "wirebench run --formats json,bincode --transports tcp --workloads echo --sizes 64KiB --concurrency 1,8",
+        );
         assert_eq!(o.matrix.formats, vec![FormatId::Json, FormatId::Bincode]);
         assert_eq!(o.matrix.workloads, vec![Workload::Echo { size: 65536 }]);
         assert_eq!(o.matrix.loads.iter().map(|l| l.in_flight).collect::<Vec<_>>(), vec![1, 8]);
-        let open = parse(&["--rate", "1000", "--poisson", "--concurrency", "4"]);
+        let open = resolve("wirebench --rate 1000 --poisson --concurrency 4");
         assert_eq!(open.matrix.loads[0].to_string(), "p1000c4");
-        let quick = parse(&["--quick"]);
-        assert_eq!(quick.timing, Timing::QUICK);
-        assert_eq!(quick.matrix.workloads.len(), 3);
+        assert_eq!(resolve("wirebench --workloads echo-16B,multiply").matrix.workloads.len(), 2);
+    }
+
+    #[test]
+    fn nothing_is_silently_rewritten() {
+        for (argv, says) in [
+            ("wirebench --connections 0", "--connections"),
+            ("wirebench --samples 0", "--samples"),
+            ("wirebench --concurrency 0", "--concurrency"),
+            ("wirebench --timeout 0", "--timeout"),
+            ("wirebench --duration 99999999999999999999s", "--duration"),
+            ("wirebench --warmup 5000000000000000h", "--warmup"),
+            ("wirebench --samples -1", "from 1 to 1000"),
+            ("wirebench --samples 100000000", "from 1 to 1000"),
+            ("wirebench --concurrency 10000000", "from 1 to 4096"),
+            ("wirebench --records 100000000", "from 1 to 100000"),
+            ("wirebench --sizes 10GiB", "from 1B to 64MiB"),
+            ("wirebench --max-datagram 70000", "from 64B to 65507B"),
+            ("wirebench --max-datagram 0", "--max-datagram"),
+            ("wirebench --rate NaN", "--rate"),
+            ("wirebench --workloads echo-16B --sizes 1KiB", "--sizes"),
+            ("wirebench --workloads multiply --records 5", "--records"),
+            ("wirebench --pin 5/6", "--pin"),
+            ("wirebench --pin 0", "--pin"),
+            ("wirebench --sizes 17MiB", "--max-message"),
+            ("wirebench --connect quic=127.0.0.1:1", "pin"),
+            ("wirebench --connect tcp=127.0.0.1:1 --transports unix", "unix"),
+            ("wirebench --connect tcp=127.0.0.1:1 --transports tcp,udp", "udp"),
+        ] {
+            let e = error(argv);
+            assert!(e.contains(says), "{argv}: {e}");
+            assert!(!e.contains('\n'), "{argv}: one line: {e}");
+        }
+    }
+
+    #[test]
+    fn connect_alone_runs_the_connected_transports() {
+        let o = resolve("wirebench --connect tcp=127.0.0.1:1");
+        assert_eq!(o.matrix.transports, vec![TransportKind::Tcp, TransportKind::Inproc]);
+        let pin = format!("#sha256:{}", "ab".repeat(32));
+        let o =
+            resolve(&format!("wirebench --connect tcp=127.0.0.1:1,quic=127.0.0.1:2{pin} --transports tcp,quic,inproc"));
+        assert_eq!(o.matrix.transports, vec![TransportKind::Tcp, TransportKind::Quic, TransportKind::Inproc]);
+        assert!(error("wirebench --connect smtp=1.2.3.4:25").contains("unknown transport"));
+        assert!(error("wirebench --connect tcp").contains("T=ADDR"));
     }
 
     #[test]
@@ -778,12 +726,16 @@ mod tests {
     }
 
     #[test]
-    fn connect_specs_parse() {
-        let pin = format!("#sha256:{}", "ab".repeat(32));
-        let parsed = parse_connect(&format!("tcp=127.0.0.1:1,quic=127.0.0.1:2{pin}")).unwrap();
-        assert_eq!(parsed.len(), 2);
-        assert!(parsed[1].1.pin.is_some());
-        assert!(parse_connect("tcp").is_err());
-        assert!(parse_connect("smtp=1.2.3.4:25").is_err());
+    fn the_command_line_is_well_formed() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn clap_errors_fold_into_one_line() {
+        let text = "error: invalid value '0' for '--samples <N>': expected a whole number from 1 to 1000\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            clap_one_line(text),
+            "invalid value '0' for '--samples <N>': expected a whole number from 1 to 1000"
+        );
     }
 }

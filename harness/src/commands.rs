@@ -61,9 +61,16 @@ pub fn workload(kind: &str, size: Option<usize>, records: Option<usize>) -> anyh
             }
             Workload::Multiply
         }
-        "echo" => Workload::Echo { size: size.unwrap_or(1024) },
-        "digest" => Workload::Digest { records: records.or(size).unwrap_or(100) },
-        id => id.parse().map_err(anyhow::Error::from)?,
+        "echo" if records.is_none() => Workload::Echo { size: size.unwrap_or(1024) },
+        "echo" => bail!("echo takes --size, not --records"),
+        "digest" if size.is_none() => Workload::Digest { records: records.unwrap_or(100) },
+        "digest" => bail!("digest takes --records, not --size"),
+        id => {
+            if size.is_some() || records.is_some() {
+                bail!("{id} names its size already: give --workload echo --size N or --workload digest --records N");
+            }
+            crate::limits::parse_workload(id).map_err(anyhow::Error::msg)?
+        }
     })
 }
 
@@ -167,6 +174,9 @@ mod tests {
         assert_eq!(workload("digest", None, Some(3)).unwrap(), Workload::Digest { records: 3 });
         assert_eq!(workload("echo-1KiB", None, None).unwrap(), Workload::Echo { size: 1024 });
         assert!(workload("multiply", Some(1), None).is_err());
+        assert!(workload("echo-1KiB", Some(16), None).is_err(), "a size given twice is refused");
+        assert!(workload("digest", Some(16), None).is_err());
+        assert!(workload("digest-0", None, None).is_err());
     }
 
     #[test]

@@ -1,13 +1,16 @@
 //! The wirebench harness: the `wirebench` command.
 //!
+//! - [`options`], [`limits`]: the command line's options and the range of
+//!   every value, checked before any work starts.
 //! - [`plan`]: the matrix, its cells and their keys.
 //! - [`servers`]: the server side: a child `wirebench serve` process (so
 //!   client and server CPU are counted apart), in-process, or remote.
 //! - [`cell`]: one cell: connect, measure, verify, describe.
 //! - [`measure`]: the closed- and open-loop load generators and what they
 //!   record (HdrHistograms, CPU, bytes on the wire).
-//! - [`run`]: the matrix, cell by cell, into an atomically written
-//!   results file that survives failures and Ctrl-C.
+//! - [`run`], [`passes`]: the matrix, cell by cell and pass by pass,
+//!   into an atomically written results file that survives failures and
+//!   Ctrl-C.
 //! - [`serve`], [`commands`]: the other subcommands.
 //!
 //! The key design decision: the measured window is defined by the
@@ -21,7 +24,11 @@ pub mod cli;
 pub mod commands;
 pub mod environment;
 pub mod instructions;
+pub mod limits;
 pub mod measure;
+pub mod options;
+pub mod output;
+pub mod passes;
 pub mod plan;
 pub mod progress;
 pub mod run;

@@ -38,7 +38,13 @@ pub const MIN_CALLS: u64 = 20;
 /// and its p50 moves from run to run. Eight rounds at least.
 pub const MIN_ROUNDS: u64 = 8;
 /// ...but never beyond this many times its planned length (or 2 s).
+/// The window grows in whole planned lengths, so it always splits into
+/// exactly `--samples` equal sub-windows.
 const MAX_EXTENSION: u32 = 10;
+/// A cell gives up after this many failed calls: they are counted and
+/// the cell fails anyway, and a peer that fails every call at once would
+/// otherwise be called millions of times in a window.
+pub const MAX_FAILURES: u64 = 1000;
 
 /// The calls a measured window needs before it may end (up to its cap).
 pub fn min_calls(load: &LoadSpec) -> u64 {
@@ -73,6 +79,10 @@ pub trait Caller: 'static {
 /// Why a call did not count.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Failure {
+    /// The connection is gone (closed, reset, broken framing): no later
+    /// call on it can succeed, so the cell stops at once instead of
+    /// failing call after call.
+    Broken(String),
     /// A status or transport error.
     Error(String),
     /// No reply in time.
@@ -85,6 +95,7 @@ impl From<CallError> for Failure {
     fn from(e: CallError) -> Failure {
         match e {
             CallError::Timeout(_) => Failure::Timeout,
+            e @ (CallError::Closed(_) | CallError::Io(_) | CallError::Protocol(_)) => Failure::Broken(e.to_string()),
             other => Failure::Error(other.to_string()),
         }
     }
@@ -120,11 +131,14 @@ pub struct Measured {
     pub uncorrected: Option<Histogram<u64>>,
     /// Open loop: actual send minus intended send, ns.
     pub send_lag: Option<Histogram<u64>>,
-    /// Per-sub-window latency histograms (more than planned if the window
-    /// was extended to collect enough calls).
+    /// Per-sub-window latency histograms: exactly the planned number,
+    /// of equal length, their calls adding up to `calls`.
     pub samples: Vec<Histogram<u64>>,
-    /// The measured window's length.
+    /// The measured window's length (a whole multiple of the planned one).
     pub window: Duration,
+    /// How late the window's end snapshots were taken after its end (the
+    /// timer's wake-up lag; CPU and wire counters cover this much more).
+    pub close_lag: Duration,
     /// Calls recorded.
     pub calls: u64,
     /// Errors, timeouts and wrong replies, over the whole cell.
@@ -147,7 +161,13 @@ pub struct Measured {
 
 enum Phase {
     Warmup,
-    Measuring { start: Instant, sample: Duration },
+    /// Calls completing in `[start, end)` are recorded; `bin` is the
+    /// length of one planned sub-window.
+    Measuring {
+        start: Instant,
+        end: Instant,
+        bin: Duration,
+    },
     Done,
 }
 
@@ -156,7 +176,12 @@ struct Recorder {
     latency: Histogram<u64>,
     uncorrected: Option<Histogram<u64>>,
     send_lag: Option<Histogram<u64>>,
-    samples: Vec<Histogram<u64>>,
+    /// One histogram per planned sub-window length since the window
+    /// opened (none where no call completed: a slow cell's extended window
+    /// has many empty bins); regrouped into the planned number of samples
+    /// at the end.
+    bins: Vec<Option<Histogram<u64>>>,
+    broken: bool,
     calls: u64,
     errors: u64,
     timeouts: u64,
@@ -165,13 +190,14 @@ struct Recorder {
 }
 
 impl Recorder {
-    fn new(samples: u32, open: bool) -> Recorder {
+    fn new(open: bool) -> Recorder {
         Recorder {
             phase: Phase::Warmup,
             latency: histogram(),
             uncorrected: open.then(histogram),
             send_lag: open.then(histogram),
-            samples: (0..samples.max(1)).map(|_| histogram()).collect(),
+            bins: Vec::new(),
+            broken: false,
             calls: 0,
             errors: 0,
             timeouts: 0,
@@ -180,23 +206,35 @@ impl Recorder {
         }
     }
 
+    /// No more calls: the window closed, the connection broke, or too
+    /// many calls failed.
     fn done(&self) -> bool {
-        matches!(self.phase, Phase::Done)
+        matches!(self.phase, Phase::Done) || self.broken || self.failures() >= MAX_FAILURES
+    }
+
+    fn failures(&self) -> u64 {
+        self.errors + self.timeouts + self.wrong
     }
 
     /// Records a call that completed at `done` after `latency` (and, open
     /// loop, `uncorrected` and `lag`), if the window is open.
     fn record(&mut self, done: Instant, latency: Duration, uncorrected: Option<Duration>, lag: Option<Duration>) {
-        let Phase::Measuring { start, sample } = self.phase else { return };
+        let Phase::Measuring { start, end, bin } = self.phase else { return };
+        // The window is [start, end): a call that completes after its end
+        // (before the window task woke to close it) is not in it.
+        if done < start || done >= end {
+            return;
+        }
         let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1);
         self.latency.saturating_record(ns(latency));
-        // A window extended past its plan grows more sub-windows.
-        let index = (done.saturating_duration_since(start).as_nanos() / sample.as_nanos().max(1)) as usize;
-        let index = index.min(self.samples.len() + 1024);
-        while self.samples.len() <= index {
-            self.samples.push(histogram());
+        let index = (done.duration_since(start).as_nanos() / bin.as_nanos().max(1)) as usize;
+        // `end` is at most MAX_EXTENSION planned windows (or 2 s) away, so
+        // the bins stay few; the bound only guards the arithmetic.
+        let index = index.min(MAX_BINS);
+        if self.bins.len() <= index {
+            self.bins.resize_with(index + 1, || None);
         }
-        self.samples[index].saturating_record(ns(latency));
+        self.bins[index].get_or_insert_with(histogram).saturating_record(ns(latency));
         if let (Some(h), Some(u)) = (&mut self.uncorrected, uncorrected) {
             h.saturating_record(ns(u));
         }
@@ -208,6 +246,11 @@ impl Recorder {
 
     fn fail(&mut self, failure: Failure) {
         let text = match &failure {
+            Failure::Broken(e) => {
+                self.errors += 1;
+                self.broken = true;
+                e.clone()
+            }
             Failure::Error(e) => {
                 self.errors += 1;
                 e.clone()
@@ -236,7 +279,7 @@ pub async fn run<C: Caller>(
     stop: Arc<AtomicBool>,
 ) -> Measured {
     let open = matches!(load.model, LoadModel::Open { .. });
-    let recorder = Rc::new(RefCell::new(Recorder::new(timing.samples, open)));
+    let recorder = Rc::new(RefCell::new(Recorder::new(open)));
     let local = tokio::task::LocalSet::new();
 
     match load.model {
@@ -279,51 +322,67 @@ pub async fn run<C: Caller>(
             let wire0 = caller.counters();
             let server0 = server.read().await;
             let start = Instant::now();
-            let sample = timing.duration / timing.samples.max(1);
-            recorder.borrow_mut().phase = Phase::Measuring { start, sample };
-            // The planned window, extended (in whole sub-windows) while
+            let samples = timing.samples.max(1);
+            let bin = timing.duration / samples;
+            let planned = bin * samples;
+            let mut end = start + planned;
+            recorder.borrow_mut().phase = Phase::Measuring { start, end, bin };
+            // The planned window, extended by whole planned windows while
             // fewer than `min_calls` completed in it: slow cells still
-            // measure enough, up to a cap.
+            // measure enough, up to a cap, and the window still splits into
+            // exactly `samples` equal sub-windows.
             let needed = min_calls(&load);
-            let mut end = start + timing.duration;
-            let cap = start + (timing.duration * MAX_EXTENSION).max(Duration::from_secs(2));
+            let most = MAX_EXTENSION.max(Duration::from_secs(2).as_nanos().div_ceil(planned.as_nanos().max(1)) as u32);
+            let mut windows = 1;
             loop {
-                while Instant::now() < end && !stop.load(Ordering::Relaxed) {
+                while Instant::now() < end && !stop.load(Ordering::Relaxed) && !recorder.borrow().done() {
                     // Wake at least every 50 ms to notice an interrupt.
                     timer.sleep_until(end.min(Instant::now() + Duration::from_millis(50))).await;
                 }
-                if recorder.borrow().calls >= needed || end >= cap || stop.load(Ordering::Relaxed) {
+                let enough = recorder.borrow().calls >= needed || recorder.borrow().done();
+                if enough || windows >= most || stop.load(Ordering::Relaxed) {
                     break;
                 }
-                end = (end + sample).min(cap);
+                windows += 1;
+                end += planned;
+                if let Phase::Measuring { end: open_until, .. } = &mut recorder.borrow_mut().phase {
+                    *open_until = end;
+                }
             }
+            // A window cut short (interrupt, broken connection, too many
+            // failures) ends now; a full one at its planned end.
+            let closed_at = Instant::now();
+            let end = end.min(closed_at);
             recorder.borrow_mut().phase = Phase::Done;
-            let window = start.elapsed();
+            let window = end.saturating_duration_since(start);
+            let close_lag = closed_at.saturating_duration_since(end);
             let cpu = CpuTime::thread().since(cpu0);
             let wire = caller.counters().since(wire0);
             let server = match (server0, server.read().await) {
                 (Some(a), Some(b)) => Some(b.since(a)),
                 _ => None,
             };
-            (window, cpu, wire, server)
+            (window, close_lag, windows, cpu, wire, server)
         })
         .await;
     // Let calls in flight finish (each has its deadline).
     local.await;
 
-    let (window, client_cpu, wire, server_cpu) = window;
+    let (window, close_lag, windows, client_cpu, wire, server_cpu) = window;
     let interrupted = stop.load(Ordering::Relaxed);
     let r = Rc::try_unwrap(recorder).map(RefCell::into_inner).unwrap_or_else(|shared| {
         // Every task has finished, so no other reference remains; but if
         // one did, take the data rather than fail the cell.
-        std::mem::replace(&mut *shared.borrow_mut(), Recorder::new(1, false))
+        std::mem::replace(&mut *shared.borrow_mut(), Recorder::new(false))
     });
+    let samples = regroup(r.bins, timing.samples.max(1) as usize, windows as usize);
     Measured {
         latency: r.latency,
         uncorrected: r.uncorrected,
         send_lag: r.send_lag,
-        samples: r.samples,
+        samples,
         window,
+        close_lag,
         calls: r.calls,
         errors: r.errors,
         timeouts: r.timeouts,
@@ -334,6 +393,23 @@ pub async fn run<C: Caller>(
         wire,
         interrupted,
     }
+}
+
+/// Bins never exceed this many (a guard: the window's cap keeps them far
+/// fewer).
+const MAX_BINS: usize = 1 << 16;
+
+/// Regroups the per-bin histograms of a window of `windows` planned windows
+/// into exactly `samples` sub-windows of `windows` bins each.
+fn regroup(bins: Vec<Option<Histogram<u64>>>, samples: usize, windows: usize) -> Vec<Histogram<u64>> {
+    let mut out: Vec<Histogram<u64>> = (0..samples).map(|_| histogram()).collect();
+    for (i, bin) in bins.iter().enumerate() {
+        let Some(bin) = bin else { continue };
+        let j = (i / windows.max(1)).min(samples - 1);
+        // Same bounds on both sides: adding cannot fail.
+        let _ = out[j].add(bin);
+    }
+    out
 }
 
 /// The open-loop dispatcher: calls are due on a schedule (constant or
@@ -526,6 +602,54 @@ mod tests {
         assert!(m.uncorrected.is_none());
     }
 
+    #[test]
+    fn samples_are_exactly_the_planned_sub_windows() {
+        for samples in [1, 4, 10] {
+            let fake = Rc::new(Fake { delay: Duration::from_millis(3), fail_every: None, n: RefCell::new(0) });
+            let load = LoadSpec { model: LoadModel::Closed, in_flight: 2, connections: 1 };
+            let t = Timing { samples, ..timing(100) };
+            let m = rt().block_on(run(fake, load, t, 1, &mut NoServerCpu, Arc::default()));
+            assert_eq!(m.samples.len(), samples as usize, "--samples {samples}");
+            assert_eq!(m.samples.iter().map(Histogram::len).sum::<u64>(), m.calls, "the samples' calls add up");
+            // The window is its planned length exactly (enough calls came),
+            // not the instant the window task happened to wake.
+            assert_eq!(m.window, Duration::from_millis(100));
+        }
+    }
+
+    #[test]
+    fn a_broken_connection_stops_the_cell_at_once() {
+        struct Broken(RefCell<u64>);
+        impl Caller for Broken {
+            type Scratch = ();
+            async fn call(&self, _: &mut ()) -> Result<Instant, Failure> {
+                *self.0.borrow_mut() += 1;
+                Err(Failure::Broken("connection closed: reset".into()))
+            }
+            fn counters(&self) -> Counters {
+                Counters::default()
+            }
+            fn never_waits(&self) -> bool {
+                true
+            }
+        }
+        let caller = Rc::new(Broken(RefCell::new(0)));
+        let load = LoadSpec { model: LoadModel::Closed, in_flight: 4, connections: 1 };
+        let m = rt().block_on(run(caller.clone(), load, timing(200), 1, &mut NoServerCpu, Arc::default()));
+        assert!(*caller.0.borrow() <= 4, "one failed call per caller, not a tight loop: {}", caller.0.borrow());
+        assert_eq!(m.errors, *caller.0.borrow());
+        assert!(m.first_failure.unwrap().contains("reset"));
+    }
+
+    #[test]
+    fn failing_calls_stop_after_the_failure_limit() {
+        let fake = Rc::new(Fake { delay: Duration::ZERO, fail_every: Some(1), n: RefCell::new(0) });
+        let load = LoadSpec { model: LoadModel::Closed, in_flight: 1, connections: 1 };
+        let m = rt().block_on(run(fake.clone(), load, timing(300), 1, &mut NoServerCpu, Arc::default()));
+        assert_eq!(m.wrong, MAX_FAILURES);
+        assert_eq!(*fake.n.borrow(), MAX_FAILURES);
+    }
+
     /// A caller that never suspends, like inproc.
     struct Instant_ {
         n: RefCell<u64>,
@@ -566,8 +690,14 @@ mod tests {
         let m = rt().block_on(run(fake, load, timing(50), 1, &mut NoServerCpu, Arc::default()));
         assert!(m.calls >= MIN_CALLS, "{} calls", m.calls);
         assert!(m.window >= Duration::from_millis(40 * MIN_CALLS), "{:?}", m.window);
-        assert!(m.samples.len() > 4, "extra sub-windows: {}", m.samples.len());
+        assert_eq!(m.samples.len(), 4, "exactly the planned sub-windows");
         assert_eq!(m.samples.iter().map(Histogram::len).sum::<u64>(), m.calls);
+        assert_eq!(
+            m.window.as_nanos() % Duration::from_millis(50).as_nanos(),
+            0,
+            "whole planned windows: {:?}",
+            m.window
+        );
     }
 
     #[test]

@@ -10,10 +10,9 @@
 //! `p1000c8` (the same with Poisson arrivals).
 
 use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde::Deserialize;
 use wirebench_formats::{FormatId, Workload};
 use wirebench_transports::TransportKind;
@@ -140,24 +139,6 @@ pub struct Timing {
     pub timeout: Duration,
 }
 
-impl Timing {
-    /// The default matrix's timing: fits the whole matrix in 5 minutes on
-    /// 2 cores.
-    pub const DEFAULT: Timing = Timing {
-        warmup: Duration::from_millis(40),
-        duration: Duration::from_millis(150),
-        samples: 10,
-        timeout: Duration::from_secs(10),
-    };
-    /// `--quick`: fits in 45 seconds.
-    pub const QUICK: Timing = Timing {
-        warmup: Duration::from_millis(20),
-        duration: Duration::from_millis(60),
-        samples: 10,
-        timeout: Duration::from_secs(5),
-    };
-}
-
 /// A matrix: the product of its axes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Matrix {
@@ -173,32 +154,7 @@ pub struct Matrix {
     pub loads: Vec<LoadSpec>,
 }
 
-fn closed(in_flight: usize) -> LoadSpec {
-    LoadSpec { model: LoadModel::Closed, in_flight, connections: 1 }
-}
-
 impl Matrix {
-    /// Every format, every transport, the default workloads, 1 and 64 in
-    /// flight.
-    pub fn default_matrix() -> Matrix {
-        Matrix {
-            name: "default".into(),
-            formats: FormatId::ALL.to_vec(),
-            transports: TransportKind::ALL.to_vec(),
-            workloads: Workload::defaults(),
-            loads: vec![closed(1), closed(64)],
-        }
-    }
-
-    /// Every format and transport at one size of each workload.
-    pub fn quick() -> Matrix {
-        Matrix {
-            name: "quick".into(),
-            workloads: vec![Workload::Multiply, Workload::Echo { size: 1024 }, Workload::Digest { records: 100 }],
-            ..Matrix::default_matrix()
-        }
-    }
-
     /// The cells, in run order: per workload and load, each transport's raw
     /// baseline first, then its formats. A format a transport cannot carry
     /// is still a cell (recorded as unsupported), so reports show the gap.
@@ -229,30 +185,38 @@ impl Matrix {
     }
 }
 
-/// A matrix file (`--config`): every key optional; command-line flags
-/// override it.
+/// A matrix file (`--config`): every key optional, each the `run` flag
+/// of the same name with the same range; command-line flags override it.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     /// Name shown in reports.
     pub name: Option<String>,
-    /// Format names.
+    /// Format names, or `all`.
     pub formats: Option<Vec<String>>,
-    /// Transport names.
+    /// Transport names, or `all`.
     pub transports: Option<Vec<String>>,
     /// Workload ids (`multiply`, `echo-1KiB`, `digest-100`) or kinds
-    /// (`echo` = every default echo size).
+    /// (`echo`, `digest`: sized by `sizes` and `records`).
     pub workloads: Option<Vec<String>>,
+    /// Echo sizes of the `echo` kind, e.g. `["16B", "1KiB"]`.
+    pub sizes: Option<Vec<String>>,
+    /// Digest records of the `digest` kind.
+    pub records: Option<Vec<u64>>,
     /// Calls in flight, one cell per value.
-    pub concurrency: Option<Vec<usize>>,
+    pub concurrency: Option<Vec<u64>>,
     /// Connections per cell.
-    pub connections: Option<usize>,
-    /// Measured window, e.g. `500ms`.
+    pub connections: Option<u64>,
+    /// Measured window, e.g. `"500ms"`.
     pub duration: Option<String>,
-    /// Warm-up, e.g. `100ms`.
+    /// Warm-up, e.g. `"100ms"`.
     pub warmup: Option<String>,
     /// Sub-windows per cell.
-    pub samples: Option<u32>,
+    pub samples: Option<u64>,
+    /// Per-call deadline, e.g. `"5s"`.
+    pub timeout: Option<String>,
+    /// Interleaved passes over the matrix.
+    pub passes: Option<u64>,
     /// Open loop at this many calls per second.
     pub rate: Option<f64>,
     /// Poisson arrivals for the open loop.
@@ -267,24 +231,10 @@ impl ConfigFile {
     }
 }
 
-/// Parses `250ms`, `2s`, `1.5s`, `100us`, `1h`.
+/// Parses a duration (see [`crate::limits::parse_duration`]), for values
+/// whose range their caller checks.
 pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
-    let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let number: f64 = number.parse().with_context(|| format!("bad duration {s:?}: expected e.g. 250ms or 2s"))?;
-    let seconds = match unit {
-        "s" | "" => number,
-        "ms" => number / 1e3,
-        "us" | "µs" => number / 1e6,
-        "m" | "min" => number * 60.0,
-        "h" => number * 3600.0,
-        other => bail!("bad duration unit {other:?} in {s:?}: use h, m, s, ms or us"),
-    };
-    if !seconds.is_finite() || seconds < 0.0 {
-        bail!("bad duration {s:?}");
-    }
-    Ok(Duration::from_secs_f64(seconds))
+    crate::limits::parse_duration(s).map_err(anyhow::Error::msg)
 }
 
 /// Parses workload ids, expanding a bare kind to the default sizes.
@@ -294,7 +244,7 @@ pub fn parse_workloads(items: &[String]) -> anyhow::Result<Vec<Workload>> {
         match item.as_str() {
             "echo" => out.extend(Workload::DEFAULT_ECHO_SIZES.map(|size| Workload::Echo { size })),
             "digest" => out.extend(Workload::DEFAULT_DIGEST_RECORDS.map(|records| Workload::Digest { records })),
-            id => out.push(Workload::from_str(id)?),
+            id => out.push(crate::limits::parse_workload(id).map_err(anyhow::Error::msg)?),
         }
     }
     out.dedup();
@@ -309,6 +259,20 @@ pub fn parse_names<T>(items: &[String], parse: impl Fn(&str) -> Result<T, String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn closed(in_flight: usize) -> LoadSpec {
+        LoadSpec { model: LoadModel::Closed, in_flight, connections: 1 }
+    }
+
+    fn everything() -> Matrix {
+        Matrix {
+            name: "test".into(),
+            formats: FormatId::ALL.to_vec(),
+            transports: TransportKind::ALL.to_vec(),
+            workloads: Workload::defaults(),
+            loads: vec![closed(1), closed(64)],
+        }
+    }
 
     #[test]
     fn keys_read_as_documented() {
@@ -328,7 +292,7 @@ mod tests {
 
     #[test]
     fn the_default_matrix_has_every_cell_and_every_baseline() {
-        let cells = Matrix::default_matrix().cells();
+        let cells = everything().cells();
         let formats = FormatId::ALL.len();
         let transports = TransportKind::ALL.len();
         let per_point = transports * formats + (transports - 1);
@@ -343,7 +307,7 @@ mod tests {
             }
         }
         // Only grpc's raw baseline comes from another transport.
-        let only_grpc = Matrix { transports: vec![TransportKind::Grpc], ..Matrix::quick() };
+        let only_grpc = Matrix { transports: vec![TransportKind::Grpc], ..everything() };
         assert!(only_grpc.cells().iter().any(|c| c.subject == Subject::Raw && c.transport == TransportKind::Http2));
     }
 

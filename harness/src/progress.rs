@@ -1,6 +1,8 @@
 //! What a run prints while it runs and when it ends: a progress bar on a
 //! terminal, one line per cell otherwise, nothing with `--quiet`; then a
-//! compact summary.
+//! compact summary. Progress goes to stderr, so stdout carries only the
+//! summary and the paths of what the run wrote; a closed stderr is
+//! ignored, never fatal.
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -20,7 +22,7 @@ pub struct Progress {
 impl Progress {
     /// Progress over `total` cells.
     pub fn new(total: u64, quiet: bool) -> Progress {
-        let terminal = std::io::stdout().is_terminal();
+        let terminal = std::io::stderr().is_terminal();
         let bar = (!quiet && terminal).then(|| {
             let bar = ProgressBar::new(total);
             let style = ProgressStyle::with_template(
@@ -51,7 +53,7 @@ impl Progress {
                 bar.println(format!("failed: {}: {}", cell.key, cell.error.as_deref().unwrap_or("")));
             }
         } else if self.plain {
-            println!("[{}/{}] {}", self.done, self.total, describe(cell));
+            crate::output::stderr(&format!("[{}/{}] {}", self.done, self.total, describe(cell)));
         }
     }
 

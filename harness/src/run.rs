@@ -16,12 +16,15 @@ use anyhow::Context;
 use wirebench_formats::protobuf::Protobuf;
 use wirebench_formats::{Dataset, FormatId, Workload};
 use wirebench_reports::SCHEMA_VERSION;
-use wirebench_reports::model::{Cell, CellStatus, FormatInfo, Results, RunConfig, Tool, TransportInfo};
+use wirebench_reports::model::{
+    Cell, CellStatus, FormatInfo, PassFigures, Replicate, Results, RunConfig, Tool, TransportInfo,
+};
 use wirebench_transports::{ClientConfig, RawShape, TransportKind};
 
 use crate::affinity;
 use crate::cell::{self, CellJob, Outcome, Sizes};
 use crate::environment;
+use crate::passes;
 use crate::plan::{CellSpec, Matrix, Timing};
 use crate::progress::Progress;
 use crate::servers::{Mode, ServerOptions, Servers};
@@ -43,17 +46,21 @@ pub struct RunOptions {
     pub server: ServerOptions,
     /// CPUs of the client thread.
     pub client_cpus: Option<Vec<usize>>,
-    /// Output directory.
-    pub out_dir: PathBuf,
+    /// Output directory (default: a new one under `wirebench-results/`).
+    pub out_dir: Option<PathBuf>,
     /// No progress output.
     pub quiet: bool,
     /// `--quick` was given (recorded in the results).
     pub quick: bool,
+    /// Interleaved passes over the matrix.
+    pub passes: u32,
 }
 
 /// What a run produced.
 #[derive(Debug)]
 pub struct RunSummary {
+    /// The output directory.
+    pub out_dir: PathBuf,
     /// The results file.
     pub results_path: PathBuf,
     /// The results.
@@ -174,16 +181,43 @@ pub fn empty_results(options: &RunOptions, cells: &[CellSpec]) -> Results {
             tls: options.client.tls,
             quick: options.quick,
             matrix: options.matrix.name.clone(),
-            passes: 1,
+            passes: options.passes.max(1),
         },
-        run_id: String::new(),
+        run_id: new_run_id(),
         replicates: Vec::new(),
         merged: Vec::new(),
         formats: format_infos(&options.matrix.formats),
         transports: transport_infos(&transports_needed(cells)),
         cells: BTreeMap::new(),
+        planned: Vec::new(),
         instructions: None,
         interrupted: false,
+    }
+}
+
+/// A fresh run id: 128 random bits in hex (from the kernel's random
+/// source; the clock and pid if it cannot be read, which is still unique
+/// enough to tell two runs apart).
+pub fn new_run_id() -> String {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if read.is_err() {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        bytes[..12].copy_from_slice(&nanos.to_le_bytes()[..12]);
+        bytes[12..].copy_from_slice(&std::process::id().to_le_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Sets every cell's overhead over its raw baseline, from the cells as
+/// they stand (all passes so far).
+fn set_overheads(cells: &mut BTreeMap<String, Cell>) {
+    let keys: Vec<String> = cells.keys().cloned().collect();
+    for key in keys {
+        let Some(mut cell) = cells.remove(&key) else { continue };
+        set_overhead(&mut cell, cells);
+        cells.insert(key, cell);
     }
 }
 
@@ -227,93 +261,156 @@ fn run_on_client_thread(job: CellJob, stop: Arc<AtomicBool>, cpus: Option<Vec<us
     }
 }
 
+/// Runs one pass of one cell: `None` if the run was interrupted during it.
+fn run_cell(
+    spec: &CellSpec,
+    options: &RunOptions,
+    servers: &mut Servers,
+    datasets: &BTreeMap<Workload, Arc<Dataset>>,
+    shapes: &BTreeMap<Workload, RawShape>,
+    stop: &Arc<AtomicBool>,
+    out_dir: &Path,
+) -> Option<Cell> {
+    // A server that died between cells is restarted before the next.
+    if let Some(note) = servers.check_child(&options.server, out_dir) {
+        tracing::warn!("{note}");
+    }
+    let Some(endpoint) = servers.endpoint(spec.transport).cloned() else {
+        return Some(cell::unsupported(spec, format!("no {} server in this run", spec.transport)));
+    };
+    let job = CellJob {
+        spec: *spec,
+        data: datasets[&spec.workload].clone(),
+        endpoint,
+        client: options.client.clone(),
+        timing: options.timing,
+        raw_shape: shapes[&spec.workload],
+        server_cpu: servers.cpu_source(),
+        seed: options.seed,
+    };
+    let mut cell = match run_on_client_thread(job, stop.clone(), options.client_cpus.clone()) {
+        Outcome::Interrupted => return None,
+        Outcome::Done(cell) => *cell,
+    };
+    // A server that died during the cell fails it, whatever the cell
+    // itself saw.
+    if let Some(note) = servers.check_child(&options.server, out_dir) {
+        let seen = cell.error.take().map(|e| format!(" (the cell saw: {e})")).unwrap_or_default();
+        cell.status = CellStatus::Failed;
+        cell.error = Some(format!("{note} during this cell{seen}"));
+    }
+    Some(cell)
+}
+
 /// Runs the matrix and writes `results.json` into the output directory.
 pub fn run(options: RunOptions) -> anyhow::Result<RunSummary> {
-    let mut cells = options.matrix.cells();
-    if let Mode::Remote(given) = &options.mode {
-        // A remote server serves what it serves; inproc always runs here.
-        cells.retain(|c| c.transport == TransportKind::Inproc || given.iter().any(|(t, _)| *t == c.transport));
-    }
-    std::fs::create_dir_all(&options.out_dir)
-        .with_context(|| format!("cannot create {}", options.out_dir.display()))?;
-    let results_path = options.out_dir.join("results.json");
+    // Which transports a remote server offers was checked with the options:
+    // every cell of the matrix has a server.
+    let cells = options.matrix.cells();
+    let out_dir = create_out_dir(options.out_dir.as_deref())?;
+    let results_path = out_dir.join("results.json");
     let stop = install_interrupt();
 
     let datasets: BTreeMap<Workload, Arc<Dataset>> =
         options.matrix.workloads.iter().map(|&w| (w, Arc::new(Dataset::generate(w, options.seed)))).collect();
     let shapes: BTreeMap<Workload, RawShape> = datasets.iter().map(|(&w, d)| (w, raw_shape(d))).collect();
 
-    let mut servers = Servers::start(&options.mode, &transports_needed(&cells), &options.server, &options.out_dir)?;
+    let mut servers = Servers::start(&options.mode, &transports_needed(&cells), &options.server, &out_dir)?;
     let mut results = empty_results(&options, &cells);
+    results.planned = cells.iter().map(CellSpec::key).collect();
     results.write_atomic(&results_path).with_context(|| format!("cannot write {}", results_path.display()))?;
 
-    let mut progress = Progress::new(cells.len() as u64, options.quiet);
+    let passes = options.passes.max(1);
+    if passes > 1 {
+        let id = results.run_id.clone();
+        results.replicates = (0..passes).map(|pass| Replicate { group: pass, run_id: id.clone(), pass }).collect();
+    }
+    let mut progress = Progress::new(cells.len() as u64 * u64::from(passes), options.quiet);
     let mut last_write = Instant::now();
     let mut interrupted = false;
-    for spec in &cells {
-        if stop.load(Ordering::Relaxed) {
-            interrupted = true;
-            break;
-        }
-        progress.start(&spec.key());
-        // A server that died between cells is restarted before the next.
-        if let Some(note) = servers.check_child(&options.server, &options.out_dir) {
-            tracing::warn!("{note}");
-        }
-        let Some(endpoint) = servers.endpoint(spec.transport).cloned() else {
-            let cell = cell::unsupported(spec, format!("no {} server in this run", spec.transport));
-            progress.finish(&cell);
-            results.cells.insert(cell.key.clone(), cell);
-            continue;
-        };
-        let job = CellJob {
-            spec: *spec,
-            data: datasets[&spec.workload].clone(),
-            endpoint,
-            client: options.client.clone(),
-            timing: options.timing,
-            raw_shape: shapes[&spec.workload],
-            server_cpu: servers.cpu_source(),
-            seed: options.seed,
-        };
-        let mut cell = match run_on_client_thread(job, stop.clone(), options.client_cpus.clone()) {
-            Outcome::Interrupted => {
+    let started = Instant::now();
+    // Each cell's passes so far, in pass order.
+    let mut done: Vec<Vec<(Cell, PassFigures)>> = vec![Vec::new(); cells.len()];
+    'passes: for pass in 0..passes {
+        for index in passes::order(cells.len(), options.seed, pass, passes) {
+            let spec = &cells[index];
+            if stop.load(Ordering::Relaxed) {
                 interrupted = true;
-                break;
+                break 'passes;
             }
-            Outcome::Done(cell) => *cell,
-        };
-        // A server that died during the cell fails it, whatever the cell
-        // itself saw.
-        if let Some(note) = servers.check_child(&options.server, &options.out_dir) {
-            let seen = cell.error.take().map(|e| format!(" (the cell saw: {e})")).unwrap_or_default();
-            cell.status = CellStatus::Failed;
-            cell.error = Some(format!("{note} during this cell{seen}"));
-        }
-        set_overhead(&mut cell, &results.cells);
-        progress.finish(&cell);
-        results.cells.insert(cell.key.clone(), cell);
-        if last_write.elapsed() > Duration::from_millis(500) {
-            results.write_atomic(&results_path).with_context(|| format!("cannot write {}", results_path.display()))?;
-            last_write = Instant::now();
+            progress.start(&spec.key());
+            let offset_s = started.elapsed().as_secs_f64();
+            let Some(mut cell) = run_cell(spec, &options, &mut servers, &datasets, &shapes, &stop, &out_dir) else {
+                interrupted = true;
+                break 'passes;
+            };
+            progress.finish(&cell);
+            let figures = passes::tag(&mut cell, pass, offset_s);
+            done[index].push((cell, figures));
+            if let Some(folded) = passes::fold(&done[index]) {
+                results.cells.insert(folded.key.clone(), folded);
+            }
+            if last_write.elapsed() > Duration::from_millis(500) {
+                set_overheads(&mut results.cells);
+                results
+                    .write_atomic(&results_path)
+                    .with_context(|| format!("cannot write {}", results_path.display()))?;
+                last_write = Instant::now();
+            }
         }
     }
+    set_overheads(&mut results.cells);
     progress.done();
     results.interrupted = interrupted;
     results.environment.finished_at = environment::now_rfc3339();
     results.write_atomic(&results_path).with_context(|| format!("cannot write {}", results_path.display()))?;
     drop(servers);
-    Ok(RunSummary { results_path, results, interrupted })
+    Ok(RunSummary { out_dir, results_path, results, interrupted })
 }
 
-/// Where a run writes by default: `wirebench-results/<timestamp>/`.
-pub fn default_out_dir() -> PathBuf {
-    Path::new("wirebench-results").join(environment::stamp())
+/// Creates the run's output directory: the one asked for (which may
+/// exist), or a new `wirebench-results/<UTC time>/`, with `-2`, `-3`, ...
+/// appended when another run took that name first (runs started in the
+/// same second never share a directory).
+pub fn create_out_dir(asked: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = asked {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        return Ok(dir.to_owned());
+    }
+    let parent = Path::new("wirebench-results");
+    std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    unique_dir(parent, &environment::stamp())
+}
+
+/// Creates `parent/name`, or `parent/name-N` for the first N from 2 that is
+/// free. `create_dir` fails if the directory exists, so two runs racing for
+/// a name both get one of their own.
+pub fn unique_dir(parent: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    for n in 1..10_000u32 {
+        let dir = if n == 1 { parent.join(name) } else { parent.join(format!("{name}-{n}")) };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot create {}", dir.display())),
+        }
+    }
+    anyhow::bail!("cannot find a free name for {name} in {}", parent.display())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_directories_never_collide() {
+        let parent = tempfile::tempdir().unwrap();
+        let a = unique_dir(parent.path(), "20261201-120000").unwrap();
+        let b = unique_dir(parent.path(), "20261201-120000").unwrap();
+        let c = unique_dir(parent.path(), "20261201-120000").unwrap();
+        assert_eq!(a.file_name().unwrap(), "20261201-120000");
+        assert_eq!(b.file_name().unwrap(), "20261201-120000-2");
+        assert_eq!(c.file_name().unwrap(), "20261201-120000-3");
+    }
 
     #[test]
     fn raw_shapes_follow_protobuf_sizes() {

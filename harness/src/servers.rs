@@ -45,6 +45,8 @@ pub struct Servers {
     child: Option<ChildServer>,
     /// Keeps in-process servers (and the inproc handler) alive.
     _local: Vec<Server>,
+    /// In-process unix sockets live here; removed with the servers.
+    _sockets: Option<SocketDir>,
     _runtime: Option<tokio::runtime::Runtime>,
     control: ServerCpuSource,
 }
@@ -55,7 +57,7 @@ struct ChildServer {
     args: Vec<String>,
     log: PathBuf,
     transports: Vec<TransportKind>,
-    unix_dir: PathBuf,
+    _unix_dir: SocketDir,
 }
 
 impl Servers {
@@ -93,6 +95,7 @@ impl Servers {
             local.push(server);
         }
         let mut child = None;
+        let mut sockets = None;
         let control = match mode {
             Mode::Process => {
                 let spawned = ChildServer::spawn(&wanted, options, out_dir)?;
@@ -103,9 +106,9 @@ impl Servers {
                 ServerCpuSource::Control(endpoints[&TransportKind::Tcp].clone())
             }
             Mode::InProcess => {
-                let unix_dir = socket_dir()?;
+                let unix_dir = sockets.insert(SocketDir::new()?);
                 for &kind in control_first(&wanted).iter() {
-                    let listen = listen_address(kind, &unix_dir);
+                    let listen = listen_address(kind, &unix_dir.0);
                     let address = Address::parse(kind, &listen).map_err(anyhow::Error::msg)?;
                     let server = runtime
                         .block_on(wirebench_transports::serve_kind(kind, &address, options.config.clone()))
@@ -125,7 +128,7 @@ impl Servers {
                 }
             }
         };
-        Ok(Servers { endpoints, child, _local: local, _runtime: Some(runtime), control })
+        Ok(Servers { endpoints, child, _local: local, _sockets: sockets, _runtime: Some(runtime), control })
     }
 
     /// Where to reach `kind`, if it is served.
@@ -189,13 +192,25 @@ fn control_first(transports: &[TransportKind]) -> Vec<TransportKind> {
 }
 
 /// A fresh directory for Unix sockets (one per server start, so a
-/// restarted server never shares one with its dead predecessor).
-fn socket_dir() -> anyhow::Result<PathBuf> {
-    static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("wirebench-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    Ok(dir)
+/// restarted server never shares one with its dead predecessor), removed
+/// when dropped: on success, on failure and on unwinding alike.
+#[derive(Debug)]
+struct SocketDir(PathBuf);
+
+impl SocketDir {
+    fn new() -> anyhow::Result<SocketDir> {
+        static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("wirebench-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(SocketDir(dir))
+    }
+}
+
+impl Drop for SocketDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn listen_address(kind: TransportKind, unix_dir: &Path) -> String {
@@ -213,11 +228,16 @@ impl ChildServer {
         options: &ServerOptions,
         out_dir: &Path,
     ) -> anyhow::Result<(ChildServer, Vec<(TransportKind, Endpoint)>)> {
-        let unix_dir = socket_dir()?;
+        let unix_dir = SocketDir::new()?;
         let transports = control_first(transports);
         let mut args = vec!["serve".to_owned()];
         for &kind in &transports {
-            args.extend(["--transport".into(), kind.name().into(), "--listen".into(), listen_address(kind, &unix_dir)]);
+            args.extend([
+                "--transport".into(),
+                kind.name().into(),
+                "--listen".into(),
+                listen_address(kind, &unix_dir.0),
+            ]);
         }
         let c = &options.config;
         args.extend([
@@ -279,7 +299,8 @@ impl ChildServer {
                 Err(_) => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    bail!("the server did not report its sockets; see {}", log.display());
+                    let said = last_line(&log).map(|l| format!(": it said {l:?}")).unwrap_or_default();
+                    bail!("the server did not report its sockets{said}; see {}", log.display());
                 }
             };
             let mut words = line.splitn(3, ' ');
@@ -291,8 +312,14 @@ impl ChildServer {
                 _ => tracing::debug!("server: {line}"),
             }
         }
-        Ok((ChildServer { child, args, log, transports, unix_dir }, endpoints))
+        Ok((ChildServer { child, args, log, transports, _unix_dir: unix_dir }, endpoints))
     }
+}
+
+/// The last non-empty line of a log file.
+fn last_line(log: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    text.lines().rev().find(|l| !l.trim().is_empty()).map(str::to_owned)
 }
 
 impl Drop for ChildServer {
@@ -302,15 +329,14 @@ impl Drop for ChildServer {
         unsafe {
             libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
         }
+        // The socket directory goes with `self._unix_dir` after this.
         for _ in 0..50 {
             if self.child.try_wait().ok().flatten().is_some() {
-                let _ = std::fs::remove_dir_all(&self.unix_dir);
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.unix_dir);
     }
 }

@@ -49,6 +49,11 @@ pub struct Results {
     pub transports: BTreeMap<String, TransportInfo>,
     /// One entry per cell, keyed `{workload}/{format}/{transport}/{load}`.
     pub cells: BTreeMap<String, Cell>,
+    /// The key of every cell the run meant to measure, in run order; a key
+    /// not in `cells` never ran (the run was interrupted). Empty in files
+    /// older than version 2.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub planned: Vec<String>,
     /// Deterministic instruction counts of encode and decode, if measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instructions: Option<Instructions>,
@@ -423,12 +428,12 @@ pub struct Instructions {
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {cause}")]
     Io {
         /// The path.
         path: String,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// Not JSON, or not a results file.
     #[error("{path} is not a wirebench results file: {reason}")]
@@ -454,7 +459,7 @@ impl Results {
     /// Reads and checks a results file.
     pub fn read(path: &Path) -> Result<Results, ReadError> {
         let name = path.display().to_string();
-        let text = std::fs::read(path).map_err(|source| ReadError::Io { path: name.clone(), source })?;
+        let text = std::fs::read(path).map_err(|cause| ReadError::Io { path: name.clone(), cause })?;
         Results::parse(&text, &name)
     }
 
@@ -468,12 +473,29 @@ impl Results {
         let version: Version = serde_json::from_slice(text).map_err(|e| malformed(e.to_string()))?;
         match version.schema_version {
             None => return Err(malformed("it has no schema_version".into())),
+            Some(0) => return Err(malformed("schema_version 0 does not exist: versions start at 1".into())),
             Some(found) if found > SCHEMA_VERSION => {
                 return Err(ReadError::TooNew { path: name.to_owned(), found, supported: SCHEMA_VERSION });
             }
             Some(_) => {}
         }
-        serde_json::from_slice(text).map_err(|e| malformed(e.to_string()))
+        let results: Results = serde_json::from_slice(text).map_err(|e| malformed(e.to_string()))?;
+        results.check().map_err(malformed)?;
+        Ok(results)
+    }
+
+    /// What serde cannot check: every stored histogram decodes, and every
+    /// cell sits under its own key.
+    fn check(&self) -> Result<(), String> {
+        for (key, cell) in &self.cells {
+            if cell.key != *key {
+                return Err(format!("the cell under {key:?} says its key is {:?}", cell.key));
+            }
+            for encoded in [&cell.histogram, &cell.histogram_uncorrected].into_iter().flatten() {
+                crate::histogram::decode(encoded).map_err(|e| format!("cell {key}: {e}"))?;
+            }
+        }
+        Ok(())
     }
 
     /// Writes the file atomically: a reader (or a crash) sees the old file
@@ -532,6 +554,8 @@ mod tests {
         let err = Results::parse(b"{\"cells\":{}}", "c.json").unwrap_err();
         assert!(err.to_string().contains("no schema_version"), "{err}");
         assert!(Results::parse(b"not json", "d.json").is_err());
+        let err = Results::parse(minimal(0).as_bytes(), "e.json").unwrap_err();
+        assert!(err.to_string().contains("versions start at 1"), "{err}");
     }
 
     #[test]

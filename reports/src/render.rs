@@ -47,20 +47,20 @@ pub enum RenderError {
     #[error(transparent)]
     Read(#[from] ReadError),
     /// The output directory could not be created.
-    #[error("cannot create the report directory {path}: {source}")]
+    #[error("cannot create the report directory {path}: {cause}")]
     CreateDir {
         /// The directory.
         path: String,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A report file could not be written.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {cause}")]
     Write {
         /// The file.
         path: String,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The page's data could not be serialized (a bug).
     #[error("cannot serialize the report data: {0}")]
@@ -78,7 +78,7 @@ pub const CSV_FILE: &str = "results.csv";
 /// (created if missing), each written atomically.
 pub fn render_all(results: &Results, out_dir: &Path) -> Result<Rendered, RenderError> {
     std::fs::create_dir_all(out_dir)
-        .map_err(|source| RenderError::CreateDir { path: out_dir.display().to_string(), source })?;
+        .map_err(|cause| RenderError::CreateDir { path: out_dir.display().to_string(), cause })?;
     let rendered =
         Rendered { html: out_dir.join(HTML_FILE), markdown: out_dir.join(MARKDOWN_FILE), csv: out_dir.join(CSV_FILE) };
     let page = html(results)?;
@@ -100,5 +100,5 @@ pub fn render_file(results_path: &Path, out_dir: Option<&Path>) -> Result<Render
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), RenderError> {
-    model::write_atomic(path, bytes).map_err(|source| RenderError::Write { path: path.display().to_string(), source })
+    model::write_atomic(path, bytes).map_err(|cause| RenderError::Write { path: path.display().to_string(), cause })
 }

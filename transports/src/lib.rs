@@ -521,7 +521,7 @@ impl From<frame::FrameError> for CallError {
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
     /// A socket operation failed.
-    #[error("{transport}: cannot {action} {address}: {source}")]
+    #[error("{transport}: cannot {action} {address}: {cause}")]
     Io {
         /// Transport name.
         transport: &'static str,
@@ -530,7 +530,7 @@ pub enum TransportError {
         /// Where.
         address: String,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A TLS or QUIC setup or handshake failure.
     #[error("{transport}: {message}")]
@@ -550,9 +550,9 @@ impl TransportError {
         transport: TransportKind,
         action: &'static str,
         address: impl fmt::Display,
-        source: std::io::Error,
+        cause: std::io::Error,
     ) -> TransportError {
-        TransportError::Io { transport: transport.name(), action, address: address.to_string(), source }
+        TransportError::Io { transport: transport.name(), action, address: address.to_string(), cause }
     }
 
     pub(crate) fn handshake(transport: TransportKind, message: impl fmt::Display) -> TransportError {

@@ -25,6 +25,20 @@ pub fn run(flags: &str, exit: i32) -> (Output, Results) {
     (output, results)
 }
 
+/// `wirebench run` with the tiny matrix and `flags` into `out`; the run
+/// must exit with `exit`.
+pub fn run_into(out: &Path, flags: &str, exit: i32) -> (Output, Results) {
+    let output = command(out, &flags.split_whitespace().collect::<Vec<_>>()).output().unwrap();
+    let printed = format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(exit), "wirebench run {flags}\n{printed}");
+    let results = Results::read(&out.join("results.json")).unwrap_or_else(|e| panic!("{e}\n{printed}"));
+    (output, results)
+}
+
 /// The command of `run`, not started.
 pub fn command(out: &Path, extra: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_wirebench"));

@@ -260,11 +260,15 @@ impl<'a> View<'a> {
             .collect()
     }
 
-    /// Cells the matrix implies but the file lacks: every workload x
-    /// format x transport x load seen, plus baselines that cells name.
+    /// Cells the run meant to measure but the file lacks: its planned
+    /// keys (files before version 2, which did not list them: every
+    /// workload x format x transport x load seen), plus baselines that
+    /// cells name.
     pub(crate) fn missing(&self) -> Vec<String> {
         let mut missing = BTreeSet::new();
-        for w in &self.workloads {
+        let planned = &self.results.planned;
+        missing.extend(planned.iter().filter(|k| !self.results.cells.contains_key(*k)).cloned());
+        for w in self.workloads.iter().filter(|_| planned.is_empty()) {
             for l in &self.loads {
                 for f in &self.formats {
                     for t in &self.transports {
