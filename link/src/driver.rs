@@ -614,6 +614,11 @@ struct Forwarder {
     shared: Arc<Shared>,
     armed: Option<u64>,
     unwatched: Vec<bool>,
+    /// Clients whose queues changed since the last publish (with K clients,
+    /// publishing all of them on every wake-up would cost more than the
+    /// packets).
+    dirty: Vec<bool>,
+    dirty_list: Vec<usize>,
 }
 
 impl Forwarder {
@@ -640,7 +645,21 @@ impl Forwarder {
             ..Shared::default()
         });
         let unwatched = vec![false; clients.len() + 1];
-        Ok(Forwarder { epoll, timer, server, clients, up, down, pool: Vec::new(), shared, armed: None, unwatched })
+        let dirty = vec![false; clients.len()];
+        Ok(Forwarder {
+            epoll,
+            timer,
+            server,
+            clients,
+            up,
+            down,
+            pool: Vec::new(),
+            shared,
+            armed: None,
+            unwatched,
+            dirty,
+            dirty_list: Vec::new(),
+        })
     }
 
     fn run(mut self) {
@@ -649,7 +668,7 @@ impl Forwarder {
         let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 64];
         loop {
             self.deliver(sys::monotonic_ns());
-            self.publish();
+            self.publish_dirty();
             if let Err(e) = self.arm() {
                 self.fail(format!("arming the timerfd: {e}"));
                 return;
@@ -675,8 +694,8 @@ impl Forwarder {
         }
     }
 
-    fn fail(&self, message: String) {
-        self.publish();
+    fn fail(&mut self, message: String) {
+        self.publish_dirty();
         *lock(&self.shared.error) = Some(message);
     }
 
@@ -718,10 +737,10 @@ impl Forwarder {
             }
             buf.len = n;
             let now = sys::monotonic_ns();
-            let queue = match client {
-                Some(i) => &mut self.up[i],
+            let (i, queue) = match client {
+                Some(i) => (i, &mut self.up[i]),
                 None => match self.route(buf.bytes()) {
-                    Some(i) => &mut self.down[i],
+                    Some(i) => (i, &mut self.down[i]),
                     None => {
                         self.shared.unroutable.fetch_add(1, Ordering::Relaxed);
                         self.recycle(buf);
@@ -729,7 +748,9 @@ impl Forwarder {
                     }
                 },
             };
-            match queue.push(now, n, buf) {
+            let verdict = queue.push(now, n, buf);
+            self.mark(i);
+            match verdict {
                 Verdict::Queued { .. } => {}
                 Verdict::Lost(b) | Verdict::QueueDrop(b) | Verdict::Full(b) => self.recycle(b),
             }
@@ -749,18 +770,31 @@ impl Forwarder {
     /// Writes every packet whose departure time has come.
     fn deliver(&mut self, now: u64) {
         for i in 0..self.up.len() {
+            let mut moved = false;
             while let Some(departure) = self.up[i].next_departure().filter(|&d| d <= now) {
                 if let Some(packet) = self.up[i].pop(now) {
                     let fd = self.server.as_raw_fd();
                     self.write(fd, packet, departure);
+                    moved = true;
                 }
             }
             while let Some(departure) = self.down[i].next_departure().filter(|&d| d <= now) {
                 if let Some(packet) = self.down[i].pop(now) {
                     let fd = self.clients[i].as_raw_fd();
                     self.write(fd, packet, departure);
+                    moved = true;
                 }
             }
+            if moved {
+                self.mark(i);
+            }
+        }
+    }
+
+    fn mark(&mut self, client: usize) {
+        if !self.dirty[client] {
+            self.dirty[client] = true;
+            self.dirty_list.push(client);
         }
     }
 
@@ -793,12 +827,12 @@ impl Forwarder {
         Ok(())
     }
 
-    fn publish(&self) {
-        for (queue, counters) in self.up.iter().zip(&self.shared.up) {
-            counters.store(&queue.counters());
-        }
-        for (queue, counters) in self.down.iter().zip(&self.shared.down) {
-            counters.store(&queue.counters());
+    /// Makes the changed queues' counters visible to [`Link::stats`].
+    fn publish_dirty(&mut self) {
+        for i in self.dirty_list.drain(..) {
+            self.dirty[i] = false;
+            self.shared.up[i].store(&self.up[i].counters());
+            self.shared.down[i].store(&self.down[i].counters());
         }
     }
 }

@@ -31,7 +31,8 @@ const THREAD_NETNS: &str = "/proc/thread-self/ns/net";
 /// it belongs to the thread that entered.
 #[derive(Debug)]
 pub struct NetnsGuard {
-    original: OwnedFd,
+    /// `None` once [`NetnsGuard::leave`] went back.
+    original: Option<OwnedFd>,
     path: PathBuf,
     _thread_bound: PhantomData<*const ()>,
 }
@@ -47,24 +48,23 @@ pub fn enter_netns(path: &Path) -> Result<NetnsGuard, LinkError> {
         .map_err(|source| LinkError::Netns { path: PathBuf::from(THREAD_NETNS), source })?;
     let target = sys::open_ns(path).map_err(netns_err)?;
     sys::setns_net(target.as_raw_fd()).map_err(netns_err)?;
-    Ok(NetnsGuard { original, path: path.to_owned(), _thread_bound: PhantomData })
+    Ok(NetnsGuard { original: Some(original), path: path.to_owned(), _thread_bound: PhantomData })
 }
 
 impl NetnsGuard {
     /// Goes back to the original namespace, reporting a failure instead of
     /// aborting.
-    pub fn leave(self) -> Result<(), LinkError> {
-        let result = sys::setns_net(self.original.as_raw_fd());
-        let path = self.path.clone();
-        // The return above is done; do not try again in Drop.
-        std::mem::forget(self);
-        result.map_err(|source| LinkError::Netns { path, source })
+    pub fn leave(mut self) -> Result<(), LinkError> {
+        // Taken, so Drop does not try again (and the descriptor closes here).
+        let Some(original) = self.original.take() else { return Ok(()) };
+        sys::setns_net(original.as_raw_fd()).map_err(|source| LinkError::Netns { path: self.path.clone(), source })
     }
 }
 
 impl Drop for NetnsGuard {
     fn drop(&mut self) {
-        if let Err(e) = sys::setns_net(self.original.as_raw_fd()) {
+        let Some(original) = self.original.take() else { return };
+        if let Err(e) = sys::setns_net(original.as_raw_fd()) {
             // A thread left in the wrong namespace would measure the wrong
             // network without a trace; that is worse than stopping. Going back
             // to a namespace we came from with a descriptor we hold cannot

@@ -81,6 +81,9 @@ mod tests {
         let draws: Vec<u64> = (0..10_000).map(|_| rng.up_to(3)).collect();
         assert!(draws.iter().all(|&d| d <= 3));
         assert!((0..=3).all(|v| draws.contains(&v)));
-        assert!((0..1_000).all(|_| rng.up_to(u64::MAX) <= u64::MAX));
+        // The full range neither overflows nor collapses.
+        let wide: std::collections::HashSet<u64> = (0..1_000).map(|_| rng.up_to(u64::MAX)).collect();
+        assert_eq!(wide.len(), 1_000);
+        assert!(wide.iter().any(|&v| v > u64::MAX / 2));
     }
 }

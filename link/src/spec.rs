@@ -282,7 +282,7 @@ fn scaled(key: &'static str, value: &str, number: &str, factor: u64, base: &str)
     let digits: u128 = format!("{int}{frac}").parse().map_err(|_| bad("expected a decimal number".to_owned()))?;
     let denominator = 10u128.pow(frac.len() as u32);
     let product = digits * u128::from(factor);
-    if product % denominator != 0 {
+    if !product.is_multiple_of(denominator) {
         return Err(bad(format!("must be a whole number of {base}")));
     }
     // Saturating: every caller checks a range far below u64::MAX.
@@ -413,7 +413,7 @@ fn fmt_rate(bps: u64) -> String {
     // The largest unit the value reaches and that shows it exactly in at
     // most three decimals; kbit always does (rates are whole bit/s).
     for (unit, factor) in [("gbit", 1_000_000_000), ("mbit", 1_000_000)] {
-        if bps >= factor && bps % (factor / 1_000) == 0 {
+        if bps >= factor && bps.is_multiple_of(factor / 1_000) {
             return format!("{}{unit}", fmt_decimal(bps, factor));
         }
     }
@@ -421,9 +421,9 @@ fn fmt_rate(bps: u64) -> String {
 }
 
 fn fmt_bytes(bytes: u64) -> String {
-    if bytes % (1024 * 1024) == 0 {
+    if bytes.is_multiple_of(1024 * 1024) {
         format!("{}MiB", bytes / (1024 * 1024))
-    } else if bytes % 1024 == 0 {
+    } else if bytes.is_multiple_of(1024) {
         format!("{}KiB", bytes / 1024)
     } else {
         format!("{bytes}B")

@@ -70,12 +70,13 @@ pub struct RttPlan {
 }
 
 impl RttPlan {
-    /// A plan scaled to `spec`: pings at least ten serialization times apart
-    /// (and 1 ms), up to 500 of them within about a second.
+    /// A plan scaled to `spec`: pings at least 1 ms and two serialization
+    /// times apart (so none waits behind another in the queue), as many as
+    /// fit in about a second, from 5 to 500.
     pub fn for_spec(spec: &LinkSpec, client: usize) -> RttPlan {
         let ser = serialization(spec, PROBE_PACKET);
-        let interval = (ser * 10).max(Duration::from_millis(1));
-        let pings = (Duration::from_secs(1).as_nanos() / interval.as_nanos()).clamp(20, 500) as usize;
+        let interval = (ser * 2).max(Duration::from_millis(1));
+        let pings = (Duration::from_secs(1).as_nanos() / interval.as_nanos()).clamp(5, 500) as usize;
         RttPlan { client, pings, interval, timeout: reply_timeout(spec) }
     }
 }
@@ -154,14 +155,15 @@ pub struct LossPlan {
 }
 
 impl LossPlan {
-    /// A plan scaled to `spec`: at most 20000 probes per second and half the
-    /// link's rate, about a second of them (at least 100).
+    /// A plan scaled to `spec`: probes at 20000 per second or half the
+    /// link's rate if that is less, for up to 2 s and at most 20000 of them
+    /// (at least 10: a link too slow for that takes longer).
     pub fn for_spec(spec: &LinkSpec, client: usize) -> LossPlan {
         let rate_pps = match spec.rate_bps() {
             Some(bps) => (bps / (2 * 8 * PROBE_PACKET)).clamp(1, 20_000),
             None => 20_000,
         };
-        LossPlan { client, packets: rate_pps.max(100), rate_pps, timeout: reply_timeout(spec) }
+        LossPlan { client, packets: (rate_pps * 2).clamp(10, 20_000), rate_pps, timeout: reply_timeout(spec) }
     }
 }
 
@@ -545,6 +547,85 @@ fn socket_bound_stream(local: IpAddr, remote: SocketAddr, timeout: Duration) -> 
     Ok(stream)
 }
 
+/// The packet rate a link forwarded under a UDP flood.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PacketRate {
+    /// Probes the client's socket accepted.
+    pub sent: u64,
+    /// Probes the server's socket received.
+    pub received: u64,
+    /// Packets per second the emulator forwarded client to server.
+    pub forwarded_pps: f64,
+    /// Packets the kernel dropped in full TUN queues meanwhile.
+    pub device_drops: u64,
+    /// The forwarder's CPU time meanwhile.
+    pub forwarder_cpu: Duration,
+    /// The flood's length.
+    pub duration: Duration,
+}
+
+/// Floods the link with 64-byte UDP packets from client `client` for
+/// `duration`, as fast as one sending thread can: what the forwarder
+/// sustains (on an unlimited link, its own ceiling).
+pub fn measure_packet_rate(link: &Link, client: usize, duration: Duration) -> Result<PacketRate, LinkError> {
+    let (echo, sock) = udp_pair(link, client)?;
+    sys::set_recv_buffer(echo.as_raw_fd(), 8 << 20);
+    echo.set_read_timeout(Some(Duration::from_millis(20))).map_err(|e| LinkError::io("setting a timeout", e))?;
+    let drops_before = device_drops(link)?;
+    let before = link.stats();
+    let stop = AtomicBool::new(false);
+    let received = AtomicU64::new(0);
+    let (sent, elapsed, forwarded) = std::thread::scope(|s| -> Result<(u64, Duration, u64), LinkError> {
+        let counter = s.spawn(|| -> io::Result<()> {
+            let mut buf = [0u8; 2048];
+            while !stop.load(Ordering::Relaxed) {
+                match echo.recv(&mut buf) {
+                    Ok(_) => {
+                        received.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        });
+        let start = Instant::now();
+        let up_before = before.up.get(client).map_or(0, |c| c.forwarded);
+        let mut sent = 0u64;
+        let payload = [0u8; PROBE_PAYLOAD];
+        let mut result = Ok(());
+        while start.elapsed() < duration {
+            match sock.send(&payload) {
+                Ok(_) => sent += 1,
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) || e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    result = Err(LinkError::io("flooding the link", e));
+                    break;
+                }
+            }
+        }
+        let elapsed = start.elapsed();
+        let forwarded = link.stats().up.get(client).map_or(0, |c| c.forwarded) - up_before;
+        // Let the last packets arrive before the count stops.
+        std::thread::sleep(link.spec().one_way() + link.spec().jitter() + Duration::from_millis(100));
+        stop.store(true, Ordering::Relaxed);
+        counter
+            .join()
+            .map_err(|_| LinkError::Panicked("flood receiver"))?
+            .map_err(|e| LinkError::io("counting the flood", e))?;
+        result.map(|()| (sent, elapsed, forwarded))
+    })?;
+    let after = link.stats();
+    Ok(PacketRate {
+        sent,
+        received: received.load(Ordering::Relaxed),
+        forwarded_pps: forwarded as f64 / elapsed.as_secs_f64(),
+        device_drops: device_drops(link)?.saturating_sub(drops_before),
+        forwarder_cpu: after.forwarder_cpu.saturating_sub(before.forwarder_cpu),
+        duration: elapsed,
+    })
+}
+
 /// The emulator's own latency: a temporary `rtt=0ms` link with one client,
 /// pinged through and compared with loopback in its server namespace.
 pub fn measure_emulator_latency(seed: u64) -> Result<EmulatorLatency, LinkError> {
@@ -657,13 +738,16 @@ mod tests {
         assert!(rtt.timeout > Duration::from_millis(40));
         let slow: LinkSpec = "rate=10kbit".parse().unwrap();
         let rtt = RttPlan::for_spec(&slow, 0);
-        // 64 bytes at 10 kbit/s take 51.2 ms, so pings go 512 ms apart.
-        assert_eq!(rtt.interval, Duration::from_micros(512_000));
-        assert_eq!(rtt.pings, 20);
-        assert_eq!(LossPlan::for_spec(&wan, 0).rate_pps, 20_000);
+        // 64 bytes at 10 kbit/s take 51.2 ms, so pings go 102.4 ms apart.
+        assert_eq!(rtt.interval, Duration::from_micros(102_400));
+        assert_eq!(rtt.pings, 9);
+        assert_eq!(RttPlan::for_spec(&"rate=1kbit".parse().unwrap(), 0).pings, 5);
+        let loss = LossPlan::for_spec(&wan, 0);
+        assert_eq!((loss.rate_pps, loss.packets), (20_000, 20_000));
         let loss = LossPlan::for_spec(&"rate=1mbit".parse().unwrap(), 0);
-        assert_eq!(loss.rate_pps, 976);
-        assert_eq!(loss.packets, 976);
+        assert_eq!((loss.rate_pps, loss.packets), (976, 1_952));
+        let loss = LossPlan::for_spec(&"rate=1kbit".parse().unwrap(), 0);
+        assert_eq!((loss.rate_pps, loss.packets), (1, 10));
         let t = ThroughputPlan::for_spec(&wan, 0);
         assert_eq!((t.warmup, t.window), (Duration::from_millis(320), Duration::from_secs(1)));
         let far = ThroughputPlan::for_spec(&"rtt=10s".parse().unwrap(), 0);

@@ -2,6 +2,8 @@
 //! documents: a TUN at MTU 1500 with txqueuelen 10000, loopback up, IPv6
 //! off, the address plan, and nothing of it in the test's own namespace.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 mod common;
 
 use std::process::Command;

@@ -2,6 +2,8 @@
 //! meanwhile), and its guard moves it back; sockets made inside keep the
 //! namespace; `command_in_netns` starts a child process inside one.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 mod common;
 
 use std::net::{SocketAddr, UdpSocket};

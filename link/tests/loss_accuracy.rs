@@ -4,6 +4,8 @@
 //! packets, not on timing; the emulator's own loss counter must equal what
 //! the probes measured, so no other drop hides in the figure.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 mod common;
 
 use std::time::Duration;

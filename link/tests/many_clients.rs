@@ -1,6 +1,8 @@
 //! Several client namespaces each reach the server at once, over UDP and
 //! TCP, from their own addresses, through their own pair of queues.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 mod common;
 
 use std::io::{Read, Write};

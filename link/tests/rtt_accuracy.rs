@@ -3,6 +3,8 @@
 //! held to the bound, so a few pings delayed by a busy machine do not move
 //! it.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 mod common;
 
 use std::time::Duration;

@@ -2,6 +2,8 @@
 //! namespaces; they are found by the dead owner's pid in their names and
 //! removed by `remove_stale`, which the next `Link::up` also calls.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 mod common;
 
 use std::io::{BufRead, BufReader};

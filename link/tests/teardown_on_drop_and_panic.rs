@@ -2,6 +2,8 @@
 //! explicitly (twice), not when a panic unwinds through its owner, and not
 //! through its teardown handle or `teardown_all` from another thread.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 mod common;
 
 use std::path::Path;

@@ -3,6 +3,8 @@
 //! itself as the child process: a re-run of this binary with an
 //! environment variable set.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 mod common;
 
 use std::io::{BufRead, BufReader};

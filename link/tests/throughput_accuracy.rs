@@ -4,6 +4,8 @@
 //! limits IP packets, so the figure held to it is the IP bytes the
 //! emulator forwarded; the goodput is that minus TCP/IP headers.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 mod common;
 
 use std::time::Duration;
