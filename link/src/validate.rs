@@ -477,14 +477,16 @@ pub fn measure_throughput(link: &Link, plan: &ThroughputPlan) -> Result<Throughp
         Ok((socket_bound_stream(client_ip, addr, connect_timeout)?, cc))
     })
     .map_err(|e| LinkError::Validation(format!("TCP connection through the link failed: {e}")))?;
-    let (mut receiver, _) = listener.accept().map_err(|e| LinkError::io("accepting the TCP transfer", e))?;
+    let (receiver, _) = listener.accept().map_err(|e| LinkError::io("accepting the TCP transfer", e))?;
+    let mut reading = receiver.try_clone().map_err(|e| LinkError::io("cloning the TCP receiver", e))?;
     let received = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
+    let received = &received;
     std::thread::scope(|s| -> Result<Throughput, LinkError> {
-        let reader = s.spawn(|| -> io::Result<()> {
+        let reader = s.spawn(move || -> io::Result<()> {
             let mut buf = vec![0u8; 256 * 1024];
             loop {
-                match receiver.read(&mut buf)? {
+                match reading.read(&mut buf)? {
                     0 => return Ok(()),
                     n => {
                         received.fetch_add(n as u64, Ordering::Relaxed);
@@ -494,25 +496,32 @@ pub fn measure_throughput(link: &Link, plan: &ThroughputPlan) -> Result<Throughp
         });
         let writer = s.spawn(|| -> io::Result<()> {
             let chunk = vec![0x5au8; 64 * 1024];
-            // A write that cannot finish within the timeout means the link
-            // stalled; the measurement then reports what it saw.
+            // Bounded, so a stalled link cannot hold the writer forever.
             sender.set_write_timeout(Some(Duration::from_secs(2)))?;
             while !stop.load(Ordering::Relaxed) {
                 match sender.write(&chunk) {
                     Ok(_) => {}
                     Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+                    // Once stopped, the receiver closes on unread data:
+                    // the resulting reset is the end, not a failure.
+                    Err(_) if stop.load(Ordering::Relaxed) => return Ok(()),
                     Err(e) => return Err(e),
                 }
             }
-            sender.shutdown(std::net::Shutdown::Write)
+            Ok(())
         });
         std::thread::sleep(plan.warmup);
         let (t0, b0, w0) = (Instant::now(), received.load(Ordering::Relaxed), up_bytes(link, plan.client));
         std::thread::sleep(plan.window);
         let (t1, b1, w1) = (Instant::now(), received.load(Ordering::Relaxed), up_bytes(link, plan.client));
         stop.store(true, Ordering::Relaxed);
-        let wrote = writer.join().map_err(|_| LinkError::Panicked("TCP sender"))?;
+        // Do not wait for the sender's buffers to drain through the link (at
+        // a slow rate that takes minutes): end the reader now, and close the
+        // connection under the writer.
+        let _ = receiver.shutdown(std::net::Shutdown::Read);
         let read = reader.join().map_err(|_| LinkError::Panicked("TCP receiver"))?;
+        drop(receiver);
+        let wrote = writer.join().map_err(|_| LinkError::Panicked("TCP sender"))?;
         wrote.map_err(|e| LinkError::io("sending the TCP transfer", e))?;
         read.map_err(|e| LinkError::io("receiving the TCP transfer", e))?;
         let window = t1 - t0;
