@@ -401,11 +401,7 @@ fn differences(a: Vec<(&'static str, String)>, b: Vec<(&'static str, String)>) -
 
 /// Replicates a file holds: the most sample groups any cell has.
 fn replicate_count(r: &Results) -> usize {
-    r.cells
-        .values()
-        .map(|c| c.samples.iter().map(|s| s.group).collect::<BTreeSet<u32>>().len())
-        .max()
-        .unwrap_or(0)
+    r.cells.values().map(|c| c.samples.iter().map(|s| s.group).collect::<BTreeSet<u32>>().len()).max().unwrap_or(0)
 }
 
 fn describe(r: &Results) -> String {
@@ -550,10 +546,11 @@ pub fn compare(base: &Results, new: &Results, options: &Options) -> Result<Compa
         }
     }
 
-    // The all-cells rows go first.
+    // The all-cells rows go first (when there are cells at all: a file of
+    // instruction counts alone has none).
     let mut tests: Vec<Pending> = Vec::new();
     let mut all: Vec<Row> = Vec::new();
-    for metric in Metric::ALL {
+    for metric in Metric::ALL.iter().copied().filter(|_| !judged.is_empty()) {
         let mut row = Row::new("*", metric.name(), Kind::Timing, Verdict::Inconclusive);
         row.higher_is_better = metric.higher_is_better();
         let cells: Vec<(&Cell, &Cell)> =
@@ -619,14 +616,7 @@ pub fn compare(base: &Results, new: &Results, options: &Options) -> Result<Compa
     }
 
     instruction_rows(base, new, options, &ignored, &mut rows);
-    Ok(Comparison {
-        rows,
-        warnings,
-        detectable,
-        options: options.clone(),
-        base: describe(base),
-        new: describe(new),
-    })
+    Ok(Comparison { rows, warnings, detectable, options: options.clone(), base: describe(base), new: describe(new) })
 }
 
 /// Judges one timing row from its oriented logs: with two or more a side,

@@ -149,7 +149,9 @@ pub enum MergeError {
         detail: String,
     },
     /// The same run twice: merging it would count it as two replicates.
-    #[error("cannot merge {second}: it holds run {run_id}, which {first} already holds (the same run twice is not two replicates)")]
+    #[error(
+        "cannot merge {second}: it holds run {run_id}, which {first} already holds (the same run twice is not two replicates)"
+    )]
     Duplicate {
         /// The run's id.
         run_id: String,
@@ -266,8 +268,18 @@ pub fn merge(inputs: Vec<(String, Results)>, force: bool) -> Result<Results, Mer
                 other: name,
                 detail: format!(
                     "{} ms/{} ms/{} samples/seed {}/{}/tls {} vs {} ms/{} ms/{} samples/seed {}/{}/tls {}",
-                    a.duration_ms, a.warmup_ms, a.samples, a.seed, a.server, a.tls, b.duration_ms, b.warmup_ms,
-                    b.samples, b.seed, b.server, b.tls
+                    a.duration_ms,
+                    a.warmup_ms,
+                    a.samples,
+                    a.seed,
+                    a.server,
+                    a.tls,
+                    b.duration_ms,
+                    b.warmup_ms,
+                    b.samples,
+                    b.seed,
+                    b.server,
+                    b.tls
                 ),
             });
         }
@@ -300,7 +312,8 @@ pub fn merge(inputs: Vec<(String, Results)>, force: bool) -> Result<Results, Mer
 
         // Renumber this input's groups after every group merged so far.
         let groups = groups_of(&run);
-        let renumber: BTreeMap<u32, u32> = groups.iter().enumerate().map(|(i, g)| (*g, next_group + i as u32)).collect();
+        let renumber: BTreeMap<u32, u32> =
+            groups.iter().enumerate().map(|(i, g)| (*g, next_group + i as u32)).collect();
         next_group += groups.len() as u32;
         let single_run_id = (runs.len() == 1).then(|| runs[0].run_id.clone());
         for (i, g) in groups.iter().enumerate() {

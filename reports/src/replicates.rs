@@ -229,7 +229,9 @@ impl<'a> Fastest<'a> {
     pub fn source(&self) -> Option<IntervalSource> {
         let estimates: Vec<&Estimate> = match self {
             Fastest::Nothing => return None,
-            Fastest::One { best, runner_up } => std::iter::once(&best.1).chain(runner_up.iter().map(|r| &r.1)).collect(),
+            Fastest::One { best, runner_up } => {
+                std::iter::once(&best.1).chain(runner_up.iter().map(|r| &r.1)).collect()
+            }
             Fastest::Tied(cells) => cells.iter().map(|(_, e)| e).collect(),
         };
         let first = estimates.first()?.source;

@@ -63,7 +63,8 @@ impl Glob {
                             break;
                         }
                         first = false;
-                        let start = if c == '\\' { chars.next().ok_or_else(|| error("it ends with a lone `\\`"))? } else { c };
+                        let start =
+                            if c == '\\' { chars.next().ok_or_else(|| error("it ends with a lone `\\`"))? } else { c };
                         let end = if chars.peek() == Some(&'-') {
                             let mut ahead = chars.clone();
                             ahead.next();
@@ -159,7 +160,8 @@ mod tests {
 
     #[test]
     fn bad_globs_are_refused() {
-        for (pattern, reason) in [("[", "not closed"), ("*/[json", "not closed"), ("a\\", "lone"), ("[z-a]", "backwards")]
+        for (pattern, reason) in
+            [("[", "not closed"), ("*/[json", "not closed"), ("a\\", "lone"), ("[z-a]", "backwards")]
         {
             let err = Glob::new(pattern).unwrap_err();
             assert!(err.to_string().contains(reason), "{pattern}: {err}");

@@ -101,7 +101,9 @@ fn detectable_cell(d: &Detectable) -> String {
             change_text(d.rule_ratio, hib)
         ),
         (None, 0) => "-".into(),
-        (None, n) => format!("{} ({n} cells, one replicate: the single-replicate rule)", change_text(d.rule_ratio, hib)),
+        (None, n) => {
+            format!("{} ({n} cells, one replicate: the single-replicate rule)", change_text(d.rule_ratio, hib))
+        }
     }
 }
 
@@ -173,8 +175,15 @@ pub fn markdown(c: &Comparison) -> String {
         let _ = writeln!(out, "| metric | verdict | change [CI] | p (corrected) | judged by |");
         let _ = writeln!(out, "|---|---|---:|---:|---|");
         for r in globals {
-            let _ =
-                writeln!(out, "| {} | {} | {} | {} | {} |", r.metric, r.verdict, change(r), p(r), judged_by(r.judgement));
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                r.metric,
+                r.verdict,
+                change(r),
+                p(r),
+                judged_by(r.judgement)
+            );
         }
         out.push('\n');
     }
@@ -186,14 +195,8 @@ pub fn markdown(c: &Comparison) -> String {
         let _ = writeln!(out, "| metric | all cells (`*`) | one cell | largest cell move |");
         let _ = writeln!(out, "|---|---:|---:|---:|");
         for d in &c.detectable {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} |",
-                d.metric,
-                detectable_global(d),
-                detectable_cell(d),
-                largest(d)
-            );
+            let _ =
+                writeln!(out, "| {} | {} | {} | {} |", d.metric, detectable_global(d), detectable_cell(d), largest(d));
         }
         out.push('\n');
     }
