@@ -607,8 +607,8 @@ pub fn compare(base: &Results, new: &Results, options: &Options) -> Result<Compa
             .collect();
         warnings.push(format!(
             "{by_rule} cell{} had one replicate on a side, so {} judged by the single-replicate rule, which flags \
-             only changes of {} or more; run both sides with `--passes 3` or more (or merge several runs a side) to \
-             detect smaller changes",
+             only changes of {} or more; run both sides with `--passes 4` or more (or merge several runs a side) to \
+             detect smaller changes (docs/statistics.md says how small)",
             if by_rule == 1 { "" } else { "s" },
             if by_rule == 1 { "it was" } else { "they were" },
             limits.join(", "),

@@ -139,7 +139,7 @@ pub fn oriented_logs(cell: &Cell, metric: Metric) -> Vec<f64> {
 }
 
 /// Where an interval comes from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum IntervalSource {
     /// Student's t over two or more replicates.
     Replicates,
