@@ -83,14 +83,14 @@ struct CompareArgs {
     new: PathBuf,
     /// The smallest timing change that matters, percent (above 0, below
     /// 100).
-    #[arg(long, default_value_t = 5.0, value_name = "PERCENT", value_parser = percent)]
+    #[arg(long, default_value_t = 5.0, value_name = "PERCENT", value_parser = percent, allow_negative_numbers = true)]
     threshold: f64,
     /// Instruction-count threshold, percent (above 0, below 100).
-    #[arg(long, default_value_t = 1.0, value_name = "PERCENT", value_parser = percent)]
+    #[arg(long, default_value_t = 1.0, value_name = "PERCENT", value_parser = percent, allow_negative_numbers = true)]
     instructions_threshold: f64,
     /// Significance level after correcting for the number of comparisons
     /// (above 0, at most 0.5); intervals are 1 - alpha.
-    #[arg(long, default_value_t = 0.05, value_parser = alpha)]
+    #[arg(long, default_value_t = 0.05, value_parser = alpha, allow_negative_numbers = true)]
     alpha: f64,
     /// Multiple-comparison correction.
     #[arg(long, value_enum, default_value_t = CorrectionArg::Holm)]

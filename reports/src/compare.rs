@@ -653,7 +653,9 @@ fn judge_timing(row: &mut Row, bl: &[f64], nl: &[f64], ratio: f64) -> Option<Wel
 /// logs, over the cells that have a value in every replicate of both
 /// sides (so each mean is over the same cells).
 fn global_means(cells: &[(&Cell, &Cell)], metric: Metric) -> Option<(Vec<f64>, Vec<f64>)> {
-    let per_cell: Vec<(BTreeMap<u32, f64>, BTreeMap<u32, f64>)> = cells
+    /// A cell's oriented logs by group, base and new.
+    type ByGroup = (BTreeMap<u32, f64>, BTreeMap<u32, f64>);
+    let per_cell: Vec<ByGroup> = cells
         .iter()
         .map(|(b, n)| {
             let logs = |c: &Cell| {
@@ -661,13 +663,13 @@ fn global_means(cells: &[(&Cell, &Cell)], metric: Metric) -> Option<(Vec<f64>, V
             };
             (logs(b), logs(n))
         })
-        .filter(|(b, n): &(BTreeMap<u32, f64>, BTreeMap<u32, f64>)| !b.is_empty() && !n.is_empty())
+        .filter(|(b, n): &ByGroup| !b.is_empty() && !n.is_empty())
         .collect();
     let groups = |side: usize| -> BTreeSet<u32> {
         per_cell.iter().flat_map(|c| if side == 0 { c.0.keys() } else { c.1.keys() }).copied().collect()
     };
     let (bg, ng) = (groups(0), groups(1));
-    let complete: Vec<&(BTreeMap<u32, f64>, BTreeMap<u32, f64>)> = per_cell
+    let complete: Vec<&ByGroup> = per_cell
         .iter()
         .filter(|(b, n)| bg.iter().all(|g| b.contains_key(g)) && ng.iter().all(|g| n.contains_key(g)))
         .collect();
