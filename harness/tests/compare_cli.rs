@@ -60,6 +60,11 @@ fn nothing_to_judge_exits_2_and_a_regression_exits_3() {
             s.p99_ns *= 3;
             s.calls_per_sec /= 3.0;
         }
+        if let Some(m) = cell.metrics.as_mut() {
+            m.latency.p50 *= 3;
+            m.latency.p99 *= 3;
+            m.calls_per_sec /= 3.0;
+        }
     }
     let slow_path = dir.path().join("slow.json");
     slow.write_atomic(&slow_path).unwrap();

@@ -533,7 +533,9 @@
       td.appendChild(h('div', { class: 'r' }, 'reference'));
     } else if (refV != null && refV > 0) {
       var r = v / refV;
-      var spread = reps && t !== 'inproc' ? Math.max(v / reps.lo - 1, reps.hi / v - 1) : null;
+      // The interval is symmetric on the log scale around the replicates'
+      // geometric mean: its half-width is sqrt(hi / lo).
+      var spread = reps && t !== 'inproc' && reps.lo > 0 ? Math.sqrt(reps.hi / reps.lo) - 1 : null;
       var ratioLine = h('div', { class: 'r' }, fmtRatio(r));
       if (spread != null && isFinite(spread) && spread >= 0) ratioLine.appendChild(h('span', { class: 'ci' }, ' ±' + pct(spread)));
       if (metric.id !== 'cpu') td.appendChild(ratioLine);
@@ -784,8 +786,7 @@
     var r = c.reps && c.reps[id];
     if (!r) return '';
     var lo = Math.min.apply(null, r.v), hi = Math.max.apply(null, r.v);
-    var g = Math.sqrt(r.lo * r.hi);
-    return fmt(lo) + '–' + fmt(hi) + ' (±' + pct(Math.max(g / r.lo - 1, r.hi / g - 1)) + ')';
+    return fmt(lo) + '–' + fmt(hi) + (r.lo > 0 ? ' (±' + pct(Math.sqrt(r.hi / r.lo) - 1) + ')' : '');
   }
   var COLUMNS = [
     { label: 'cell', text: true, get: function (c) { return c.key; } },
@@ -794,7 +795,9 @@
     { label: 'format', text: true, get: function (c) { return c.format; } },
     { label: 'transport', text: true, get: function (c) { return c.transport; } },
     { label: 'load', text: true, get: function (c) { return c.load; } },
+    { label: 'replicates', get: function (c) { return c.nrep; }, fmt: String },
     { label: 'p50', get: lat('p50'), fmt: fmtNs },
+    { label: 'p50 across replicates', text: true, get: function (c) { return across(c, 'p50', fmtNs); } },
     { label: 'p90', get: lat('p90'), fmt: fmtNs },
     { label: 'p99', get: lat('p99'), fmt: fmtNs },
     { label: 'p99.9', get: lat('p999'), fmt: fmtNs },
@@ -805,6 +808,7 @@
     { label: 'latency', text: true, get: function (c) { return c.metrics ? c.metrics.latency_kind : ''; } },
     { label: 'p99 uncorr.', get: function (c) { return c.metrics && c.metrics.latency_uncorrected ? c.metrics.latency_uncorrected.p99 : null; }, fmt: fmtNs },
     { label: 'calls/s', get: met('calls_per_sec'), fmt: fmtRate },
+    { label: 'calls/s across replicates', text: true, get: function (c) { return across(c, 'rate', fmtRate); } },
     { label: 'calls', get: met('calls'), fmt: function (v) { return String(v); } },
     { label: 'MB/s', get: met('mb_per_sec'), fmt: function (v) { return sig(v); } },
     { label: 'request B', get: met('request_bytes'), fmt: String },
@@ -823,9 +827,6 @@
     { label: 'late', get: met('late_replies'), fmt: String },
     { label: 'send lag p99', get: met('send_lag_p99_ns'), fmt: fmtNs },
     { label: 'samples', get: function (c) { return c.nsamples; }, fmt: String },
-    { label: 'replicates', get: function (c) { return c.nrep; }, fmt: String },
-    { label: 'p50 across replicates', text: true, get: function (c) { return across(c, 'p50', fmtNs); } },
-    { label: 'calls/s across replicates', text: true, get: function (c) { return across(c, 'rate', fmtRate); } },
     { label: 'reason', text: true, reason: true, get: function (c) { return c.error || ''; } }
   ];
 

@@ -521,7 +521,11 @@ pub fn compare(base: &Results, new: &Results, options: &Options) -> Result<Compa
         exact_rows(key, b, n, &ignored, &mut rows);
         judged.push((b, n));
         for metric in Metric::ALL {
-            let (bl, nl) = (replicates::oriented_logs(b, metric), replicates::oriented_logs(n, metric));
+            let source = replicates::common_source([b, n]);
+            let logs = |c: &Cell| -> Vec<f64> {
+                replicates::values_from(c, metric, source).into_iter().map(|(_, v)| metric.oriented_log(v)).collect()
+            };
+            let (bl, nl) = (logs(b), logs(n));
             let mut row = Row::new(key, metric.name(), Kind::Timing, Verdict::Inconclusive);
             row.higher_is_better = metric.higher_is_better();
             if !bl.is_empty() {
@@ -658,8 +662,12 @@ fn global_means(cells: &[(&Cell, &Cell)], metric: Metric) -> Option<(Vec<f64>, V
     let per_cell: Vec<ByGroup> = cells
         .iter()
         .map(|(b, n)| {
+            let source = replicates::common_source([*b, *n]);
             let logs = |c: &Cell| {
-                replicates::values(c, metric).into_iter().map(|(g, v)| (g, metric.oriented_log(v))).collect()
+                replicates::values_from(c, metric, source)
+                    .into_iter()
+                    .map(|(g, v)| (g, metric.oriented_log(v)))
+                    .collect()
             };
             (logs(b), logs(n))
         })
@@ -696,9 +704,10 @@ fn control(base: &Results, new: &Results, b: &Cell, n: &Cell, metric: Metric, al
     if bb.status != CellStatus::Ok || nb.status != CellStatus::Ok {
         return None;
     }
+    let source = replicates::common_source([b, n, bb, nb]);
     let paired = |cell: &Cell, baseline: &Cell| -> Vec<f64> {
-        let floor: BTreeMap<u32, f64> = replicates::values(baseline, metric).into_iter().collect();
-        replicates::values(cell, metric)
+        let floor: BTreeMap<u32, f64> = replicates::values_from(baseline, metric, source).into_iter().collect();
+        replicates::values_from(cell, metric, source)
             .into_iter()
             .filter_map(|(g, v)| floor.get(&g).map(|f| metric.oriented_log(v) - metric.oriented_log(*f)))
             .collect()

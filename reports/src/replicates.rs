@@ -8,16 +8,19 @@
 //! reports' fastest cell, the intervals they show) rests on replicates,
 //! never on sub-windows, and never on other cells.
 //!
-//! A replicate's value of a timing metric is the median of its
-//! sub-window samples (p50, p99 or calls/s of each sub-window): the same
-//! definition in every file, old or new, merged or not, and robust to one
-//! stalled sub-window. With one replicate there is no spread to measure,
-//! and a fixed, documented ratio ([`SingleReplicateRule`]) stands in for
-//! it. `docs/statistics.md` explains both.
+//! A replicate's value of a timing metric is its whole window's figure:
+//! the pass's own p50, p99 or calls/s (`Cell::passes`), or for a run of
+//! one pass the cell's metrics, the figures every report shows. Runs
+//! merged by older versions have no whole-window figure per run; there a
+//! replicate's value is the median of its sub-window samples, and a
+//! comparison then uses that for every cell it puts together. With one
+//! replicate there is no spread to measure, and a fixed, documented ratio
+//! ([`SingleReplicateRule`]) stands in for it. `docs/statistics.md`
+//! explains both.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use crate::model::{Cell, CellStatus, Sample};
+use crate::model::{Cell, CellStatus, Metrics, PassFigures, Sample};
 use crate::stats;
 
 /// A timing metric judged over replicates.
@@ -54,6 +57,22 @@ impl Metric {
             Metric::P50 => s.p50_ns as f64,
             Metric::P99 => s.p99_ns as f64,
             Metric::CallsPerSec => s.calls_per_sec,
+        }
+    }
+
+    fn of_pass(self, p: &PassFigures) -> f64 {
+        match self {
+            Metric::P50 => p.p50_ns as f64,
+            Metric::P99 => p.p99_ns as f64,
+            Metric::CallsPerSec => p.calls_per_sec,
+        }
+    }
+
+    fn of_metrics(self, m: &Metrics) -> f64 {
+        match self {
+            Metric::P50 => m.latency.p50 as f64,
+            Metric::P99 => m.latency.p99 as f64,
+            Metric::CallsPerSec => m.calls_per_sec,
         }
     }
 
@@ -115,22 +134,77 @@ impl Default for SingleReplicateRule {
     }
 }
 
-/// A cell's replicates of `metric`: `(group, value)`, one per sample
-/// group, the value the median of the group's sub-window samples, in
-/// group order. Samples without calls, groups of a pass that did not end
-/// `ok`, and values that are not positive and finite are left out.
+/// Where a replicate's value comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ValueSource {
+    /// The replicate's whole measured window: its pass figures
+    /// (`Cell::passes`), or for a cell of one pass without them, the
+    /// cell's own metrics. The same figures the reports show.
+    WholeWindow,
+    /// The median of the replicate's sub-window samples: for files whose
+    /// replicates have no whole-window figures (runs merged by a
+    /// wirebench older than schema version 2).
+    SubWindowMedians,
+}
+
+/// Where `cell`'s replicate values can come from: whole windows when
+/// every sample group has whole-window figures.
+pub fn source_of(cell: &Cell) -> ValueSource {
+    let groups: BTreeSet<u32> = cell.samples.iter().map(|s| s.group).collect();
+    let whole = if cell.passes.is_empty() {
+        groups.len() <= 1 && cell.metrics.is_some()
+    } else {
+        groups.iter().all(|g| cell.passes.iter().any(|p| p.group == *g))
+    };
+    if whole { ValueSource::WholeWindow } else { ValueSource::SubWindowMedians }
+}
+
+/// The source several cells can all use, so their values are alike.
+pub fn common_source<'a>(cells: impl IntoIterator<Item = &'a Cell>) -> ValueSource {
+    cells.into_iter().map(source_of).max().unwrap_or(ValueSource::WholeWindow)
+}
+
+/// A cell's replicates of `metric`, `(group, value)` in group order, from
+/// the best source it has ([`source_of`]).
 pub fn values(cell: &Cell, metric: Metric) -> Vec<(u32, f64)> {
+    values_from(cell, metric, source_of(cell))
+}
+
+/// A cell's replicates of `metric` from `source`: one per sample group.
+/// Left out: passes that did not end `ok` or had no calls, samples without
+/// calls, and values that are not positive and finite.
+pub fn values_from(cell: &Cell, metric: Metric, source: ValueSource) -> Vec<(u32, f64)> {
     let failed_pass = |group: u32| cell.passes.iter().any(|p| p.group == group && p.status != CellStatus::Ok);
-    let mut groups: BTreeMap<u32, Vec<f64>> = BTreeMap::new();
-    for s in cell.samples.iter().filter(|s| s.calls > 0) {
-        groups.entry(s.group).or_default().push(metric.of(s));
+    let usable = |v: &(u32, f64)| v.1.is_finite() && v.1 > 0.0;
+    match source {
+        ValueSource::WholeWindow if !cell.passes.is_empty() => {
+            let mut out: Vec<(u32, f64)> = cell
+                .passes
+                .iter()
+                .filter(|p| p.status == CellStatus::Ok && p.calls > 0)
+                .map(|p| (p.group, metric.of_pass(p)))
+                .filter(usable)
+                .collect();
+            out.sort_by_key(|v| v.0);
+            out
+        }
+        ValueSource::WholeWindow => {
+            let group = cell.samples.first().map_or(0, |s| s.group);
+            cell.metrics.iter().filter(|m| m.calls > 0).map(|m| (group, metric.of_metrics(m))).filter(usable).collect()
+        }
+        ValueSource::SubWindowMedians => {
+            let mut groups: BTreeMap<u32, Vec<f64>> = BTreeMap::new();
+            for s in cell.samples.iter().filter(|s| s.calls > 0) {
+                groups.entry(s.group).or_default().push(metric.of(s));
+            }
+            groups
+                .into_iter()
+                .filter(|(g, _)| !failed_pass(*g))
+                .map(|(g, mut v)| (g, stats::median(&mut v)))
+                .filter(usable)
+                .collect()
+        }
     }
-    groups
-        .into_iter()
-        .filter(|(g, _)| !failed_pass(*g))
-        .map(|(g, mut v)| (g, stats::median(&mut v)))
-        .filter(|(_, v)| v.is_finite() && *v > 0.0)
-        .collect()
 }
 
 /// The oriented logs of [`values`].
@@ -170,7 +244,18 @@ impl Estimate {
     /// replicate. The interval is 95% (Student's t over the replicates'
     /// oriented logs) with two or more, the single-replicate rule with one.
     pub fn of(cell: &Cell, metric: Metric, rule: &SingleReplicateRule) -> Option<Estimate> {
-        let logs = oriented_logs(cell, metric);
+        Estimate::from_source(cell, metric, rule, source_of(cell))
+    }
+
+    /// [`Estimate::of`] with the replicate values from `source`.
+    pub fn from_source(
+        cell: &Cell,
+        metric: Metric,
+        rule: &SingleReplicateRule,
+        source: ValueSource,
+    ) -> Option<Estimate> {
+        let logs: Vec<f64> =
+            values_from(cell, metric, source).into_iter().map(|(_, v)| metric.oriented_log(v)).collect();
         let (center, lo, hi, source) = match logs.len() {
             0 => return None,
             1 => {
@@ -249,8 +334,11 @@ pub fn fastest<'a>(
     metric: Metric,
     rule: &SingleReplicateRule,
 ) -> Fastest<'a> {
+    let cells: Vec<&'a Cell> = cells.into_iter().collect();
+    // One source for all, so every estimate means the same thing.
+    let source = common_source(cells.iter().copied());
     let mut estimates: Vec<(&'a Cell, Estimate)> =
-        cells.into_iter().filter_map(|c| Estimate::of(c, metric, rule).map(|e| (c, e))).collect();
+        cells.iter().filter_map(|c| Estimate::from_source(c, metric, rule, source).map(|e| (*c, e))).collect();
     estimates.sort_by(|a, b| {
         let (x, y) = (a.1.oriented(metric).1, b.1.oriented(metric).1);
         x.total_cmp(&y).then_with(|| a.0.key.cmp(&b.0.key))

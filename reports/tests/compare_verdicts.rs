@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
+mod common;
+
 use std::path::PathBuf;
 
 use wirebench_reports::Results;
@@ -13,15 +15,10 @@ fn fixture() -> Results {
     Results::read(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/quick-slice.json")).unwrap()
 }
 
-/// Scales every latency sample of `key` by `factor`, and its calls/s by
-/// its inverse: the cell got `factor` times slower.
+/// Makes `key` `factor` times slower: its whole-window figures and
+/// samples (latencies times it, calls/s divided by it).
 fn slow_down(results: &mut Results, key: &str, factor: f64) {
-    let cell = results.cells.get_mut(key).unwrap();
-    for s in &mut cell.samples {
-        s.p50_ns = (s.p50_ns as f64 * factor) as u64;
-        s.p99_ns = (s.p99_ns as f64 * factor) as u64;
-        s.calls_per_sec /= factor;
-    }
+    common::scale_cell(results.cells.get_mut(key).unwrap(), factor);
 }
 
 /// A copy of `base` with every cell `factor(key)` times slower.
@@ -61,7 +58,9 @@ fn a_file_compared_with_itself_has_no_regression() {
     assert!(c.rows.iter().filter(|r| r.kind == Kind::Timing).all(|r| r.verdict == Verdict::Unchanged));
 }
 
-/// `base` as a run of `n` passes that measured exactly the same.
+/// `base` as `n` replicates that measured exactly the same, as runs merged
+/// by an older wirebench hold them: sample groups without pass figures
+/// (so their values are the medians of their sub-windows).
 fn every_pass_the_same(base: &Results, n: u32) -> Results {
     let mut out = base.clone();
     for cell in out.cells.values_mut() {

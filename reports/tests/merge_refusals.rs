@@ -121,10 +121,12 @@ fn every_environment_is_kept_and_groups_are_renumbered() {
         if !cell.samples.is_empty() {
             assert_eq!(groups, (0..4).collect(), "{key}");
         }
-        // Runs of one pass bring their whole-window figures as that pass.
+        // Runs of one pass bring their whole-window figures as that pass;
+        // b's passes are kept, renumbered.
         if cell.metrics.is_some() {
             let passes: Vec<u32> = cell.passes.iter().map(|p| p.group).collect();
-            assert_eq!(passes, [0, 3], "{key}: b had samples in two groups but no pass figures");
+            assert_eq!(passes, [0, 1, 2, 3], "{key}");
+            assert_eq!(cell.passes[0].p50_ns, a.cells[key].metrics.as_ref().unwrap().latency.p50, "{key}");
         }
     }
     // The merged file reads back as it was written.

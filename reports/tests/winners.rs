@@ -6,16 +6,32 @@
 
 mod common;
 
-use wirebench_reports::model::{Cell, CellStatus, Results, Sample};
+use wirebench_reports::model::{Cell, CellStatus, PassFigures, Results, Sample};
 use wirebench_reports::render;
 use wirebench_reports::replicates::{Fastest, IntervalSource, Metric, SingleReplicateRule, fastest};
 
-/// A copy of a real cell named `key`, with one replicate per entry of
-/// `p50s`, each of three sub-windows at that p50 (±1%).
+/// A copy of a real cell named `key`, with one replicate (pass) per entry
+/// of `p50s`: its whole-window p50 that, and three sub-windows around it.
 fn cell(key: &str, p50s: &[f64]) -> Cell {
     let fixture = common::load("quick-slice.json");
     let mut c = fixture.cells.values().find(|c| c.status == CellStatus::Ok).unwrap().clone();
     c.key = key.to_owned();
+    c.passes = p50s
+        .iter()
+        .enumerate()
+        .map(|(g, p50)| PassFigures {
+            pass: g as u32,
+            group: g as u32,
+            offset_s: 10.0 * g as f64,
+            status: CellStatus::Ok,
+            error: None,
+            calls: 300,
+            duration_s: 0.1,
+            p50_ns: *p50 as u64,
+            p99_ns: (p50 * 3.0) as u64,
+            calls_per_sec: 1e9 / p50,
+        })
+        .collect();
     c.samples = p50s
         .iter()
         .enumerate()

@@ -127,8 +127,8 @@ fn largest(d: &Detectable) -> String {
 
 fn method(c: &Comparison) -> String {
     format!(
-        "Timings: each cell's replicates (passes and merged runs; a replicate's value is the median of its \
-         sub-windows), never other cells. Two or more a side: Welch's t on log values, one-sided against the {}% \
+        "Timings: each cell's replicates (passes and merged runs; a replicate's value is its whole window's \
+         figure), never other cells. Two or more a side: Welch's t on log values, one-sided against the {}% \
          threshold, {} correction over {} tests, alpha {}, {}% intervals. One replicate on a side: the \
          single-replicate rule (a cell flags at ×{:.2} p50, ×{:.2} p99, ×{:.2} calls/s; the `*` row at ×{:.2}, ×{:.2}, \
          ×{:.2}). `vs raw`: the change of the cell's ratio to its raw baseline of the same pass. Instructions: threshold \

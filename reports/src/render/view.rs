@@ -152,7 +152,7 @@ impl Verdict<'_> {
 }
 
 /// A cell's p50 as [`replicates::fastest`] ranks it: the geometric mean
-/// of its replicates (for one, the median of its sub-windows).
+/// of its replicates' whole-window p50s (for one replicate, its p50).
 pub(crate) fn estimated_p50(cell: &Cell) -> Option<f64> {
     replicates::Estimate::of(cell, Metric::P50, &rule()).map(|e| e.value)
 }

@@ -136,6 +136,21 @@ pub fn scale(samples: &mut [wirebench_reports::model::Sample], factor: f64) {
     }
 }
 
+/// Scales a cell's whole-window figures and samples by `factor`.
+pub fn scale_cell(cell: &mut Cell, factor: f64) {
+    scale(&mut cell.samples, factor);
+    if let Some(m) = cell.metrics.as_mut() {
+        m.latency.p50 = (m.latency.p50 as f64 * factor).round() as u64;
+        m.latency.p99 = (m.latency.p99 as f64 * factor).round() as u64;
+        m.calls_per_sec /= factor;
+    }
+    for p in &mut cell.passes {
+        p.p50_ns = (p.p50_ns as f64 * factor).round() as u64;
+        p.p99_ns = (p.p99_ns as f64 * factor).round() as u64;
+        p.calls_per_sec /= factor;
+    }
+}
+
 /// How replicates of a side differ, on the log scale: each replicate moves
 /// every cell by one drift draw (`drift` standard deviation), and each
 /// cell in it by its own draw (`sigma`).
@@ -160,8 +175,9 @@ impl NoiseModel {
 
 /// A `wirebench run --passes N`-like file made from the quick-slice cells:
 /// `passes` sample groups, each a copy of the cell's real sub-window
-/// samples scaled by the noise model's draw for that pass and cell, times
-/// `slowdown(key)`.
+/// samples, and a pass's whole-window figures made from the cell's
+/// metrics, all scaled by the noise model's draw for that pass and cell,
+/// times `slowdown(key)`.
 pub fn with_passes(
     fixture: &Results,
     run_id: &str,
@@ -180,6 +196,7 @@ pub fn with_passes(
     let drifts: Vec<f64> = (0..passes).map(|_| noise.drift * rng.draw()).collect();
     for cell in out.cells.values_mut() {
         let original = std::mem::take(&mut cell.samples);
+        cell.passes.clear();
         for (p, drift) in drifts.iter().enumerate() {
             let mut samples = original.clone();
             let factor = (drift + noise.sigma_of(&cell.key) * rng.draw()).exp() * slowdown(&cell.key);
@@ -188,6 +205,20 @@ pub fn with_passes(
                 s.group = p as u32;
             }
             cell.samples.extend(samples);
+            if let Some(m) = &cell.metrics {
+                cell.passes.push(wirebench_reports::model::PassFigures {
+                    pass: p as u32,
+                    group: p as u32,
+                    offset_s: p as f64 * 30.0,
+                    status: cell.status,
+                    error: cell.error.clone(),
+                    calls: m.calls,
+                    duration_s: m.duration_s,
+                    p50_ns: (m.latency.p50 as f64 * factor).round() as u64,
+                    p99_ns: (m.latency.p99 as f64 * factor).round() as u64,
+                    calls_per_sec: m.calls_per_sec / factor,
+                });
+            }
         }
     }
     out
@@ -200,7 +231,7 @@ pub fn one_run(fixture: &Results, run_id: &str, factor: impl Fn(&str) -> f64) ->
     out.run_id = run_id.to_owned();
     for cell in out.cells.values_mut() {
         let f = factor(&cell.key);
-        scale(&mut cell.samples, f);
+        scale_cell(cell, f);
     }
     out
 }
