@@ -241,8 +241,9 @@ pub struct Row {
     pub ratio: Option<f64>,
     /// 95% interval of the oriented ratio (timings over replicates).
     pub interval: Option<(f64, f64)>,
-    /// Corrected p-value of "a regression beyond the threshold" (timings
-    /// over replicates).
+    /// Corrected p-value of "no change beyond the threshold" in the
+    /// direction observed: against a regression when the ratio is above 1,
+    /// against an improvement below (timings over replicates).
     pub p_value: Option<f64>,
     /// The verdict.
     pub verdict: Verdict,
@@ -585,7 +586,7 @@ pub fn compare(base: &Results, new: &Results, options: &Options) -> Result<Compa
     for (j, p) in pending.iter().enumerate() {
         let row = &mut rows[p.row];
         let (lo, hi) = p.welch.interval(options.alpha);
-        row.p_value = Some(worse[j]);
+        row.p_value = Some(if p.welch.difference >= 0.0 { worse[j] } else { better[j] });
         row.interval = Some((lo.exp(), hi.exp()));
         // A lone regression is tested at alpha / family by either
         // correction's first step, and must clear the interval too.
@@ -684,6 +685,8 @@ fn global_means(cells: &[(&Cell, &Cell)], metric: Metric) -> Option<(Vec<f64>, V
     if complete.is_empty() {
         return None;
     }
+    // Every cell in `complete` has every group of both sides: the
+    // lookups below cannot miss.
     let means = |groups: &BTreeSet<u32>, side: usize| -> Vec<f64> {
         groups
             .iter()

@@ -339,6 +339,8 @@ pub fn merge(inputs: Vec<(String, Results)>, force: bool) -> Result<Results, Mer
         for (k, v) in &run.transports {
             merged.transports.entry(k.clone()).or_insert_with(|| v.clone());
         }
+        // `groups_of` collected every group a sample or pass names, so the
+        // lookups below cannot miss.
         for (key, mut cell) in run.cells {
             for sample in &mut cell.samples {
                 sample.group = renumber[&sample.group];

@@ -7,7 +7,27 @@ use super::{Comparison, Detectable, Judgement, Kind, Row, Verdict};
 
 /// An oriented ratio as the change of the metric itself: `+80.0%` for a
 /// latency, `-44.4%` for calls/s (the same ratio, seen from the rate).
+/// Ratios of ten or more read as factors (`×12`, `÷12`), and beyond
+/// ten thousand as "beyond": with very few replicates the smallest
+/// detectable change can be astronomically large, and a number with fifty
+/// digits says nothing more.
 pub(crate) fn change_text(oriented: f64, higher_is_better: bool) -> String {
+    let (up, down) = if higher_is_better { ("÷", "×") } else { ("×", "÷") };
+    if oriented.is_nan() {
+        return "-".into();
+    }
+    if oriented > 1e4 {
+        return format!("beyond {up}10000");
+    }
+    if oriented < 1e-4 {
+        return format!("beyond {down}10000");
+    }
+    if oriented >= 10.0 {
+        return format!("{up}{oriented:.0}");
+    }
+    if oriented <= 0.1 {
+        return format!("{down}{:.0}", 1.0 / oriented);
+    }
     let shown = if higher_is_better { 1.0 / oriented } else { oriented };
     format!("{:+.1}%", (shown - 1.0) * 100.0)
 }
@@ -297,4 +317,21 @@ document.getElementById('filter').addEventListener('input', e => {{
         counts = escape(&counts(c)),
         method = escape(&method(c)),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::change_text;
+
+    #[test]
+    fn changes_read_as_percentages_then_factors() {
+        assert_eq!(change_text(1.2, false), "+20.0%");
+        assert_eq!(change_text(1.25, true), "-20.0%");
+        assert_eq!(change_text(0.8, false), "-20.0%");
+        assert_eq!(change_text(12.4, false), "×12");
+        assert_eq!(change_text(12.4, true), "÷12");
+        assert_eq!(change_text(0.05, false), "÷20");
+        assert_eq!(change_text(f64::INFINITY, false), "beyond ×10000");
+        assert_eq!(change_text(1e300, true), "beyond ÷10000");
+    }
 }
