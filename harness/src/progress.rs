@@ -154,11 +154,15 @@ pub fn summary(results: &Results) -> String {
             writeln!(out, "{:<12} calls/s at {max_load} in flight: {}", "", describe(&throughput, Metric::CallsPerSec));
     }
     let how = if sources.contains(&None) || sources.len() > 1 {
-        "95% intervals over replicates where a cell has two or more, else the single-replicate rule"
+        "95% intervals over replicates where a cell has two or more, else the single-replicate rule".to_owned()
     } else if sources.contains(&Some(IntervalSource::Replicates)) {
-        "95% intervals over each cell's replicates (passes)"
+        "95% intervals over each cell's replicates (passes)".to_owned()
     } else {
-        "one replicate each: cells within 1.8x (p50, calls/s) cannot be told apart; --passes 4 or more narrows it"
+        format!(
+            "one replicate each: cells within {:.1}x (p50) or {:.1}x (calls/s) cannot be told apart; --passes 4 or \
+             more narrows it",
+            rule.cell.p50, rule.cell.calls_per_sec
+        )
     };
     if !sources.is_empty() {
         let _ = writeln!(out, "(a fastest cell is named only when its interval is apart from every other's: {how})");
@@ -193,7 +197,7 @@ mod tests {
         let results = fixture();
         let text = summary(&results);
         assert!(text.contains("multiply     p50 at 1 in flight: tied within noise: "), "{text}");
-        assert!(text.contains("one replicate each: cells within 1.8x"), "{text}");
+        assert!(text.contains("one replicate each: cells within 1.8x (p50)"), "{text}");
         // Three passes that agree, and every other networked multiply cell
         // three times slower than bincode/udp: it is named.
         let mut passes = results.clone();
