@@ -473,7 +473,10 @@ async fn measure_cell<C: Caller>(job: &CellJob, caller: Rc<C>, sizes: Sizes, sto
 /// Turns a measurement into a results-file cell: `failed` if any call
 /// failed (the measurements are kept), `ok` otherwise.
 fn to_cell(job: &CellJob, m: Measured, sizes: Sizes, server_cpu: String) -> Cell {
-    let calls = m.calls.max(1) as f64;
+    // Client CPU and wire counters were read at the window's close, which
+    // is a timer wake-up after its end: per call, they divide by the calls
+    // completed by then.
+    let calls = m.calls_to_close.max(1) as f64;
     let secs = m.window.as_secs_f64().max(1e-9);
     let per_call = |d: std::time::Duration| d.as_secs_f64() * 1e6 / calls;
     let wire = job.spec.transport != TransportKind::Inproc;

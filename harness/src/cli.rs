@@ -59,7 +59,8 @@ enum Command {
     /// Compare two results files: a verdict per cell and metric; exit 3 on
     /// a regression.
     Compare(CompareArgs),
-    /// Merge repeated runs of one matrix (their samples pool).
+    /// Merge repeated runs of one matrix on one machine: each run stays a
+    /// replicate of its own.
     Merge(MergeArgs),
     /// Write a results file in another tool's format.
     Export(ExportArgs),
@@ -85,23 +86,26 @@ struct CompareArgs {
     base: PathBuf,
     /// The new results file.
     new: PathBuf,
-    /// Timing noise threshold, percent.
-    #[arg(long, default_value_t = 5.0)]
+    /// The smallest timing change that matters, percent (above 0, below
+    /// 100).
+    #[arg(long, default_value_t = 5.0, value_name = "PERCENT", value_parser = percent, allow_negative_numbers = true)]
     threshold: f64,
-    /// Instruction-count threshold, percent.
-    #[arg(long, default_value_t = 1.0)]
+    /// Instruction-count threshold, percent (above 0, below 100).
+    #[arg(long, default_value_t = 1.0, value_name = "PERCENT", value_parser = percent, allow_negative_numbers = true)]
     instructions_threshold: f64,
-    /// Significance level after correcting for the number of comparisons.
-    #[arg(long, default_value_t = 0.05)]
+    /// Significance level after correcting for the number of comparisons
+    /// (above 0, at most 0.5); intervals are 1 - alpha.
+    #[arg(long, default_value_t = 0.05, value_parser = alpha, allow_negative_numbers = true)]
     alpha: f64,
-    /// Multiple-comparison correction: holm or bh (Benjamini-Hochberg).
-    #[arg(long, default_value = "holm")]
-    correction: String,
+    /// Multiple-comparison correction.
+    #[arg(long, value_enum, default_value_t = CorrectionArg::Holm)]
+    correction: CorrectionArg,
     /// Also fail (exit 3) when an exact metric changed.
-    #[arg(long, value_name = "changed")]
-    fail_on: Option<String>,
-    /// Ignore `{cell}:{metric}` matching this glob; repeatable.
-    #[arg(long)]
+    #[arg(long, value_enum)]
+    fail_on: Option<FailOn>,
+    /// Ignore `{cell}:{metric}` matching this glob (`*`, `?`, `[...]`);
+    /// repeatable.
+    #[arg(long, value_name = "GLOB", value_parser = glob)]
     ignore: Vec<String>,
     /// Compare runs from different machines anyway (timings meaningless).
     #[arg(long)]
@@ -111,14 +115,60 @@ struct CompareArgs {
     out: Option<PathBuf>,
 }
 
+/// `--correction`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum CorrectionArg {
+    /// Holm-Bonferroni (family-wise error rate).
+    Holm,
+    /// Benjamini-Hochberg (false discovery rate).
+    #[value(alias = "benjamini-hochberg")]
+    Bh,
+}
+
+/// `--fail-on`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum FailOn {
+    /// An exact metric (encoded or wire bytes) changed.
+    Changed,
+}
+
+/// A percentage above 0 and below 100.
+fn percent(text: &str) -> Result<f64, String> {
+    let value: f64 = text.trim().parse().map_err(|_| format!("{text:?} is not a number (a percentage, e.g. 5)"))?;
+    if value > 0.0 && value < 100.0 {
+        Ok(value)
+    } else {
+        Err(format!("{value}% is out of range: a percentage above 0 and below 100"))
+    }
+}
+
+/// A significance level above 0 and at most 0.5.
+fn alpha(text: &str) -> Result<f64, String> {
+    let value: f64 = text.trim().parse().map_err(|_| format!("{text:?} is not a number (e.g. 0.05)"))?;
+    if value > 0.0 && value <= 0.5 {
+        Ok(value)
+    } else {
+        Err(format!("{value} is out of range: a probability above 0 and at most 0.5 (e.g. 0.05)"))
+    }
+}
+
+/// A valid `--ignore` glob.
+fn glob(text: &str) -> Result<String, String> {
+    wirebench_reports::compare::Glob::new(text).map(|_| text.to_owned()).map_err(|e| e.to_string())
+}
+
 #[derive(Debug, Args)]
 struct MergeArgs {
-    /// Results files of the same matrix.
+    /// Results files of the same matrix on the same machine.
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
     /// Where to write the merged file.
     #[arg(long, short)]
     output: PathBuf,
+    /// Merge runs with no cell in common or from different machines
+    /// anyway.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -367,8 +417,12 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Compare(args) => compare_command(args),
         Command::Merge(args) => {
-            let runs = args.inputs.iter().map(|p| Results::read(p)).collect::<Result<Vec<_>, _>>()?;
-            let merged = wirebench_reports::exports::merge(runs)?;
+            let runs = args
+                .inputs
+                .iter()
+                .map(|p| Results::read(p).map(|r| (p.display().to_string(), r)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let merged = wirebench_reports::exports::merge(runs, args.force)?;
             merged.write_atomic(&args.output).with_context(|| format!("cannot write {}", args.output.display()))?;
             output::line(&format!("merged {} runs into {}", args.inputs.len(), args.output.display()))?;
             Ok(ExitCode::SUCCESS)
@@ -408,21 +462,17 @@ fn compare_command(args: CompareArgs) -> anyhow::Result<ExitCode> {
         threshold: args.threshold / 100.0,
         instructions_threshold: args.instructions_threshold / 100.0,
         alpha: args.alpha,
-        correction: match args.correction.as_str() {
-            "holm" => Correction::Holm,
-            "bh" | "benjamini-hochberg" => Correction::BenjaminiHochberg,
-            other => bail!("unknown correction {other:?}: expected holm or bh"),
+        correction: match args.correction {
+            CorrectionArg::Holm => Correction::Holm,
+            CorrectionArg::Bh => Correction::BenjaminiHochberg,
         },
         ignore: args.ignore,
         force: args.force,
         ..Options::default()
     };
-    let fail_on_changed = match args.fail_on.as_deref() {
-        None => false,
-        Some("changed") => true,
-        Some(other) => bail!("--fail-on takes `changed`, not {other:?}"),
-    };
-    let comparison = compare::compare(&base, &new, &options)?;
+    let fail_on_changed = args.fail_on == Some(FailOn::Changed);
+    let comparison = compare::compare(&base, &new, &options)
+        .with_context(|| format!("cannot compare {} with {}", args.base.display(), args.new.display()))?;
     let markdown = compare::markdown(&comparison);
     // The verdict is the exit status; a reader that went away does not
     // change it.

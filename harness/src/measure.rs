@@ -139,8 +139,13 @@ pub struct Measured {
     /// How late the window's end snapshots were taken after its end (the
     /// timer's wake-up lag; CPU and wire counters cover this much more).
     pub close_lag: Duration,
-    /// Calls recorded.
+    /// Calls recorded (completed in the window).
     pub calls: u64,
+    /// Calls completed between the window's opening and the instant its
+    /// end snapshots were taken: `calls` plus those that finished during
+    /// the close lag. Client CPU and wire bytes are read over that longer
+    /// interval, so their per-call figures divide by this count.
+    pub calls_to_close: u64,
     /// Errors, timeouts and wrong replies, over the whole cell.
     pub errors: u64,
     /// See `errors`.
@@ -183,6 +188,8 @@ struct Recorder {
     bins: Vec<Option<Histogram<u64>>>,
     broken: bool,
     calls: u64,
+    /// Calls that completed after the window's end but before it closed.
+    after_end: u64,
     errors: u64,
     timeouts: u64,
     wrong: u64,
@@ -198,6 +205,7 @@ impl Recorder {
             send_lag: open.then(histogram),
             bins: Vec::new(),
             broken: false,
+            after_end: 0,
             calls: 0,
             errors: 0,
             timeouts: 0,
@@ -222,7 +230,11 @@ impl Recorder {
         let Phase::Measuring { start, end, bin } = self.phase else { return };
         // The window is [start, end): a call that completes after its end
         // (before the window task woke to close it) is not in it.
-        if done < start || done >= end {
+        if done < start {
+            return;
+        }
+        if done >= end {
+            self.after_end += 1;
             return;
         }
         let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1);
@@ -318,9 +330,12 @@ pub async fn run<C: Caller>(
             let timer = PreciseTimer::new();
             let began = Instant::now();
             timer.sleep_until(began + timing.warmup).await;
+            // The server's figure needs a round trip, during which calls go
+            // on; the client's snapshots and the window's opening are taken
+            // together after it, with no task running in between.
+            let server0 = server.read().await;
             let cpu0 = CpuTime::thread();
             let wire0 = caller.counters();
-            let server0 = server.read().await;
             let start = Instant::now();
             let samples = timing.samples.max(1);
             let bin = timing.duration / samples;
@@ -384,6 +399,7 @@ pub async fn run<C: Caller>(
         window,
         close_lag,
         calls: r.calls,
+        calls_to_close: r.calls + r.after_end,
         errors: r.errors,
         timeouts: r.timeouts,
         wrong: r.wrong,

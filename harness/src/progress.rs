@@ -91,10 +91,15 @@ pub fn human_ns(ns: u64) -> String {
 }
 
 /// The end-of-run summary: per workload, the fastest networked cell at
-/// the lowest load, the stock gRPC reference, and the highest throughput
-/// at the highest load; then the cell counts.
+/// the lowest load by p50 (with the stock gRPC reference) and at the
+/// highest load by calls/s, each named only when its interval keeps it
+/// apart from every other cell (`wirebench_reports::replicates::fastest`,
+/// the same as the reports); otherwise the cells tied within noise. Then
+/// the cell counts.
 pub fn summary(results: &Results) -> String {
     use std::fmt::Write;
+    use wirebench_reports::replicates::{Estimate, Fastest, IntervalSource, Metric, SingleReplicateRule, fastest};
+    let rule = SingleReplicateRule::default();
     let mut out = String::new();
     let ok = |c: &&Cell| c.status == CellStatus::Ok && c.metrics.is_some();
     let networked = |c: &&Cell| c.format != "raw" && c.transport != "inproc";
@@ -102,43 +107,67 @@ pub fn summary(results: &Results) -> String {
     let mut workloads: Vec<&str> = results.cells.values().map(|c| c.workload.as_str()).collect();
     workloads.sort_by_key(|w| w.parse::<wirebench_formats::Workload>().ok());
     workloads.dedup();
-    let _ = writeln!(
-        out,
-        "{:<12} {:>10} {:<30} {:>10} {:>7} {:>12} {:<30}",
-        "workload", "best p50", "cell (lowest load)", "grpc p50", "vs grpc", "best calls/s", "cell (highest load)"
-    );
+    let value = |c: &Cell, metric: Metric| {
+        Estimate::of(c, metric, &rule).map_or_else(
+            || "-".to_owned(),
+            |e| match metric {
+                Metric::CallsPerSec => format!("{:.0} calls/s", e.value),
+                _ => human_ns(e.value.round() as u64),
+            },
+        )
+    };
+    let name = |c: &Cell, metric: Metric| format!("{}/{} {}", c.format, c.transport, value(c, metric));
+    let describe = |f: &Fastest<'_>, metric: Metric| match f {
+        Fastest::Nothing => "no networked cell measured".to_owned(),
+        Fastest::One { best, .. } => name(best.0, metric),
+        Fastest::Tied(cells) => {
+            let shown: Vec<String> = cells.iter().take(3).map(|(c, _)| name(c, metric)).collect();
+            let more = if cells.len() > 3 { format!(", +{} more", cells.len() - 3) } else { String::new() };
+            format!("tied within noise: {}{more}", shown.join(", "))
+        }
+    };
+    let mut sources = std::collections::BTreeSet::new();
     for w in workloads {
         let cells: Vec<&Cell> =
             results.cells.values().filter(|c| c.workload == w).filter(ok).filter(networked).collect();
         let min_load = cells.iter().map(|c| c.load.in_flight).min().unwrap_or(1);
         let max_load = cells.iter().map(|c| c.load.in_flight).max().unwrap_or(1);
-        let p50 = |c: &Cell| c.metrics.as_ref().map_or(u64::MAX, |m| m.latency.p50);
-        let best = cells.iter().filter(|c| c.load.in_flight == min_load).min_by_key(|c| p50(c));
-        let grpc = cells.iter().find(|c| c.load.in_flight == min_load && c.transport == "grpc");
-        let fastest = cells.iter().filter(|c| c.load.in_flight == max_load).max_by(|a, b| {
-            let t = |c: &Cell| c.metrics.as_ref().map_or(0.0, |m| m.calls_per_sec);
-            t(a).total_cmp(&t(b))
-        });
-        let short = |c: Option<&&Cell>| {
-            c.map(|c| format!("{}/{}/{}", c.format, c.transport, c.load.in_flight)).unwrap_or_default()
+        let at = |n: usize| cells.iter().copied().filter(move |c| c.load.in_flight == n);
+        let latency = fastest(at(min_load), Metric::P50, &rule);
+        let throughput = fastest(at(max_load), Metric::CallsPerSec, &rule);
+        for f in [&latency, &throughput] {
+            if !matches!(f, Fastest::Nothing) {
+                sources.insert(f.source());
+            }
+        }
+        let grpc = at(min_load).find(|c| c.transport == "grpc");
+        let reference = match (grpc, latency.cells().first()) {
+            (Some(g), Some(best)) => {
+                let e = |c: &Cell| Estimate::of(c, Metric::P50, &rule).map(|e| e.value);
+                match (e(best), e(g)) {
+                    (Some(b), Some(g)) if g > 0.0 => format!("; grpc {} ({:.2}x)", human_ns(g.round() as u64), b / g),
+                    _ => String::new(),
+                }
+            }
+            _ => String::new(),
         };
-        let _ = writeln!(
-            out,
-            "{:<12} {:>10} {:<30} {:>10} {:>7} {:>12} {:<30}",
-            w,
-            best.map(|c| human_ns(p50(c))).unwrap_or_else(|| "-".into()),
-            short(best),
-            grpc.map(|c| human_ns(p50(c))).unwrap_or_else(|| "-".into()),
-            match (best, grpc) {
-                (Some(b), Some(g)) => format!("{:.2}x", p50(b) as f64 / p50(g) as f64),
-                _ => "-".into(),
-            },
-            fastest
-                .and_then(|c| c.metrics.as_ref())
-                .map(|m| format!("{:.0}", m.calls_per_sec))
-                .unwrap_or_else(|| "-".into()),
-            short(fastest),
-        );
+        let _ = writeln!(out, "{w:<12} p50 at {min_load} in flight: {}{reference}", describe(&latency, Metric::P50));
+        let _ =
+            writeln!(out, "{:<12} calls/s at {max_load} in flight: {}", "", describe(&throughput, Metric::CallsPerSec));
+    }
+    let how = if sources.contains(&None) || sources.len() > 1 {
+        "95% intervals over replicates where a cell has two or more, else the single-replicate rule".to_owned()
+    } else if sources.contains(&Some(IntervalSource::Replicates)) {
+        "95% intervals over each cell's replicates (passes)".to_owned()
+    } else {
+        format!(
+            "one replicate each: cells within {:.1}x (p50) or {:.1}x (calls/s) cannot be told apart; --passes 4 or \
+             more narrows it",
+            rule.cell.p50, rule.cell.calls_per_sec
+        )
+    };
+    if !sources.is_empty() {
+        let _ = writeln!(out, "(a fastest cell is named only when its interval is apart from every other's: {how})");
     }
     let count = |s| results.cells.values().filter(|c| c.status == s).count();
     let _ = writeln!(
@@ -159,6 +188,44 @@ pub fn summary(results: &Results) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fixture() -> Results {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../reports/tests/data/quick-slice.json");
+        Results::read(&path).unwrap()
+    }
+
+    #[test]
+    fn the_summary_names_a_fastest_cell_only_when_it_is_apart() {
+        let results = fixture();
+        let text = summary(&results);
+        assert!(text.contains("multiply     p50 at 1 in flight: tied within noise: "), "{text}");
+        assert!(text.contains("one replicate each: cells within 1.8x (p50)"), "{text}");
+        // Three passes that agree, and every other networked multiply cell
+        // three times slower than bincode/udp: it is named.
+        let mut passes = results.clone();
+        for cell in passes.cells.values_mut() {
+            let slow = cell.workload == "multiply"
+                && cell.format != "raw"
+                && cell.transport != "inproc"
+                && cell.key != "multiply/bincode/udp/c1";
+            let one = std::mem::take(&mut cell.samples);
+            for g in 0..3u32 {
+                cell.samples.extend(one.iter().map(|s| {
+                    let f = if slow { 3.0 } else { 1.0 } * (1.0 + 0.01 * f64::from(g));
+                    wirebench_reports::model::Sample {
+                        group: g,
+                        p50_ns: (s.p50_ns as f64 * f) as u64,
+                        p99_ns: (s.p99_ns as f64 * f) as u64,
+                        calls_per_sec: s.calls_per_sec / f,
+                        ..*s
+                    }
+                }));
+            }
+        }
+        let text = summary(&passes);
+        assert!(text.contains("multiply     p50 at 1 in flight: bincode/udp "), "{text}");
+        assert!(text.contains("; grpc "), "{text}");
+    }
 
     #[test]
     fn human_units() {

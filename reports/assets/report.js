@@ -382,59 +382,20 @@
   }
 
   // ------------------------------------------------------------------
-  // Statistics: a seeded percentile bootstrap of a ratio of medians.
+  // Winners: computed by the report's Rust side (replicates::fastest),
+  // never here, so the page, summary.md and the terminal agree.
 
-  function hashStr(str) {
-    var x = 2166136261;
-    for (var i = 0; i < str.length; i++) { x ^= str.charCodeAt(i); x = Math.imul(x, 16777619); }
-    return x >>> 0;
-  }
-  function mulberry32(a) {
-    return function () {
-      a = (a + 0x6D2B79F5) | 0;
-      var t = Math.imul(a ^ (a >>> 15), 1 | a);
-      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
-  // The median of a resample (with replacement) of `sorted`, drawn as
-  // counts per original value: no sorting per resample.
-  function resampleMedian(sorted, counts, rnd) {
-    var n = sorted.length, i, seen = 0, lo = (n - 1) >> 1, hi = n >> 1, v;
-    counts.fill(0);
-    for (i = 0; i < n; i++) counts[(rnd() * n) | 0]++;
-    for (i = 0; i < n; i++) { seen += counts[i]; if (seen > lo) break; }
-    v = sorted[i];
-    if (seen > hi) return v;
-    for (i++; i < n; i++) if (counts[i]) return (v + sorted[i]) / 2;
-    return v;
-  }
-  var bootCache = new Map();
-  var RESAMPLES = 400;
-  // 95% percentile-bootstrap interval of median(a) / median(b).
-  function bootRatio(a, b, seed) {
-    if (!a || !b || a.length < 2 || b.length < 2) return null;
-    if (bootCache.has(seed)) return bootCache.get(seed);
-    var rnd = mulberry32(hashStr(seed));
-    var sa = Float64Array.from(a).sort(), sb = Float64Array.from(b).sort();
-    var ca = new Int32Array(a.length), cb = new Int32Array(b.length), out = new Float64Array(RESAMPLES);
-    for (var i = 0; i < RESAMPLES; i++) {
-      var ma = resampleMedian(sa, ca, rnd), mb = resampleMedian(sb, cb, rnd);
-      out[i] = mb > 0 ? ma / mb : NaN;
-    }
-    var sorted = out.filter(isFinite).sort();
-    var ci = sorted.length ? [sorted[Math.floor(0.025 * (sorted.length - 1))], sorted[Math.ceil(0.975 * (sorted.length - 1))]] : null;
-    bootCache.set(seed, ci);
-    return ci;
-  }
+  var WINNERS = new Map();
+  (D.winners || []).forEach(function (x) { WINNERS.set(x.workload + '\u0000' + x.load + '\u0000' + x.metric, x); });
+  function winnerOf(w, l, metricId) { return WINNERS.get(w + '\u0000' + l + '\u0000' + metricId) || null; }
 
   // ------------------------------------------------------------------
   // 2. Summary heat maps.
 
   var METRICS = [
-    { id: 'p50', label: 'p50 latency', better: 'low', get: function (m) { return m.latency.p50; }, fmt: fmtNs, samples: 's50' },
-    { id: 'p99', label: 'p99 latency', better: 'low', get: function (m) { return m.latency.p99; }, fmt: fmtNs, samples: 's99' },
-    { id: 'rate', label: 'calls/s', better: 'high', get: function (m) { return m.calls_per_sec; }, fmt: fmtRate, samples: 'srate' },
+    { id: 'p50', label: 'p50 latency', better: 'low', get: function (m) { return m.latency.p50; }, fmt: fmtNs, rep: 'p50' },
+    { id: 'p99', label: 'p99 latency', better: 'low', get: function (m) { return m.latency.p99; }, fmt: fmtNs, rep: 'p99' },
+    { id: 'rate', label: 'calls/s', better: 'high', get: function (m) { return m.calls_per_sec; }, fmt: fmtRate, rep: 'rate' },
     { id: 'wire', label: 'bytes on the wire per call', better: 'low', get: wireBytes, fmt: fmtBytes, note: 'sent + received, framing included' },
     { id: 'cpu', label: 'CPU per call', better: 'low', get: cpuUs, fmt: fmtUs, note: 'client + server user and system time; "srv" = the server\u2019s part where it is known' }
   ];
@@ -507,7 +468,7 @@
     });
     var low = metric.better === 'low';
     var net = values.filter(function (x) { return x.c.transport !== 'inproc'; });
-    var best = net.length ? net.reduce(function (a, b) { return (low ? b.v < a.v : b.v > a.v) ? b : a; }) : null;
+    var best = metric.rep ? winnerOf(w, l.label, metric.id) : null;
     var vs = (net.length ? net : values).map(function (x) { return x.v; });
     var vmin = Math.min.apply(null, vs), vmax = Math.max.apply(null, vs);
     var good = low ? vmin : vmax, bad = low ? vmax : vmin;
@@ -542,13 +503,21 @@
       var why = metric.id === 'wire' ? 'no bytes on a wire (' + t + ')' : 'not measured';
       return h('td', { class: 'nodata', title: key + '\n' + why }, metric.id === 'wire' ? 'no wire' : 'n/a');
     }
-    var isBest = best && best.c === c, isRef = ref && ref === c;
-    var td = h('td', { class: (isBest ? 'best' : '') + (isRef ? ' ref' : '') });
+    var named = best && best.cells.indexOf(c.key) >= 0;
+    var isBest = named && !best.tied, isTied = named && best.tied, isRef = ref && ref === c;
+    var td = h('td', { class: (isBest ? 'best' : isTied ? 'tied' : '') + (isRef ? ' ref' : '') });
     if (t === 'inproc') td.className += ' inproc';
     else if (v > 0 && span > 0) td.style.background = heatColor(Math.abs(Math.log(v / good)) / span);
     else td.style.background = heatColor(0);
-    td.appendChild(h('div', { class: 'v' }, (isBest ? '★ ' : '') + metric.fmt(v)));
+    td.appendChild(h('div', { class: 'v' }, (isBest ? '★ ' : isTied ? '☆ ' : '') + metric.fmt(v)));
     var lines = [key, metric.label + ': ' + metric.fmt(v)];
+    var reps = metric.rep && c.reps ? c.reps[metric.rep] : null;
+    if (reps) {
+      lines.push('across ' + reps.v.length + ' replicates: ' + reps.v.map(metric.fmt).join(', ') +
+        ' (95% interval of their geometric mean ' + metric.fmt(reps.lo) + '–' + metric.fmt(reps.hi) + ')');
+    } else if (metric.rep) {
+      lines.push(c.nrep === 1 ? 'one replicate: no spread across passes is known (run with --passes 4 or more)' : 'no replicate with calls');
+    }
     if (metric.id === 'cpu') {
       var srv = serverUs(m);
       td.appendChild(h('div', { class: 'r' }, srv != null ? 'srv ' + fmtUs(srv) : 'client only'));
@@ -564,14 +533,17 @@
       td.appendChild(h('div', { class: 'r' }, 'reference'));
     } else if (refV != null && refV > 0) {
       var r = v / refV;
-      var ci = metric.samples ? bootRatio(c[metric.samples], ref[metric.samples], metric.id + '|' + c.key + '|' + ref.key) : null;
+      // The interval is symmetric on the log scale around the replicates'
+      // geometric mean: its half-width is sqrt(hi / lo).
+      var spread = reps && t !== 'inproc' && reps.lo > 0 ? Math.sqrt(reps.hi / reps.lo) - 1 : null;
       var ratioLine = h('div', { class: 'r' }, fmtRatio(r));
-      if (ci && t !== 'inproc') ratioLine.appendChild(h('span', { class: 'ci' }, ' ±' + pct(Math.max(r - ci[0], ci[1] - r) / r)));
+      if (spread != null && isFinite(spread) && spread >= 0) ratioLine.appendChild(h('span', { class: 'ci' }, ' ±' + pct(spread)));
       if (metric.id !== 'cpu') td.appendChild(ratioLine);
       else td.lastChild.textContent += ' · ' + fmtRatio(r);
-      lines.push('vs ' + ref.format + '/' + ref.transport + ': ' + fmtRatio(r) + (ci ? ' (95% bootstrap interval ' + fmtR(ci[0]) + '–' + fmtR(ci[1]) + ')' : ''));
+      lines.push('vs ' + ref.format + '/' + ref.transport + ': ' + fmtRatio(r));
     }
-    if (isBest) lines.push('★ best cell over a network at this workload and load');
+    if (isBest) lines.push('★ fastest networked cell at this workload and load: its interval is apart from every other cell\u2019s (' + best.how + ')');
+    if (isTied) lines.push('☆ tied for fastest within noise with ' + (best.cells.length - 1) + ' other cell' + (best.cells.length === 2 ? '' : 's') + ' (' + best.how + ')');
     if (t === 'inproc') lines.push('in-process: no network; not coloured or ranked with the networked cells');
     if (m.latency_kind === 'corrected') lines.push('open loop: latency corrected for coordinated omission');
     td.title = lines.join('\n');
@@ -808,6 +780,14 @@
 
   function lat(k) { return function (c) { return c.metrics ? c.metrics.latency[k] : null; }; }
   function met(k) { return function (c) { return c.metrics ? c.metrics[k] : null; }; }
+  // The spread across replicates: lowest to highest, and the 95%
+  // interval's half-width relative to the value.
+  function across(c, id, fmt) {
+    var r = c.reps && c.reps[id];
+    if (!r) return '';
+    var lo = Math.min.apply(null, r.v), hi = Math.max.apply(null, r.v);
+    return fmt(lo) + '–' + fmt(hi) + (r.lo > 0 ? ' (±' + pct(Math.sqrt(r.hi / r.lo) - 1) + ')' : '');
+  }
   var COLUMNS = [
     { label: 'cell', text: true, get: function (c) { return c.key; } },
     { label: 'status', text: true, get: function (c) { return c.status; } },
@@ -815,7 +795,9 @@
     { label: 'format', text: true, get: function (c) { return c.format; } },
     { label: 'transport', text: true, get: function (c) { return c.transport; } },
     { label: 'load', text: true, get: function (c) { return c.load; } },
+    { label: 'replicates', get: function (c) { return c.nrep; }, fmt: String },
     { label: 'p50', get: lat('p50'), fmt: fmtNs },
+    { label: 'p50 across replicates', text: true, get: function (c) { return across(c, 'p50', fmtNs); } },
     { label: 'p90', get: lat('p90'), fmt: fmtNs },
     { label: 'p99', get: lat('p99'), fmt: fmtNs },
     { label: 'p99.9', get: lat('p999'), fmt: fmtNs },
@@ -826,6 +808,7 @@
     { label: 'latency', text: true, get: function (c) { return c.metrics ? c.metrics.latency_kind : ''; } },
     { label: 'p99 uncorr.', get: function (c) { return c.metrics && c.metrics.latency_uncorrected ? c.metrics.latency_uncorrected.p99 : null; }, fmt: fmtNs },
     { label: 'calls/s', get: met('calls_per_sec'), fmt: fmtRate },
+    { label: 'calls/s across replicates', text: true, get: function (c) { return across(c, 'rate', fmtRate); } },
     { label: 'calls', get: met('calls'), fmt: function (v) { return String(v); } },
     { label: 'MB/s', get: met('mb_per_sec'), fmt: function (v) { return sig(v); } },
     { label: 'request B', get: met('request_bytes'), fmt: String },
@@ -843,7 +826,7 @@
     { label: 'wrong', get: met('wrong_replies'), fmt: String },
     { label: 'late', get: met('late_replies'), fmt: String },
     { label: 'send lag p99', get: met('send_lag_p99_ns'), fmt: fmtNs },
-    { label: 'samples', get: function (c) { return c.s50 ? c.s50.length : 0; }, fmt: String },
+    { label: 'samples', get: function (c) { return c.nsamples; }, fmt: String },
     { label: 'reason', text: true, reason: true, get: function (c) { return c.error || ''; } }
   ];
 

@@ -45,20 +45,24 @@ fn github_action_benchmark_formats_split_smaller_and_bigger() {
 }
 
 #[test]
-fn merging_runs_pools_samples_and_keeps_failures() {
-    let a = fixture();
+fn merging_runs_keeps_their_samples_apart_and_keeps_failures() {
+    let mut a = fixture();
+    a.run_id = "run-a".into();
     let mut b = a.clone();
+    b.run_id = "run-b".into();
     let key = a.cells.keys().find(|k| a.cells[*k].status == CellStatus::Ok).unwrap().clone();
     b.cells.get_mut(&key).unwrap().status = CellStatus::Failed;
     b.cells.get_mut(&key).unwrap().error = Some("boom".into());
-    let merged = merge(vec![a.clone(), b]).unwrap();
+    let merged = merge(vec![("a.json".into(), a.clone()), ("b.json".into(), b)], false).unwrap();
     for (k, cell) in &merged.cells {
         assert_eq!(cell.samples.len(), 2 * a.cells[k].samples.len(), "{k}");
     }
     assert_eq!(merged.cells[&key].status, CellStatus::Failed);
     assert_eq!(merged.cells[&key].error.as_deref(), Some("boom"));
     let mut other = a.clone();
+    other.run_id = "run-c".into();
     other.config.duration_ms += 1;
-    assert!(merge(vec![a, other]).is_err(), "runs with other settings do not merge");
-    assert!(merge(vec![]).is_err());
+    let err = merge(vec![("a.json".into(), a), ("c.json".into(), other)], true).unwrap_err();
+    assert!(err.to_string().contains("different settings") && err.to_string().contains("c.json"), "{err}");
+    assert!(merge(vec![], false).is_err());
 }

@@ -110,9 +110,14 @@ fn header_names_commit_time_and_verdicts() {
     let html = render::html(&results).unwrap();
     assert!(html.contains(&results.environment.started_at));
     assert!(html.contains(&results.environment.git_commit[..12]));
+    // One replicate a side: nothing stands apart by the single-replicate
+    // rule, so each workload names the cells tied for fastest.
     for w in ["multiply", "digest-100"] {
-        assert!(html.contains(&format!("<li><b>{w}</b>: fastest networked cell")), "{w}");
+        assert!(html.contains(&format!("<li><b>{w}</b>: no single fastest cell at c1: ")), "{w}");
     }
+    assert!(
+        html.contains("are tied within noise <span class=\"muted\">(one replicate each: the single-replicate rule")
+    );
     assert!(html.contains("the stock gRPC reference"));
 }
 

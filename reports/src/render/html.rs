@@ -16,6 +16,7 @@ use super::RenderError;
 use super::markdown::environment_line;
 use super::text::{self, html as esc};
 use super::view::{self, View};
+use crate::replicates::{self, Fastest, IntervalSource, Metric};
 
 const TEMPLATE: &str = include_str!("../../assets/report.html");
 const STYLE: &str = include_str!("../../assets/report.css");
@@ -99,7 +100,39 @@ struct PageData<'a> {
     /// `format/transport` of the default reference cell.
     reference: String,
     interrupted: bool,
+    /// Per workload, load and timing metric: the fastest networked cell,
+    /// or the cells tied for fastest (`replicates::fastest`).
+    winners: Vec<WinnerData<'a>>,
     cells: Vec<CellData<'a>>,
+}
+
+#[derive(Serialize)]
+struct WinnerData<'a> {
+    workload: &'a str,
+    load: &'a str,
+    /// `p50`, `p99` or `rate` (the page's metric ids).
+    metric: &'static str,
+    /// The fastest cell's key, or every tied cell's, best first.
+    cells: Vec<&'a str>,
+    tied: bool,
+    /// How the intervals were made.
+    how: String,
+}
+
+/// A cell's replicates of one metric: each replicate's value and the
+/// 95% interval of their geometric mean.
+#[derive(Serialize)]
+struct ReplicateData {
+    v: Vec<f64>,
+    lo: f64,
+    hi: f64,
+}
+
+#[derive(Serialize)]
+struct ReplicatesData {
+    p50: Option<ReplicateData>,
+    p99: Option<ReplicateData>,
+    rate: Option<ReplicateData>,
 }
 
 #[derive(Serialize)]
@@ -134,13 +167,13 @@ struct CellData<'a> {
     raw_shape: Option<[u64; 2]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     metrics: Option<&'a crate::model::Metrics>,
-    /// Per-sample p50, p99 (ns) and calls/s.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    s50: Vec<u64>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    s99: Vec<u64>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    srate: Vec<f64>,
+    /// Sub-window samples.
+    nsamples: usize,
+    /// Replicates (sample groups with calls).
+    nrep: usize,
+    /// With two or more replicates: their values and intervals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reps: Option<ReplicatesData>,
     /// Latency at `quantiles` (ns), cut where less than one call lies
     /// beyond; corrected for open-loop cells.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -182,6 +215,7 @@ fn page_data<'a>(view: &View<'a>) -> PageData<'a> {
         quantiles,
         reference: format!("{}/{}", view::REFERENCE.0, view::REFERENCE.1),
         interrupted: results.interrupted,
+        winners: winners(view),
         cells,
     }
 }
@@ -229,13 +263,51 @@ fn cell_data<'a>(cell: &'a Cell, quantiles: &[f64]) -> CellData<'a> {
         baseline: cell.baseline.as_deref(),
         raw_shape: cell.raw_shape,
         metrics: cell.metrics.as_ref(),
-        s50: cell.samples.iter().map(|s| s.p50_ns).collect(),
-        s99: cell.samples.iter().map(|s| s.p99_ns).collect(),
-        srate: cell.samples.iter().map(|s| round_sig(s.calls_per_sec)).collect(),
+        nsamples: cell.samples.len(),
+        nrep: replicates::values(cell, Metric::P50).len(),
+        reps: replicates_data(cell),
         spectrum,
         spectrum_uncorrected,
         histogram_error,
     }
+}
+
+fn replicates_data(cell: &Cell) -> Option<ReplicatesData> {
+    let rule = view::rule();
+    let of = |metric: Metric| {
+        let values = replicates::values(cell, metric);
+        let e = replicates::Estimate::of(cell, metric, &rule)?;
+        (e.source == IntervalSource::Replicates).then(|| ReplicateData {
+            v: values.iter().map(|(_, v)| round_sig(*v)).collect(),
+            lo: round_sig(e.best.min(e.worst)),
+            hi: round_sig(e.best.max(e.worst)),
+        })
+    };
+    let data = ReplicatesData { p50: of(Metric::P50), p99: of(Metric::P99), rate: of(Metric::CallsPerSec) };
+    (data.p50.is_some() || data.p99.is_some() || data.rate.is_some()).then_some(data)
+}
+
+fn winners<'a>(view: &View<'a>) -> Vec<WinnerData<'a>> {
+    let mut out = Vec::new();
+    for w in &view.workloads {
+        for l in view.loads_of(w.id) {
+            for (metric, id) in [(Metric::P50, "p50"), (Metric::P99, "p99"), (Metric::CallsPerSec, "rate")] {
+                let fastest = view::fastest_at(view, w.id, l.label, metric);
+                if matches!(fastest, Fastest::Nothing) {
+                    continue;
+                }
+                out.push(WinnerData {
+                    workload: w.id,
+                    load: l.label,
+                    metric: id,
+                    cells: fastest.cells().iter().map(|c| c.key.as_str()).collect(),
+                    tied: matches!(fastest, Fastest::Tied(_)),
+                    how: view::source_text(&fastest, metric).replace('`', ""),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// Latency (ns) at each quantile, stopping where less than one recorded
@@ -285,42 +357,73 @@ fn header(view: &View<'_>) -> String {
         out.push_str("<ul class=\"verdicts\">");
         for v in verdicts {
             let _ = write!(out, "<li><b>{}</b>: ", esc(v.workload));
-            let load = v.load.unwrap_or("-");
-            match v.best.and_then(|c| c.metrics.as_ref().map(|m| (c, m))) {
-                Some((best, m)) => {
-                    let _ = write!(
-                        out,
-                        "fastest networked cell <span class=\"swatch\" style=\"background:{}\"></span><b>{}</b> over <b>{}</b>, p50 <b>{}</b> at {}",
-                        view::format_color(&best.format),
-                        esc(&best.format),
-                        esc(&best.transport),
-                        text::ns(m.latency.p50),
-                        esc(load)
-                    );
-                    match (v.reference.and_then(|c| c.metrics.as_ref()), v.ratio()) {
-                        (Some(rm), Some(ratio)) => {
-                            let class = if ratio <= 1.0 { "good" } else { "bad" };
-                            let _ = write!(
-                                out,
-                                ": <b class=\"{class}\">{}</b> the stock gRPC reference ({})",
-                                text::ratio(ratio),
-                                text::ns(rm.latency.p50)
-                            );
-                        }
-                        _ => {
-                            out.push_str(" <span class=\"muted\">(no gRPC reference cell measured at this load)</span>")
-                        }
-                    }
-                }
-                None => {
-                    let _ = write!(out, "<span class=\"warn\">no networked cell measured at {}</span>", esc(load));
-                }
-            }
+            out.push_str(&verdict_html(&v));
             out.push_str("</li>");
         }
         out.push_str("</ul>");
     }
     out
+}
+
+fn swatch_cell(c: &Cell) -> String {
+    format!(
+        "<span class=\"swatch\" style=\"background:{}\"></span><b>{}</b> over <b>{}</b>",
+        view::format_color(&c.format),
+        esc(&c.format),
+        esc(&c.transport)
+    )
+}
+
+fn p50_text(c: &Cell) -> String {
+    view::estimated_p50(c).map_or("-".into(), |v| text::ns(v.round() as u64))
+}
+
+fn verdict_html(v: &view::Verdict<'_>) -> String {
+    let load = v.load.unwrap_or("-");
+    let how = esc(&view::source_text(&v.fastest, Metric::P50).replace('`', ""));
+    let reference = |best: &Cell| match (v.reference, v.ratio_of(best)) {
+        (Some(r), Some(ratio)) => format!(
+            ": <b class=\"{}\">{}</b> the stock gRPC reference ({})",
+            if ratio <= 1.0 { "good" } else { "bad" },
+            text::ratio(ratio),
+            p50_text(r)
+        ),
+        _ => " <span class=\"muted\">(no gRPC reference cell measured at this load)</span>".to_owned(),
+    };
+    match &v.fastest {
+        Fastest::One { best, runner_up } => {
+            let mut out = format!(
+                "fastest networked cell {}, p50 <b>{}</b> at {}",
+                swatch_cell(best.0),
+                p50_text(best.0),
+                esc(load)
+            );
+            if let Some((r, _)) = runner_up {
+                let _ = write!(
+                    out,
+                    ", ahead of the runner-up {}/{} ({}) <span class=\"muted\">({how})</span>",
+                    esc(&r.format),
+                    esc(&r.transport),
+                    p50_text(r)
+                );
+            }
+            out.push_str(&reference(best.0));
+            out
+        }
+        Fastest::Tied(cells) => {
+            const SHOWN: usize = 4;
+            let names: Vec<String> =
+                cells.iter().take(SHOWN).map(|(c, _)| format!("{} ({})", swatch_cell(c), p50_text(c))).collect();
+            let more = if cells.len() > SHOWN { format!(" and {} more", cells.len() - SHOWN) } else { String::new() };
+            format!(
+                "no single fastest cell at {}: {}{more} are tied within noise <span class=\"muted\">({how})</span>{}",
+                esc(load),
+                names.join(", "),
+                reference(cells[0].0)
+            )
+        }
+        Fastest::Nothing => format!("<span class=\"warn\">no networked cell measured at {}</span>", esc(load)),
+    }
 }
 
 fn banner(view: &View<'_>) -> String {

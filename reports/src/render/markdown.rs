@@ -8,6 +8,7 @@ use crate::model::{Cell, CellStatus, Results};
 
 use super::text::{self, md_cell};
 use super::view::{self, View};
+use crate::replicates::{self, Fastest};
 
 /// At most this many failed cells are listed one per line.
 const MAX_FAILED_LISTED: usize = 60;
@@ -50,7 +51,11 @@ pub fn markdown(results: &Results) -> String {
     // Verdicts.
     let verdicts = view.verdicts();
     if !verdicts.is_empty() {
-        let _ = writeln!(out, "**Fastest networked cell per workload (lowest load) vs the stock gRPC reference:**\n");
+        let _ = writeln!(
+            out,
+            "**Fastest networked cell per workload (lowest load, by p50) vs the stock gRPC reference:** a cell is named \
+             only when its interval is apart from every other cell's; otherwise the cells tied within noise are.\n"
+        );
         for v in &verdicts {
             let _ = writeln!(out, "- {}", verdict_line(v));
         }
@@ -63,7 +68,8 @@ pub fn markdown(results: &Results) -> String {
         if let Some(low) = view.lowest_load(w.id) {
             let _ = writeln!(
                 out,
-                "p50 latency at {} (lowest load), lower is better; **bold** = best networked cell:\n",
+                "p50 latency at {} (lowest load), lower is better; **bold** = the fastest networked cell, or every cell \
+                 tied for fastest within noise:\n",
                 low.label
             );
             table(&mut out, &view, w.id, low.label, Metric::P50);
@@ -71,7 +77,8 @@ pub fn markdown(results: &Results) -> String {
         if let Some(high) = view.highest_load(w.id) {
             let _ = writeln!(
                 out,
-                "calls/s at {} (highest load), higher is better; **bold** = best networked cell:\n",
+                "calls/s at {} (highest load), higher is better; **bold** = the fastest networked cell, or every cell \
+                 tied for fastest within noise:\n",
                 high.label
             );
             table(&mut out, &view, w.id, high.label, Metric::Rate);
@@ -175,27 +182,50 @@ fn generalize(a: &str, b: &str) -> String {
     aw.iter().zip(&bw).map(|(x, y)| if x == y { *x } else { "…" }).collect::<Vec<_>>().join(" ")
 }
 
+/// `` `format/transport` 53.1µs `` for a named cell.
+fn named(c: &Cell, value: String) -> String {
+    format!("`{}/{}` {value}", md_cell(&c.format), md_cell(&c.transport))
+}
+
 fn verdict_line(v: &view::Verdict<'_>) -> String {
     let load = v.load.unwrap_or("-");
-    match (v.best, v.best.and_then(|c| c.metrics.as_ref())) {
-        (Some(best), Some(m)) => {
+    let p50 = |c: &Cell| view::estimated_p50(c).map_or("-".into(), |v| text::ns(v.round() as u64));
+    let reference = |line: &mut String, best: &Cell| match (v.reference, v.ratio_of(best)) {
+        (Some(r), Some(ratio)) => {
+            let _ = write!(line, ": {} the stock gRPC reference ({})", text::ratio(ratio), p50(r));
+        }
+        _ => line.push_str(" (no gRPC reference cell to compare with)"),
+    };
+    let how = view::source_text(&v.fastest, replicates::Metric::P50);
+    match &v.fastest {
+        Fastest::One { best, runner_up } => {
+            let c = best.0;
             let mut line = format!(
                 "**{}**: `{}` over `{}`, p50 {} at {load}",
                 md_cell(v.workload),
-                md_cell(&best.format),
-                md_cell(&best.transport),
-                text::ns(m.latency.p50)
+                md_cell(&c.format),
+                md_cell(&c.transport),
+                p50(c)
             );
-            match (v.reference.and_then(|r| r.metrics.as_ref()), v.ratio()) {
-                (Some(r), Some(ratio)) => {
-                    let _ =
-                        write!(line, ": {} the stock gRPC reference ({})", text::ratio(ratio), text::ns(r.latency.p50));
-                }
-                _ => line.push_str(" (no gRPC reference cell to compare with)"),
+            if let Some((r, _)) = runner_up {
+                let _ = write!(line, ", ahead of the runner-up {} ({how})", named(r, p50(r)));
             }
+            reference(&mut line, c);
             line
         }
-        _ => format!("**{}**: no networked cell measured at {load}", md_cell(v.workload)),
+        Fastest::Tied(cells) => {
+            const SHOWN: usize = 4;
+            let names: Vec<String> = cells.iter().take(SHOWN).map(|(c, _)| named(c, p50(c))).collect();
+            let more = if cells.len() > SHOWN { format!(" and {} more", cells.len() - SHOWN) } else { String::new() };
+            let mut line = format!(
+                "**{}**: no single fastest cell at {load}: {}{more} are tied within noise ({how})",
+                md_cell(v.workload),
+                names.join(", ")
+            );
+            reference(&mut line, cells[0].0);
+            line
+        }
+        Fastest::Nothing => format!("**{}**: no networked cell measured at {load}", md_cell(v.workload)),
     }
 }
 
@@ -206,22 +236,17 @@ enum Metric {
 }
 
 fn table(out: &mut String, view: &View<'_>, workload: &str, load: &str, metric: Metric) {
-    let value = |c: &Cell| {
-        view::ok_metrics(c).map(|m| match metric {
-            Metric::P50 => m.latency.p50 as f64,
-            Metric::Rate => -m.calls_per_sec,
-        })
-    };
-    // The best networked cell, bolded.
-    let best = view
-        .formats
-        .iter()
-        .flat_map(|f| view.transports.iter().map(move |t| (*f, *t)))
-        .filter_map(|(f, t)| view.cell(workload, f, t, load))
-        .filter(|c| view::networked(c))
-        .filter_map(|c| value(c).map(|v| (v, c.key.as_str())))
-        .min_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, k)| k);
+    // The fastest networked cell, or every cell tied for fastest, bolded.
+    let fastest = view::fastest_at(
+        view,
+        workload,
+        load,
+        match metric {
+            Metric::P50 => replicates::Metric::P50,
+            Metric::Rate => replicates::Metric::CallsPerSec,
+        },
+    );
+    let bold: Vec<&str> = fastest.cells().iter().map(|c| c.key.as_str()).collect();
     let _ = write!(out, "| format |");
     for t in &view.transports {
         let _ = write!(out, " {} |", md_cell(t));
@@ -242,7 +267,7 @@ fn table(out: &mut String, view: &View<'_>, workload: &str, load: &str, metric: 
                             Metric::P50 => text::ns(m.latency.p50),
                             Metric::Rate => text::rate(m.calls_per_sec),
                         };
-                        if best == Some(c.key.as_str()) { format!("**{v}**") } else { v }
+                        if bold.contains(&c.key.as_str()) { format!("**{v}**") } else { v }
                     }
                     (CellStatus::Unsupported, _) => "n/a".to_owned(),
                     (CellStatus::Failed, _) => "FAILED".to_owned(),

@@ -5,6 +5,7 @@ use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashMap};
 
 use crate::model::{Cell, CellStatus, Load, Metrics, Results};
+use crate::replicates::{self, Fastest, IntervalSource, Metric, SingleReplicateRule};
 
 /// The format name of a transport's raw ping-pong baseline.
 pub(crate) const RAW: &str = "raw";
@@ -125,26 +126,76 @@ pub(crate) struct LoadInfo<'a> {
     pub(crate) load: &'a Load,
 }
 
-/// The best networked cell of a workload at its lowest load, next to the
-/// stock gRPC reference.
-#[derive(Clone, Copy, Debug)]
+/// The fastest networked cell of a workload at its lowest load (by p50,
+/// said honestly: one cell only when its interval is apart from every
+/// other's), next to the stock gRPC reference.
+#[derive(Clone, Debug)]
 pub(crate) struct Verdict<'a> {
     /// The workload.
     pub(crate) workload: &'a str,
     /// The load compared at.
     pub(crate) load: Option<&'a str>,
-    /// Lowest p50 among ok cells over a network transport.
-    pub(crate) best: Option<&'a Cell>,
+    /// The fastest ok cell over a network transport, or the tied ones.
+    pub(crate) fastest: Fastest<'a>,
     /// `protobuf/grpc` at the same load, if it measured.
     pub(crate) reference: Option<&'a Cell>,
 }
 
 impl Verdict<'_> {
-    /// best p50 / reference p50.
-    pub(crate) fn ratio(&self) -> Option<f64> {
-        let best = p50(self.best?)?;
-        let reference = p50(self.reference?)?;
-        (reference > 0).then(|| best as f64 / reference as f64)
+    /// p50 of `cell` / the reference's p50, both the estimates the
+    /// ranking used.
+    pub(crate) fn ratio_of(&self, cell: &Cell) -> Option<f64> {
+        let best = estimated_p50(cell)?;
+        let reference = estimated_p50(self.reference?)?;
+        (reference > 0.0).then(|| best / reference)
+    }
+}
+
+/// A cell's p50 as [`replicates::fastest`] ranks it: the geometric mean
+/// of its replicates' whole-window p50s (for one replicate, its p50).
+pub(crate) fn estimated_p50(cell: &Cell) -> Option<f64> {
+    replicates::Estimate::of(cell, Metric::P50, &rule()).map(|e| e.value)
+}
+
+/// The single-replicate rule reports use for intervals (compare's
+/// defaults: the report has no settings).
+pub(crate) fn rule() -> SingleReplicateRule {
+    SingleReplicateRule::default()
+}
+
+/// The fastest networked cells of `workload` at `load` by `metric`.
+pub(crate) fn fastest_at<'a>(view: &View<'a>, workload: &str, load: &str, metric: Metric) -> Fastest<'a> {
+    let cells = view
+        .results
+        .cells
+        .values()
+        .filter(|c| c.workload == workload && load_label(c) == load && networked(c) && ok_metrics(c).is_some());
+    replicates::fastest(cells, metric, &rule())
+}
+
+/// How a [`Fastest`] was decided, for people.
+pub(crate) fn source_text(f: &Fastest<'_>, metric: Metric) -> String {
+    let ratio = rule().cell.of(metric);
+    match f.source() {
+        Some(IntervalSource::Replicates) => {
+            let n: Vec<usize> = match f {
+                Fastest::One { best, runner_up } => {
+                    std::iter::once(best.1.replicates).chain(runner_up.iter().map(|r| r.1.replicates)).collect()
+                }
+                Fastest::Tied(cells) => cells.iter().map(|c| c.1.replicates).collect(),
+                Fastest::Nothing => Vec::new(),
+            };
+            let (lo, hi) = (n.iter().min().copied().unwrap_or(0), n.iter().max().copied().unwrap_or(0));
+            let n = if lo == hi { lo.to_string() } else { format!("{lo}-{hi}") };
+            format!("95% intervals over {n} replicates")
+        }
+        Some(IntervalSource::SingleReplicateRule) => format!(
+            "one replicate each: the single-replicate rule, cells within ×{ratio:.2} of each other cannot be told \
+             apart; `--passes 4` or more narrows it"
+        ),
+        None => format!(
+            "95% intervals over replicates where a cell has two or more, else the single-replicate rule (×{ratio:.2})"
+        ),
     }
 }
 
@@ -238,24 +289,19 @@ impl<'a> View<'a> {
         pool.into_iter().max_by(|a, b| a.load.in_flight.cmp(&b.load.in_flight).then(cmp_loads(b, a)))
     }
 
-    /// Per workload: the best networked cell at the lowest load vs gRPC.
+    /// Per workload: the fastest networked cell at the lowest load vs gRPC.
     pub(crate) fn verdicts(&self) -> Vec<Verdict<'a>> {
         self.workloads
             .iter()
             .map(|w| {
                 let load = self.lowest_load(w.id);
-                let at_load = |c: &&&Cell| load.is_some_and(|l| load_label(c) == l.label);
-                let best = self
-                    .results
-                    .cells
-                    .values()
-                    .filter(|c| c.workload == w.id && networked(c))
-                    .filter(|c| at_load(&c))
-                    .filter(|c| p50(c).is_some())
-                    .min_by_key(|c| (p50(c), c.key.as_str()));
+                let fastest = match load {
+                    Some(l) => fastest_at(self, w.id, l.label, Metric::P50),
+                    None => Fastest::Nothing,
+                };
                 let reference =
                     load.and_then(|l| self.cell(w.id, REFERENCE.0, REFERENCE.1, l.label)).filter(|c| p50(c).is_some());
-                Verdict { workload: w.id, load: load.map(|l| l.label), best, reference }
+                Verdict { workload: w.id, load: load.map(|l| l.label), fastest, reference }
             })
             .collect()
     }
