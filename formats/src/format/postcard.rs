@@ -12,13 +12,12 @@
 //! `scripts/reference/crosscheck.py` reads them with a decoder written from
 //! postcard's wire specification.
 //!
-//! Encoding appends into the caller's buffer through a [`Flavor`], the
-//! library's own extension point for output storage. Decoding borrows from
-//! the input and checks each length against the bytes left before reading;
-//! claimed list lengths pre-allocate at most what `serde_repr::list`
-//! allows; a varint longer than its type's maximum is an error.
+//! Encoding appends into the caller's buffer (`postcard::to_extend`).
+//! Decoding borrows from the input and checks each length against the
+//! bytes left before reading; claimed list lengths pre-allocate at most
+//! what `serde_repr::list` allows; a varint longer than its type's maximum
+//! is an error.
 
-use ::postcard::ser_flavors::Flavor;
 use serde::{Deserialize, Serialize};
 
 use super::serde_repr::{SerdeCodec, SerdeFormat};
@@ -31,31 +30,6 @@ pub type Postcard = SerdeFormat<PostcardCodec>;
 /// postcard as a [`SerdeCodec`].
 #[derive(Debug)]
 pub struct PostcardCodec;
-
-/// A postcard output flavor that appends to a borrowed `Vec`, so the
-/// caller's scratch is reused instead of a vector being built per message.
-struct Append<'a>(&'a mut Vec<u8>);
-
-impl Flavor for Append<'_> {
-    type Output = ();
-
-    #[inline(always)]
-    fn try_push(&mut self, byte: u8) -> ::postcard::Result<()> {
-        self.0.push(byte);
-        Ok(())
-    }
-
-    #[inline(always)]
-    fn try_extend(&mut self, bytes: &[u8]) -> ::postcard::Result<()> {
-        self.0.extend_from_slice(bytes);
-        Ok(())
-    }
-
-    #[inline(always)]
-    fn finalize(self) -> ::postcard::Result<()> {
-        Ok(())
-    }
-}
 
 impl SerdeCodec for PostcardCodec {
     const ID: FormatId = FormatId::Postcard;
@@ -74,7 +48,10 @@ impl SerdeCodec for PostcardCodec {
 
     #[inline]
     fn write<T: Serialize>(out: &mut Vec<u8>, value: &T) -> Result<(), PostcardError> {
-        ::postcard::serialize_with_flavor(value, Append(out)).map_err(PostcardError::Encode)
+        // `to_extend` takes the buffer by value and hands it back, so the
+        // caller's allocation is reused (and lost only if encoding fails).
+        *out = ::postcard::to_extend(value, std::mem::take(out)).map_err(PostcardError::Encode)?;
+        Ok(())
     }
 
     #[inline]
