@@ -51,8 +51,15 @@ const NAME: &str = "avro";
 /// The schema file, compiled in.
 pub const SCHEMA: &str = include_str!("../../schemas/bench.avsc");
 
-/// The message types of `bench.avsc`, in the file's order.
+/// The message types of `bench.avsc`, in the file's order; the constants
+/// below index it (and [`CODECS`]).
 const MESSAGES: [&str; 6] = ["MultiplyRequest", "MultiplyReply", "EchoRequest", "EchoReply", "Batch", "DigestReply"];
+const MULTIPLY_REQUEST: usize = 0;
+const MULTIPLY_REPLY: usize = 1;
+const ECHO_REQUEST: usize = 2;
+const ECHO_REPLY: usize = 3;
+const BATCH: usize = 4;
+const DIGEST_REPLY: usize = 5;
 
 /// The parsed schema file: a union of the six message records.
 static PARSED: LazyLock<Schema> = LazyLock::new(|| {
@@ -106,24 +113,16 @@ fn messages() -> Result<Vec<Message>, String> {
         .collect()
 }
 
-fn codec(message: &'static str) -> &'static Message {
-    let index = MESSAGES.iter().position(|&m| m == message);
-    // Invariant: `message` is always one of the `MESSAGES` constants (the
-    // request and reply names of `Method`), so the index exists.
-    #[allow(clippy::unwrap_used)]
-    &CODECS[index.unwrap()]
-}
-
 #[inline]
-fn write<'s, T: Serialize>(scratch: &'s mut Vec<u8>, message: &'static str, value: &T) -> Result<&'s [u8], CodecError> {
+fn write<'s, T: Serialize>(scratch: &'s mut Vec<u8>, message: usize, value: &T) -> Result<&'s [u8], CodecError> {
     scratch.clear();
-    codec(message).writer.write_ser(scratch, value).map_err(|e| CodecError::encode(NAME, message, e))?;
+    CODECS[message].writer.write_ser(scratch, value).map_err(|e| CodecError::encode(NAME, MESSAGES[message], e))?;
     Ok(scratch)
 }
 
 #[inline]
-fn read<T: DeserializeOwned>(message: &'static str, bytes: &[u8]) -> Result<T, CodecError> {
-    let codec = codec(message);
+fn read<T: DeserializeOwned>(index: usize, bytes: &[u8]) -> Result<T, CodecError> {
+    let (codec, message) = (&CODECS[index], MESSAGES[index]);
     let mut rest = bytes;
     check_lengths(codec.schema, codec.names.get_names(), &mut rest, 0)
         .map_err(|e| CodecError::decode(NAME, message, e))?;
@@ -422,41 +421,39 @@ impl Format for Avro {
     #[inline]
     fn encode_request<'s>(scratch: &'s mut Vec<u8>, request: &Self::Request) -> Result<&'s [u8], CodecError> {
         match request {
-            OwnedRequest::Multiply { a, b } => write(scratch, "MultiplyRequest", &MultiplyRequest { a: *a, b: *b }),
-            OwnedRequest::Echo { payload } => write(scratch, "EchoRequest", &Echo { name: "EchoRequest", payload }),
-            OwnedRequest::Digest { batch } => write(scratch, "Batch", &BatchOut(batch)),
+            OwnedRequest::Multiply { a, b } => write(scratch, MULTIPLY_REQUEST, &MultiplyRequest { a: *a, b: *b }),
+            OwnedRequest::Echo { payload } => write(scratch, ECHO_REQUEST, &Echo { name: "EchoRequest", payload }),
+            OwnedRequest::Digest { batch } => write(scratch, BATCH, &BatchOut(batch)),
         }
     }
 
     #[inline]
     fn decode_request(method: Method, bytes: &[u8]) -> Result<Self::Request, CodecError> {
-        let message = method.request_message();
         Ok(match method {
             Method::Multiply => {
-                let MultiplyRequest { a, b } = read(message, bytes)?;
+                let MultiplyRequest { a, b } = read(MULTIPLY_REQUEST, bytes)?;
                 OwnedRequest::Multiply { a, b }
             }
-            Method::Echo => OwnedRequest::Echo { payload: read::<EchoRequestIn>(message, bytes)?.payload },
-            Method::Digest => OwnedRequest::Digest { batch: read::<BatchIn>(message, bytes)?.0 },
+            Method::Echo => OwnedRequest::Echo { payload: read::<EchoRequestIn>(ECHO_REQUEST, bytes)?.payload },
+            Method::Digest => OwnedRequest::Digest { batch: read::<BatchIn>(BATCH, bytes)?.0 },
         })
     }
 
     #[inline]
     fn encode_reply<'s>(scratch: &'s mut Vec<u8>, reply: &Reply<'_>) -> Result<&'s [u8], CodecError> {
         match reply {
-            Reply::Multiply { product } => write(scratch, "MultiplyReply", &MultiplyReply { product: *product }),
-            Reply::Echo { payload } => write(scratch, "EchoReply", &Echo { name: "EchoReply", payload }),
-            Reply::Digest(d) => write(scratch, "DigestReply", &DigestOut(d)),
+            Reply::Multiply { product } => write(scratch, MULTIPLY_REPLY, &MultiplyReply { product: *product }),
+            Reply::Echo { payload } => write(scratch, ECHO_REPLY, &Echo { name: "EchoReply", payload }),
+            Reply::Digest(d) => write(scratch, DIGEST_REPLY, &DigestOut(d)),
         }
     }
 
     #[inline]
     fn decode_reply(method: Method, bytes: &[u8]) -> Result<Reply<'_>, CodecError> {
-        let message = method.reply_message();
         Ok(match method {
-            Method::Multiply => Reply::Multiply { product: read::<MultiplyReply>(message, bytes)?.product },
-            Method::Echo => Reply::Echo { payload: Cow::Owned(read::<EchoReplyIn>(message, bytes)?.payload) },
-            Method::Digest => Reply::Digest(read::<DigestIn>(message, bytes)?.0),
+            Method::Multiply => Reply::Multiply { product: read::<MultiplyReply>(MULTIPLY_REPLY, bytes)?.product },
+            Method::Echo => Reply::Echo { payload: Cow::Owned(read::<EchoReplyIn>(ECHO_REPLY, bytes)?.payload) },
+            Method::Digest => Reply::Digest(read::<DigestIn>(DIGEST_REPLY, bytes)?.0),
         })
     }
 
