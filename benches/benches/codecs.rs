@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use wirebench_formats::dataset::DEFAULT_SEED;
-use wirebench_formats::format::flatbuffers as fb;
 use wirebench_formats::{Dataset, Format, FormatId, FormatVisitor, Workload};
 
 struct Bench<'a, 'c> {
@@ -49,10 +48,15 @@ impl FormatVisitor for Bench<'_, '_> {
                 b.iter(|| black_box(F::access_request(method, black_box(&encoded)).unwrap()))
             });
         }
-        if F::ID == FormatId::FlatBuffers {
+        if F::PROPERTIES.unvalidated_access {
             // SAFETY: `encoded` was produced by this format's encoder above.
+            assert_eq!(
+                unsafe { F::access_request_unchecked(method, &encoded) }.unwrap(),
+                F::access_request(method, &encoded).unwrap()
+            );
             group.bench_function("access-unvalidated", |b| {
-                b.iter(|| black_box(unsafe { fb::access_request_unchecked(method, black_box(&encoded)) }.unwrap()))
+                // SAFETY: as above.
+                b.iter(|| black_box(unsafe { F::access_request_unchecked(method, black_box(&encoded)) }.unwrap()))
             });
         }
         group.finish();

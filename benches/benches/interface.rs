@@ -1,6 +1,6 @@
 //! Does the codec interface cost anything the library does not? Encoding
-//! and decoding through `Format` against direct calls of serde_json and
-//! prost, on Multiply and a 1,000-record Digest batch. Prints the ratio
+//! and decoding through `Format` against direct calls of serde_json,
+//! postcard and prost, on Multiply and a 1,000-record Digest batch. Prints the ratio
 //! interface/direct; the target is at most 1.05.
 //!
 //! Each pair is timed in alternating rounds (see `interleaved`) and the
@@ -17,10 +17,11 @@ use serde::{Deserialize, Serialize};
 use wirebench_benches::{batch_for, interleaved, test_mode};
 use wirebench_formats::dataset::{DEFAULT_SEED, MULTIPLY_OPERANDS};
 use wirebench_formats::format::json::Json;
+use wirebench_formats::format::postcard::Postcard;
 use wirebench_formats::protobuf::{PbRequest, Protobuf, pb};
 use wirebench_formats::{Batch, Dataset, Format, Method, OwnedRequest, Workload};
 
-/// What a serde_json user would write for Multiply.
+/// What a serde_json or postcard user would write for Multiply.
 #[derive(Serialize, Deserialize)]
 struct MultiplyRequest {
     a: i64,
@@ -98,6 +99,67 @@ fn main() {
         },
         || {
             black_box(Json::decode_request(Method::Digest, black_box(&bytes)).unwrap());
+        },
+    );
+
+    // postcard, Multiply. A postcard user reusing a buffer hands it to
+    // `to_extend` and gets it back.
+    let owned = OwnedRequest::<Batch>::Multiply { a, b };
+    compare(
+        &mut rows,
+        "postcard multiply encode",
+        || {
+            direct_buf.clear();
+            direct_buf =
+                postcard::to_extend(black_box(&MultiplyRequest { a, b }), std::mem::take(&mut direct_buf)).unwrap();
+            black_box(direct_buf.as_slice());
+        },
+        || {
+            black_box(Postcard::encode_request(&mut scratch, black_box(&owned)).unwrap());
+        },
+    );
+    let bytes = postcard::to_allocvec(&MultiplyRequest { a, b }).unwrap();
+    compare(
+        &mut rows,
+        "postcard multiply decode",
+        || {
+            let (request, rest) = postcard::take_from_bytes::<MultiplyRequest>(black_box(&bytes)).unwrap();
+            assert!(rest.is_empty());
+            black_box(request);
+        },
+        || {
+            black_box(Postcard::decode_request(Method::Multiply, black_box(&bytes)).unwrap());
+        },
+    );
+
+    // postcard, Digest of 1,000 records.
+    let owned = OwnedRequest::Digest { batch: batch.clone() };
+    compare(
+        &mut rows,
+        "postcard digest-1000 encode",
+        || {
+            direct_buf.clear();
+            direct_buf = postcard::to_extend(black_box(batch), std::mem::take(&mut direct_buf)).unwrap();
+            black_box(direct_buf.as_slice());
+        },
+        || {
+            black_box(Postcard::encode_request(&mut scratch, black_box(&owned)).unwrap());
+        },
+    );
+    // `from_bytes` ignores bytes after the message; a user who must refuse
+    // them, as every decoder here does, calls `take_from_bytes` and checks
+    // the rest (as `Format` does), so that is the direct call compared.
+    let bytes = postcard::to_allocvec(batch).unwrap();
+    compare(
+        &mut rows,
+        "postcard digest-1000 decode",
+        || {
+            let (batch, rest) = postcard::take_from_bytes::<Batch>(black_box(&bytes)).unwrap();
+            assert!(rest.is_empty());
+            black_box(batch);
+        },
+        || {
+            black_box(Postcard::decode_request(Method::Digest, black_box(&bytes)).unwrap());
         },
     );
 

@@ -62,6 +62,20 @@ pub trait Format: Send + Sync + 'static {
         Err(CodecError::unsupported(Self::NAME, "access in place"))
     }
 
+    /// Reads every field of a request in place *without* validating it
+    /// (the "access (unvalidated)" operation of the micro-benchmarks). Only
+    /// the formats whose library offers it, as
+    /// [`Properties::unvalidated_access`] says; never used on untrusted
+    /// input, and never by the server.
+    ///
+    /// # Safety
+    /// `bytes` must be a valid message of `method`'s request type, such as
+    /// one this format encoded.
+    unsafe fn access_request_unchecked(method: Method, bytes: &[u8]) -> Result<Accessed<'_>, CodecError> {
+        let _ = (method, bytes);
+        Err(CodecError::unsupported(Self::NAME, "unvalidated access in place"))
+    }
+
     /// The service's reply to a decoded request.
     fn respond<'r>(service: &Service, request: &'r Self::Request) -> Result<Reply<'r>, Status>;
 

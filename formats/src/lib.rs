@@ -134,6 +134,11 @@ registry! {
     Capnp = 5 => format::capnp::Capnp,
     CapnpPacked = 6 => format::capnp::CapnpPacked,
     Bincode = 7 => format::bincode::Bincode,
+    Cbor = 11 => format::cbor::Cbor,
+    Avro = 12 => format::avro::Avro,
+    Postcard = 13 => format::postcard::Postcard,
+    Bitcode = 14 => format::bitcode::Bitcode,
+    Rkyv = 15 => format::rkyv::Rkyv,
 }
 
 impl FormatId {

@@ -161,11 +161,44 @@ fn wrong_types_are_rejected() {
         (FormatId::Bincode, Method::Echo, &[0x05, 0x01]),
         (FormatId::Bincode, Method::Multiply, &[0x02]),
         (FormatId::Bincode, Method::Multiply, &[0x02, 0x04, 0x00]),
+        // CBOR: {"a": "1", "b": 2}; {"payload": [1, 2, 3]}; a stray byte after
+        // {"a": 1, "b": 2}
+        (FormatId::Cbor, Method::Multiply, b"\xa2\x61a\x61\x31\x61b\x02"),
+        (FormatId::Cbor, Method::Echo, b"\xa1\x67payload\x83\x01\x02\x03"),
+        (FormatId::Cbor, Method::Multiply, b"\xa2\x61a\x01\x61b\x02\xf6"),
+        // Avro: a boolean of 2 and a union branch of 2 in an otherwise valid
+        // record; a trailing byte after Multiply
+        (FormatId::Avro, Method::Digest, &avro_record(0x02, 0x00)),
+        (FormatId::Avro, Method::Digest, &avro_record(0x01, 0x04)),
+        (FormatId::Avro, Method::Multiply, &[0x02, 0x04, 0x00]),
+        // postcard: a trailing byte after Multiply
+        (FormatId::Postcard, Method::Multiply, &[0x02, 0x04, 0x00]),
+        // bitcode: an empty message; a trailing byte after Multiply
+        (FormatId::Bitcode, Method::Multiply, &[]),
+        (
+            FormatId::Bitcode,
+            Method::Multiply,
+            &[0x02, 0xd3, 0x02, 0x96, 0x49, 0x00, 0xfa, 0xed, 0xf0, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00],
+        ),
+        // rkyv: too short to hold the root
+        (FormatId::Rkyv, Method::Multiply, &[0x01, 0x02, 0x03]),
     ];
     for (format, method, bytes) in cases {
         let [request, _, access, served] = decode_all(*format, *method, bytes);
         assert!(!request && !access && !served, "{format} {method} accepted {:?}", String::from_utf8_lossy(bytes));
     }
+    // The Avro cases differ from a valid record in one byte only.
+    assert!(decode_all(FormatId::Avro, Method::Digest, &avro_record(0x01, 0x00))[0], "the unmutated record is valid");
+}
+
+/// One Avro Digest request of one record, with `active` and the location
+/// union branch given (valid: 0x00/0x01 and 0x00).
+fn avro_record(active: u8, location: u8) -> Vec<u8> {
+    let mut bytes = vec![0x02, 0x02, 0x02, 0x02, 0x02, b'a', 0x02, b'b', 0x02];
+    bytes.extend(1.5f64.to_le_bytes());
+    bytes.extend(0.5f32.to_le_bytes());
+    bytes.extend([active, 0x00, 0x00, location, 0x00, 0x00]);
+    bytes
 }
 
 #[test]
@@ -241,6 +274,93 @@ fn claimed_lengths_beyond_the_input_allocate_nothing_proportional() {
     assert_eq!(word & 3, 1, "expected a list pointer at byte {pointer}: {echo:02x?}");
     lying[pointer..pointer + 8].copy_from_slice(&(word | (0x1fff_ffffu64 << 35)).to_le_bytes());
     check_bounded(FormatId::Capnp, Method::Echo, &lying);
+
+    // CBOR: a byte string, an array and a text string claiming 2^31 (and a
+    // byte string claiming 2^64 - 1).
+    check_bounded(FormatId::Cbor, Method::Echo, b"\xa1\x67payload\x5a\x80\x00\x00\x00\x00");
+    check_bounded(FormatId::Cbor, Method::Echo, b"\xa1\x67payload\x5b\xff\xff\xff\xff\xff\xff\xff\xff\x00");
+    check_bounded(FormatId::Cbor, Method::Digest, b"\xa1\x67records\x9a\x80\x00\x00\x00\xa0");
+    check_bounded(FormatId::Cbor, Method::Digest, b"\xa1\x67records\x81\xa1\x64name\x7a\x80\x00\x00\x00a");
+    // Avro: a payload, a records array and a name claiming 2^31 (zigzag
+    // varint 80 80 80 80 10); a negative length. Three bytes follow the
+    // count, so that no reading of them is a valid DigestReply either.
+    check_bounded(FormatId::Avro, Method::Echo, &[0x80, 0x80, 0x80, 0x80, 0x10, 0x00]);
+    check_bounded(FormatId::Avro, Method::Echo, &[0x01, 0x00]);
+    check_bounded(FormatId::Avro, Method::Digest, &[0x80, 0x80, 0x80, 0x80, 0x10, 0x02, 0x02, 0x02]);
+    check_bounded(FormatId::Avro, Method::Digest, &[0x02, 0x02, 0x02, 0x02, 0x80, 0x80, 0x80, 0x80, 0x10, 0x41]);
+    // postcard: the same three claims as LEB128 varints (80 80 80 80 08).
+    check_bounded(FormatId::Postcard, Method::Echo, &[0x80, 0x80, 0x80, 0x80, 0x08, 0x00]);
+    check_bounded(FormatId::Postcard, Method::Digest, &[0x80, 0x80, 0x80, 0x80, 0x08, 0x01, 0x01, 0x01]);
+    check_bounded(FormatId::Postcard, Method::Digest, &[0x01, 0x01, 0x01, 0x01, 0x80, 0x80, 0x80, 0x80, 0x08, 0x41]);
+    // bitcode: a length of 255 or more is the byte ff then the length in a
+    // packed integer column (02: 32-bit words); here 2^31 payload bytes and
+    // 2^31 records.
+    check_bounded(FormatId::Bitcode, Method::Echo, &[0xff, 0x02, 0x00, 0x00, 0x00, 0x80, 0x07]);
+    check_bounded(FormatId::Bitcode, Method::Digest, &[0xff, 0x02, 0x00, 0x00, 0x00, 0x80, 0x01, 0x01, 0x01]);
+    // rkyv: a valid message with its payload's length patched to 2^31.
+    let echo = valid_request(FormatId::Rkyv, Workload::Echo { size: 40 });
+    let len = echo.len() - 4;
+    assert_eq!(echo[len..], 40u32.to_le_bytes(), "the root is (offset, length) at the end: {echo:02x?}");
+    let mut lying = echo.clone();
+    lying[len..].copy_from_slice(&0x8000_0000u32.to_le_bytes());
+    check_bounded(FormatId::Rkyv, Method::Echo, &lying);
+}
+
+/// Varints that do not end where their type must: 11 bytes for a 64-bit
+/// integer; for postcard also a 10th byte with bits beyond 64 (Avro's
+/// reference implementations drop those bits, so Avro need not refuse it).
+#[test]
+fn overlong_varints_are_rejected() {
+    let eleven = [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01];
+    let overflow = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f];
+    for (format, varint) in
+        [(FormatId::Avro, &eleven[..]), (FormatId::Postcard, &eleven), (FormatId::Postcard, &overflow)]
+    {
+        // Multiply's `a`, then a valid `b`.
+        let mut bytes = varint.to_vec();
+        bytes.push(0x02);
+        check_bounded(format, Method::Multiply, &bytes);
+    }
+    // The longest valid form is accepted: ten bytes for i64::MIN.
+    let ten = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x02];
+    for format in [FormatId::Avro, FormatId::Postcard] {
+        let decoded = format.visit(DecodeRequest(Method::Multiply, &ten));
+        assert_eq!(decoded, Some(OwnedRequest::Multiply { a: i64::MIN, b: 1 }), "{format}");
+    }
+}
+
+struct DecodeRequest<'a>(Method, &'a [u8]);
+impl FormatVisitor for DecodeRequest<'_> {
+    type Output = Option<OwnedRequest<Batch>>;
+    fn visit<F: Format>(self) -> Self::Output {
+        F::decode_request(self.0, self.1).ok().map(F::to_model)
+    }
+}
+
+/// rkyv's relative pointers, pointing outside the buffer: before it, past
+/// its end, and into the root itself. Validation refuses each request;
+/// nothing is allocated for them. (Any 12 bytes at the end of a buffer are
+/// a valid archived DigestReply, so the reply decoder is not asked to
+/// refuse a Digest request.)
+#[test]
+fn rkyv_pointers_out_of_bounds_are_rejected() {
+    for workload in [Workload::Echo { size: 40 }, Workload::Digest { records: 3 }] {
+        let bytes = valid_request(FormatId::Rkyv, workload);
+        // The root of both messages is one list: (i32 offset, u32 length),
+        // the offset relative to the pointer itself, at the end.
+        let at = bytes.len() - 8;
+        let offset = i32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+        assert!(offset < 0, "{workload}: the list lies before its pointer");
+        for bad in [i32::MIN, -(at as i32) - 1, 1, 8, 0x7fff_ffff] {
+            let mut lying = bytes.clone();
+            lying[at..at + 4].copy_from_slice(&bad.to_le_bytes());
+            PEAK.with(|p| p.set(0));
+            let [request, _, access, served] = decode_all(FormatId::Rkyv, workload.method(), &lying);
+            assert!(!request && !access && !served, "{workload}: offset {bad} was accepted");
+            let peak = PEAK.with(Cell::get);
+            assert!(peak <= 64 << 10, "{workload}: offset {bad}: allocated {peak} bytes");
+        }
+    }
 }
 
 fn from_hex(hex: &str) -> Vec<u8> {

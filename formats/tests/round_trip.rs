@@ -88,6 +88,16 @@ impl FormatVisitor for RoundTrip<'_> {
         } else {
             assert!(F::access_request(method, &first).is_err(), "{} claims no zero-copy access", F::NAME);
         }
+
+        // The unvalidated in-place read, where the library offers one,
+        // reads what the validated one does.
+        // SAFETY: `first` was encoded by this format just above.
+        let unchecked = unsafe { F::access_request_unchecked(method, &first) };
+        if F::PROPERTIES.unvalidated_access {
+            assert_eq!(unchecked.unwrap(), F::access_request(method, &first).unwrap(), "{}: unvalidated", F::NAME);
+        } else {
+            assert!(unchecked.is_err(), "{} claims no unvalidated access", F::NAME);
+        }
     }
 }
 

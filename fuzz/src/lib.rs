@@ -75,9 +75,9 @@ pub fn fuzz<F: Format>(data: &[u8]) {
 fn decode_all<F: Format>(service: &Service, scratch: &mut ServerScratch, method: Method, message: &[u8]) {
     let _ = std::hint::black_box(F::decode_request(method, message));
     let _ = std::hint::black_box(F::decode_reply(method, message));
-    // Zero-copy formats only; the others return Err at once. FlatBuffers'
-    // unsafe `access_request_unchecked` is deliberately not called: it is
-    // only valid on trusted bytes.
+    // Zero-copy formats only; the others return Err at once. The unsafe
+    // `Format::access_request_unchecked` (FlatBuffers, rkyv) is
+    // deliberately not called: it is only valid on trusted bytes.
     let _ = std::hint::black_box(F::access_request(method, message));
     let _ = std::hint::black_box(wirebench_formats::serve(service, scratch, F::ID, method, message));
 }

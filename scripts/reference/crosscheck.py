@@ -4,19 +4,27 @@ same values and that every Digest reply is the checksum of its batch.
 
 References: Python's json; msgpack (msgpack-python); Google's protobuf
 runtime (descriptor from protoc); the FlatBuffers Python runtime (code from
-flatc); pycapnp (the C++ Cap'n Proto library). bincode has no
-implementation outside Rust, so its bytes are read by a decoder written
-here from the layout documented in formats/src/format/bincode.rs.
+flatc); pycapnp (the C++ Cap'n Proto library); cbor2; fastavro's
+schemaless_reader with formats/schemas/bench.avsc. bincode and postcard
+have no implementation outside Rust, so their bytes are read by decoders
+written here: bincode's from the layout documented in
+formats/src/format/bincode.rs, postcard's from postcard's wire format
+specification. bitcode and rkyv have no implementation outside Rust and
+no specification to write one from: their golden bytes are pinned by
+formats/tests/golden.rs and only listed here.
 
 Usage: crosscheck.py <repository root> <work dir with bench.desc and flatc's python output>
 """
 
 import base64
+import io
 import json
 import struct
 import sys
 from pathlib import Path
 
+import cbor2
+import fastavro
 import msgpack
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
@@ -70,11 +78,53 @@ def json_values(method, data, what):
 
 # --- MessagePack --------------------------------------------------------------------------------------
 def msgpack_values(method, data, what):
-    v = msgpack.unpackb(data, raw=False, strict_map_key=True)
+    return named_values(method, msgpack.unpackb(data, raw=False, strict_map_key=True), what)
+
+
+def named_values(method, v, what):
+    """A message decoded to maps keyed by field name, kind as an integer, bytes as bytes (MessagePack, CBOR)."""
     if method != "Digest" or what == "reply":
         return v
     return {"records": [record(r["id"], r["user_id"], r["timestamp_micros"], r["name"], r["email"], r["kind"],
                                r["score"], r["weight"], r["active"], r["tags"],
+                               [(a["key"], a["value"]) for a in r["attributes"]],
+                               None if r["location"] is None else (r["location"]["latitude"],
+                                                                   r["location"]["longitude"],
+                                                                   r["location"]["city"]),
+                               r["fingerprint"]) for r in v["records"]]}
+
+
+# --- CBOR ---------------------------------------------------------------------------------------------
+def cbor_values(method, data, what):
+    fo = io.BytesIO(data)
+    v = cbor2.CBORDecoder(fo, allow_duplicate_keys=False).decode()
+    if fo.tell() != len(data):
+        raise ValueError(f"{len(data) - fo.tell()} trailing bytes")
+    return named_values(method, v, what)
+
+
+# --- Avro (formats/schemas/bench.avsc, one datum per message) -------------------------------------------
+M64 = (1 << 64) - 1
+AVRO_NAMED = {}
+AVRO = {s["name"]: fastavro.parse_schema(s, named_schemas=AVRO_NAMED)
+        for s in json.loads((root / "formats/schemas/bench.avsc").read_text())}
+MESSAGES = {("Multiply", "request"): "MultiplyRequest", ("Multiply", "reply"): "MultiplyReply",
+            ("Echo", "request"): "EchoRequest", ("Echo", "reply"): "EchoReply",
+            ("Digest", "request"): "Batch", ("Digest", "reply"): "DigestReply"}
+
+
+def avro_values(method, data, what):
+    fo = io.BytesIO(data)
+    v = fastavro.schemaless_reader(fo, AVRO[MESSAGES[(method, what)]], None)
+    if fo.tell() != len(data):
+        raise ValueError(f"{len(data) - fo.tell()} trailing bytes")
+    if method != "Digest":
+        return v
+    # Avro has no unsigned longs: id and checksum are the u64 with the same bits.
+    if what == "reply":
+        return {"records": v["records"], "checksum": v["checksum"] & M64}
+    return {"records": [record(r["id"] & M64, r["user_id"], r["timestamp_micros"], r["name"], r["email"],
+                               KINDS.index(r["kind"]), r["score"], r["weight"], r["active"], r["tags"],
                                [(a["key"], a["value"]) for a in r["attributes"]],
                                None if r["location"] is None else (r["location"]["latitude"],
                                                                    r["location"]["longitude"],
@@ -231,9 +281,53 @@ def bincode_values(method, data, what):
     return d.done({"records": records})
 
 
+# --- postcard (its wire format specification) -----------------------------------------------------------
+class Postcard(Bincode):
+    """Varints are LEB128 (at most 10 bytes for a u64), signed ones zigzagged; u8 is one raw byte."""
+
+    def uvar(self):
+        value = 0
+        for i in range(10):
+            b = self.take(1)[0]
+            value |= (b & 0x7F) << (7 * i)
+            if b < 0x80:
+                return value
+        raise ValueError("a varint longer than 10 bytes")
+
+    def flag(self):
+        b = self.take(1)[0]
+        if b > 1:
+            raise ValueError(f"a bool or option tag of {b}")
+        return b == 1
+
+
+def postcard_values(method, data, what):
+    d = Postcard(data)
+    if (method, what) == ("Multiply", "request"):
+        return d.done({"a": d.ivar(), "b": d.ivar()})
+    if (method, what) == ("Multiply", "reply"):
+        return d.done({"product": d.ivar()})
+    if method == "Echo":
+        return d.done({"payload": d.bytes()})
+    if what == "reply":
+        return d.done({"records": d.uvar(), "checksum": d.uvar()})
+    records = []
+    for _ in range(d.uvar()):
+        fields = [d.uvar(), d.uvar(), d.ivar(), d.str(), d.str(), d.take(1)[0], d.f64(), d.f32(), d.flag(),
+                  [d.str() for _ in range(d.uvar())], [(d.str(), d.str()) for _ in range(d.uvar())]]
+        fields.append((d.f64(), d.f64(), d.str()) if d.flag() else None)
+        fields.append(d.bytes())
+        records.append(record(*fields))
+    return d.done({"records": records})
+
+
+# Formats no other implementation reads and no specification describes: golden bytes pinned in Rust only.
+PINNED_ONLY = ["bitcode", "rkyv"]
+
 DECODERS = {
     "json": json_values, "msgpack": msgpack_values, "protobuf": protobuf_values, "flatbuffers": flatbuffers_values,
     "capnp": capnp_values(False), "capnp-packed": capnp_values(True), "bincode": bincode_values,
+    "cbor": cbor_values, "avro": avro_values, "postcard": postcard_values,
 }
 
 failures = 0
@@ -265,6 +359,14 @@ for workload, method in WORKLOADS.items():
                 failures += 1
             else:
                 print(f"ok   the digest reply is the Python checksum of the batch: {got[0]} records, {got[1]:#x}")
+
+for fmt in PINNED_ONLY:
+    files = sorted((root / "formats/tests/golden" / fmt).glob("*.hex"))
+    if len(files) != 2 * len(WORKLOADS):
+        print(f"FAIL {fmt}: {len(files)} golden files, expected {2 * len(WORKLOADS)}")
+        failures += 1
+    else:
+        print(f"pinned {fmt:10} {len(files)} golden files; no reader outside Rust (checked by formats/tests/golden.rs)")
 
 if failures:
     sys.exit(f"crosscheck: {failures} failure(s)")

@@ -285,6 +285,14 @@ impl Format for FlatBuffers {
         })
     }
 
+    /// # Safety
+    /// As [`access_request_unchecked`].
+    #[inline]
+    unsafe fn access_request_unchecked(method: Method, bytes: &[u8]) -> Result<Accessed<'_>, CodecError> {
+        // SAFETY: forwarded; the caller guarantees `bytes` is valid.
+        unsafe { access_request_unchecked(method, bytes) }
+    }
+
     #[inline]
     fn respond<'r>(service: &Service, request: &'r Self::Request) -> Result<Reply<'r>, Status> {
         respond_owned(service, request)
