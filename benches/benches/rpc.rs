@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use wirebench_formats::dataset::DEFAULT_SEED;
-use wirebench_formats::protobuf::Protobuf;
 use wirebench_formats::{Dataset, Format, FormatId, FormatVisitor, Workload};
 use wirebench_transports::{
-    Address, Client, ClientConfig, Endpoint, Server, ServerConfig, Transport, TransportKind, TransportVisitor,
+    Address, Client, ClientConfig, Endpoint, Framework, FrameworkClient, Server, ServerConfig, Transport,
+    TransportKind, TransportVisitor,
 };
 
 type Group<'a, 'c> = &'a mut BenchmarkGroup<'c, WallTime>;
@@ -86,20 +86,17 @@ impl TransportVisitor for Setup<'_, '_> {
             });
         }
     }
-    fn visit_grpc(self) {
-        let client = self
-            .client_rt
-            .block_on(wirebench_transports::grpc::GrpcClient::connect(self.endpoint, &ClientConfig::default()))
-            .unwrap();
-        let native = Protobuf::prepare(&self.data.request());
-        self.data.verify(&self.client_rt.block_on(client.call(native.clone())).unwrap()).unwrap();
+    fn visit_framework<F: Framework>(self) {
+        let client = self.client_rt.block_on(F::connect(self.endpoint, &ClientConfig::default())).unwrap();
+        let native = F::prepare(&self.data.request());
+        self.data.verify(&self.client_rt.block_on(client.call(&native)).unwrap()).unwrap();
         let rt = self.client_rt;
-        self.group.bench_function("protobuf/grpc/call", |b| {
+        self.group.bench_function(format!("{}/{}/call", F::FORMAT, F::KIND), |b| {
             b.iter_custom(|iters| {
                 rt.block_on(async {
                     let start = Instant::now();
                     for _ in 0..iters {
-                        black_box(client.call(native.clone()).await.unwrap());
+                        black_box(client.call(&native).await.unwrap());
                     }
                     start.elapsed()
                 })

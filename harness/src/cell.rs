@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use wirebench_formats::protobuf::{PbRequest, Protobuf};
 use wirebench_formats::{Dataset, Format, FormatId, FormatVisitor, Method};
 use wirebench_reports::histogram;
 use wirebench_reports::model::{Cell, CellStatus, Metrics, Sample};
@@ -19,7 +18,8 @@ use wirebench_transports::cpu::CpuTime;
 use wirebench_transports::frame::HEADER_LEN;
 use wirebench_transports::stream::StreamClient;
 use wirebench_transports::{
-    Client, ClientConfig, Counters, Endpoint, RawClient, RawShape, Transport, TransportKind, TransportVisitor,
+    Client, ClientConfig, Counters, Endpoint, Framework, FrameworkClient, RawClient, RawShape, Transport,
+    TransportKind, TransportVisitor,
 };
 
 use crate::measure::{self, Caller, Failure, Measured, NoServerCpu, ServerCpu};
@@ -140,8 +140,8 @@ impl<F: Format, C: Client> Caller for Framed<F, C> {
         Ok(done)
     }
 
-    fn counters(&self) -> Counters {
-        self.client.counters()
+    fn counters(&self) -> Option<Counters> {
+        Some(self.client.counters())
     }
 
     fn never_waits(&self) -> bool {
@@ -160,8 +160,8 @@ impl<R: RawClient> Caller for Raw<R> {
         Ok(Instant::now())
     }
 
-    fn counters(&self) -> Counters {
-        self.0.counters()
+    fn counters(&self) -> Option<Counters> {
+        Some(self.0.counters())
     }
 
     fn never_waits(&self) -> bool {
@@ -169,26 +169,24 @@ impl<R: RawClient> Caller for Raw<R> {
     }
 }
 
-/// The stock tonic reference: tonic's API takes an owned request message
-/// per call, so each call clones the prepared one, as an application
-/// building a request would.
-struct Grpc {
-    client: wirebench_transports::grpc::GrpcClient,
-    request: PbRequest,
+/// A stock framework's call: its own client with its own request type.
+struct Stock<F: Framework> {
+    client: F::Client,
+    request: F::Request,
     data: Arc<Dataset>,
 }
 
-impl Caller for Grpc {
+impl<F: Framework> Caller for Stock<F> {
     type Scratch = ();
 
     async fn call(&self, _: &mut ()) -> Result<Instant, Failure> {
-        let reply = self.client.call(self.request.clone()).await?;
+        let reply = self.client.call(&self.request).await?;
         let done = Instant::now();
         self.data.verify(&reply).map_err(|w| Failure::Wrong(w.0))?;
         Ok(done)
     }
 
-    fn counters(&self) -> Counters {
+    fn counters(&self) -> Option<Counters> {
         self.client.counters()
     }
 }
@@ -295,27 +293,35 @@ impl<'a> TransportVisitor for FormatCell<'a> {
         self.format.visit(Typed::<T> { job: self.job, stop: self.stop, _t: PhantomData })
     }
 
-    fn visit_grpc(self) -> BoxFuture<'a> {
+    fn visit_framework<F: Framework>(self) -> BoxFuture<'a> {
         let (job, stop) = (self.job, self.stop);
         Box::pin(async move {
-            if self.format != FormatId::Protobuf {
-                let reason = format!("the stock gRPC reference carries protobuf only, not {}", self.format);
+            if self.format != F::FORMAT {
+                let reason =
+                    format!("{} is a stock framework that carries {} only, not {}", F::KIND, F::FORMAT, self.format);
                 return Outcome::Done(Box::new(unsupported(&job.spec, reason)));
             }
-            let sizes = match Sizes::of::<Protobuf>(&job.data) {
+            let sizes = match F::FORMAT.visit(SizesOf(&job.data)) {
                 Ok(sizes) => sizes,
                 Err(e) => return Outcome::Done(Box::new(failed(&job.spec, e, None))),
             };
-            let client =
-                match connect_retrying(|| wirebench_transports::grpc::GrpcClient::connect(&job.endpoint, &job.client))
-                    .await
-                {
-                    Ok(c) => c,
-                    Err(e) => return Outcome::Done(Box::new(failed(&job.spec, e, None))),
-                };
-            let caller = Grpc { client, request: Protobuf::prepare(&job.data.request()), data: job.data.clone() };
+            let client = match connect_retrying(|| F::connect(&job.endpoint, &job.client)).await {
+                Ok(c) => c,
+                Err(e) => return Outcome::Done(Box::new(failed(&job.spec, e, None))),
+            };
+            let caller = Stock::<F> { client, request: F::prepare(&job.data.request()), data: job.data.clone() };
             measure_cell(job, Rc::new(caller), sizes, stop).await
         })
+    }
+}
+
+/// The encoded sizes of a format given by value.
+struct SizesOf<'a>(&'a Dataset);
+
+impl FormatVisitor for SizesOf<'_> {
+    type Output = Result<Sizes, String>;
+    fn visit<F: Format>(self) -> Result<Sizes, String> {
+        Sizes::of::<F>(self.0)
     }
 }
 
@@ -403,10 +409,14 @@ impl<'a> TransportVisitor for RawCell<'a> {
         })
     }
 
-    fn visit_grpc(self) -> BoxFuture<'a> {
-        // Plans never ask for a raw grpc cell: grpc's floor is raw http2.
+    fn visit_framework<F: Framework>(self) -> BoxFuture<'a> {
+        // Plans never ask for a framework's raw cell: its floor is the raw
+        // ping-pong of the transport under it.
         let spec = self.job.spec;
-        Box::pin(async move { Outcome::Done(Box::new(unsupported(&spec, "grpc's baseline is raw http2".into()))) })
+        Box::pin(async move {
+            let reason = format!("{}'s floor is raw {}", F::KIND, F::BASELINE);
+            Outcome::Done(Box::new(unsupported(&spec, reason)))
+        })
     }
 }
 
@@ -449,9 +459,9 @@ async fn probe<C: Caller>(caller: &C) -> Option<u64> {
     for _ in 0..2 {
         caller.call(&mut scratch).await.ok()?;
     }
-    let before = caller.counters();
+    let before = caller.counters()?;
     caller.call(&mut scratch).await.ok()?;
-    let used = caller.counters().since(before);
+    let used = caller.counters()?.since(before);
     Some(used.bytes_sent + used.bytes_received)
 }
 
@@ -479,7 +489,7 @@ fn to_cell(job: &CellJob, m: Measured, sizes: Sizes, server_cpu: String) -> Cell
     let calls = m.calls_to_close.max(1) as f64;
     let secs = m.window.as_secs_f64().max(1e-9);
     let per_call = |d: std::time::Duration| d.as_secs_f64() * 1e6 / calls;
-    let wire = job.spec.transport != TransportKind::Inproc;
+    let wire = m.wire.filter(|_| job.spec.transport != TransportKind::Inproc);
     let open = matches!(job.spec.load.model, LoadModel::Open { .. });
     let metrics = Metrics {
         calls: m.calls,
@@ -494,8 +504,8 @@ fn to_cell(job: &CellJob, m: Measured, sizes: Sizes, server_cpu: String) -> Cell
         reply_bytes: sizes.reply,
         request_zstd_bytes: sizes.request_zstd,
         reply_zstd_bytes: sizes.reply_zstd,
-        wire_sent_per_call: wire.then(|| m.wire.bytes_sent as f64 / calls),
-        wire_received_per_call: wire.then(|| m.wire.bytes_received as f64 / calls),
+        wire_sent_per_call: wire.map(|w| w.bytes_sent as f64 / calls),
+        wire_received_per_call: wire.map(|w| w.bytes_received as f64 / calls),
         wire_probe_bytes: None,
         wire_exact: false,
         client_user_us_per_call: per_call(m.client_cpu.user),
@@ -513,7 +523,7 @@ fn to_cell(job: &CellJob, m: Measured, sizes: Sizes, server_cpu: String) -> Cell
         errors: m.errors,
         timeouts: m.timeouts,
         wrong_replies: m.wrong,
-        late_replies: m.wire.late_replies,
+        late_replies: m.wire.map_or(0, |w| w.late_replies),
         overhead_p50: None,
     };
     let sample_secs = secs / m.samples.len().max(1) as f64;

@@ -65,8 +65,9 @@ pub trait Caller: 'static {
     /// fails verification is an error, never a measured call.
     fn call(&self, scratch: &mut Self::Scratch) -> impl Future<Output = Result<Instant, Failure>>;
 
-    /// Wire counters of the underlying client.
-    fn counters(&self) -> Counters;
+    /// Wire counters of the underlying client; `None` where its bytes
+    /// cannot be counted (a framework that owns its sockets).
+    fn counters(&self) -> Option<Counters>;
 
     /// Whether calls complete without ever suspending (inproc). Such a
     /// caller must yield after every call, or one task would run call after
@@ -159,7 +160,7 @@ pub struct Measured {
     /// Server CPU over the window, if known.
     pub server_cpu: Option<CpuTime>,
     /// Wire counters over the window.
-    pub wire: Counters,
+    pub wire: Option<Counters>,
     /// The run was interrupted before the window closed.
     pub interrupted: bool,
 }
@@ -372,7 +373,7 @@ pub async fn run<C: Caller>(
             let window = end.saturating_duration_since(start);
             let close_lag = closed_at.saturating_duration_since(end);
             let cpu = CpuTime::thread().since(cpu0);
-            let wire = caller.counters().since(wire0);
+            let wire = caller.counters().zip(wire0).map(|(now, then)| now.since(then));
             let server = match (server0, server.read().await) {
                 (Some(a), Some(b)) => Some(b.since(a)),
                 _ => None,
@@ -584,8 +585,8 @@ mod tests {
             }
             Ok(Instant::now())
         }
-        fn counters(&self) -> Counters {
-            Counters { bytes_sent: *self.n.borrow() * 10, bytes_received: 0, late_replies: 0 }
+        fn counters(&self) -> Option<Counters> {
+            Some(Counters { bytes_sent: *self.n.borrow() * 10, bytes_received: 0, late_replies: 0 })
         }
     }
 
@@ -613,7 +614,7 @@ mod tests {
         assert!(m.first_failure.as_deref().unwrap().starts_with("call "));
         assert_eq!(m.samples.iter().map(Histogram::len).sum::<u64>(), m.calls);
         assert!(m.window >= Duration::from_millis(200));
-        assert!(m.wire.bytes_sent > 0);
+        assert!(m.wire.unwrap().bytes_sent > 0);
         assert!(m.latency.value_at_quantile(0.5) >= 2_000_000, "latency includes the 2 ms call");
         assert!(m.uncorrected.is_none());
     }
@@ -642,8 +643,8 @@ mod tests {
                 *self.0.borrow_mut() += 1;
                 Err(Failure::Broken("connection closed: reset".into()))
             }
-            fn counters(&self) -> Counters {
-                Counters::default()
+            fn counters(&self) -> Option<Counters> {
+                Some(Counters::default())
             }
             fn never_waits(&self) -> bool {
                 true
@@ -677,8 +678,8 @@ mod tests {
             *self.n.borrow_mut() += 1;
             Ok(Instant::now())
         }
-        fn counters(&self) -> Counters {
-            Counters::default()
+        fn counters(&self) -> Option<Counters> {
+            Some(Counters::default())
         }
         fn never_waits(&self) -> bool {
             true

@@ -35,7 +35,7 @@ use crate::server::{Handler, Server, ServerConfig, ShutdownSignal};
 use crate::tls::{self, Identity};
 use crate::{
     Address, CallError, ClientConfig, Counters, Endpoint, LiveCounters, RawShape, Transport, TransportError,
-    TransportKind, with_timeout,
+    TransportKind, TransportProperties, with_timeout,
 };
 
 /// HTTP/2 stream flow-control window.
@@ -309,6 +309,14 @@ async fn open_all(
 
 impl Transport for Http2 {
     const KIND: TransportKind = KIND;
+    const PROPERTIES: TransportProperties = TransportProperties {
+        library: "h2",
+        security: "none (h2c); TLS 1.3 with --tls",
+        delivery: "reliable, ordered per stream",
+        multiplexing: "one HTTP/2 stream per call",
+        framing: "gRPC: 5-byte message prefix, grpc-status trailers",
+        wire_bytes: "exact at the I/O layer (HTTP/2 frames, TLS records with --tls)",
+    };
     type Client = Http2Client;
     type Raw = Http2Raw;
 

@@ -10,7 +10,10 @@ use bytes::Bytes;
 use wirebench_formats::{FormatId, Method, ServerScratch};
 
 use crate::server::{Handler, Server, ServerConfig};
-use crate::{Address, CallError, ClientConfig, Counters, Endpoint, RawShape, Transport, TransportError, TransportKind};
+use crate::{
+    Address, CallError, ClientConfig, Counters, Endpoint, RawShape, Transport, TransportError, TransportKind,
+    TransportProperties,
+};
 
 const KIND: TransportKind = TransportKind::Inproc;
 
@@ -77,6 +80,14 @@ impl crate::RawClient for InprocRaw {
 
 impl Transport for Inproc {
     const KIND: TransportKind = KIND;
+    const PROPERTIES: TransportProperties = TransportProperties {
+        library: "none",
+        security: "none",
+        delivery: "a function call",
+        multiplexing: "n/a",
+        framing: "none",
+        wire_bytes: "0 (no wire)",
+    };
     type Client = InprocClient;
     type Raw = InprocRaw;
 

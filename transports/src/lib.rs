@@ -1,16 +1,22 @@
-//! wirebench's transports: the second axis of every comparison.
+//! wirebench's transports: the second axis of every comparison, in three
+//! families of rows (see [`Family`] and the registry at the bottom of this
+//! file):
 //!
-//! One interface, [`Client::call`]: method, format and encoded request in,
-//! reply bytes (or a [`Status`]) out, shareable by many tasks with many
-//! calls in flight. One server per transport serves every format through
-//! the service of `wirebench-formats` until shut down.
+//! 1. wirebench's own thin transports, carrying any format through one
+//!    interface, [`Client::call`]: method, format and encoded request in,
+//!    reply bytes (or a [`Status`]) out, shareable by many tasks with many
+//!    calls in flight. One server per transport serves every format through
+//!    the service of `wirebench-formats` until shut down.
+//! 2. [`framework`]: stock RPC frameworks, each with its own client,
+//!    server and codec, carrying its own format only ([`Framework`]).
+//! 3. [`broker`]: message brokers, which are transports whose messages go
+//!    through a broker process the harness starts ([`broker::Broker`]).
 //!
 //! - [`frame`]: the frame of tcp/unix/udp/quic, pure code over buffers.
 //! - [`grpc_wire`]: the gRPC message prefix and status trailers, pure too.
 //! - [`stream`]: framed RPC over any byte stream, used by [`tcp`] and
 //!   [`unix`].
 //! - [`udp`], [`http2`], [`quic`], [`inproc`]: the other transports.
-//! - [`grpc`]: the reference row, a stock tonic client and server.
 //! - [`tls`]: certificates generated at start-up and pinned by clients.
 //!
 //! The key design decision: a client waiting for its reply reads the
@@ -32,11 +38,12 @@ use std::time::Duration;
 use bytes::Bytes;
 pub use wirebench_formats::{Code, FormatId, Method, Status};
 
+pub mod broker;
 mod counting;
 pub mod cpu;
 mod demux;
 pub mod frame;
-pub mod grpc;
+pub mod framework;
 pub mod grpc_wire;
 pub mod http2;
 pub mod inproc;
@@ -48,6 +55,7 @@ pub mod tls;
 pub mod udp;
 pub mod unix;
 
+pub use framework::{Framework, FrameworkClient};
 pub use server::{Handler, Server, ServerConfig, Stall};
 pub use tls::CertPin;
 
@@ -80,6 +88,8 @@ pub trait RawClient: Send + Sync + 'static {
 pub trait Transport: Send + Sync + 'static {
     /// Registry id.
     const KIND: TransportKind;
+    /// What it is, for reports.
+    const PROPERTIES: TransportProperties;
     /// The RPC client.
     type Client: Client;
     /// The raw baseline client.
@@ -106,64 +116,146 @@ pub trait Transport: Send + Sync + 'static {
 pub trait TransportVisitor {
     /// What the visit returns.
     type Output;
-    /// A framed transport.
+    /// A transport that carries any format: one of wirebench's own, or a
+    /// broker.
     fn visit<T: Transport>(self) -> Self::Output;
-    /// The stock gRPC reference, which has its own typed client.
-    fn visit_grpc(self) -> Self::Output;
+    /// A stock framework, which carries its own format only.
+    fn visit_framework<F: Framework>(self) -> Self::Output;
+}
+
+/// The three families of rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Family {
+    /// wirebench's own thin transports, carrying any format.
+    Transport,
+    /// Stock RPC frameworks, each with its own client, server and codec.
+    Framework,
+    /// Message brokers, started by the harness, carrying any format.
+    Broker,
+}
+
+impl Family {
+    /// The name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Transport => "transport",
+            Family::Framework => "framework",
+            Family::Broker => "broker",
+        }
+    }
 }
 
 macro_rules! registry {
-    ($($variant:ident => $name:literal, $ty:ty;)*) => {
-        /// A transport's id.
+    (
+        transports { $($t:ident => $tname:literal, $tty:ty;)* }
+        frameworks { $($f:ident => $fname:literal, $fty:ty;)* }
+        brokers { $($b:ident => $bname:literal, $bty:ty;)* }
+    ) => {
+        /// A transport's id: a row of the matrix, in one of three families.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum TransportKind {
-            $(
-                #[doc = concat!("`", $name, "`")]
-                $variant,
-            )*
-            /// `grpc`: the stock tonic reference.
-            Grpc,
+            $(#[doc = concat!("`", $tname, "`")] $t,)*
+            $(#[doc = concat!("`", $fname, "` (framework)")] $f,)*
+            $(#[doc = concat!("`", $bname, "` (broker)")] $b,)*
         }
 
         impl TransportKind {
-            /// Every transport, in report order.
-            pub const ALL: &'static [TransportKind] = &[$(TransportKind::$variant,)* TransportKind::Grpc];
+            /// Every transport, in report order: own transports, frameworks,
+            /// brokers.
+            pub const ALL: &'static [TransportKind] =
+                &[$(TransportKind::$t,)* $(TransportKind::$f,)* $(TransportKind::$b,)*];
 
             /// The name in CLI flags, cell keys and reports.
             pub fn name(self) -> &'static str {
                 match self {
-                    $(TransportKind::$variant => $name,)*
-                    TransportKind::Grpc => "grpc",
+                    $(TransportKind::$t => $tname,)*
+                    $(TransportKind::$f => $fname,)*
+                    $(TransportKind::$b => $bname,)*
+                }
+            }
+
+            /// Its family.
+            pub fn family(self) -> Family {
+                match self {
+                    $(TransportKind::$t => Family::Transport,)*
+                    $(TransportKind::$f => Family::Framework,)*
+                    $(TransportKind::$b => Family::Broker,)*
                 }
             }
 
             /// Calls `visitor` with the transport's type.
             pub fn visit<V: TransportVisitor>(self, visitor: V) -> V::Output {
                 match self {
-                    $(TransportKind::$variant => visitor.visit::<$ty>(),)*
-                    TransportKind::Grpc => visitor.visit_grpc(),
+                    $(TransportKind::$t => visitor.visit::<$tty>(),)*
+                    $(TransportKind::$f => visitor.visit_framework::<$fty>(),)*
+                    $(TransportKind::$b => visitor.visit::<$bty>(),)*
+                }
+            }
+
+            /// What the transport is, for the reports.
+            pub fn properties(self) -> TransportProperties {
+                match self {
+                    $(TransportKind::$t => <$tty as Transport>::PROPERTIES,)*
+                    $(TransportKind::$f => <$fty as Framework>::PROPERTIES,)*
+                    $(TransportKind::$b => <$bty as Transport>::PROPERTIES,)*
+                }
+            }
+
+            /// The one format a framework carries; `None` for the families
+            /// that carry every format.
+            pub fn own_format(self) -> Option<FormatId> {
+                match self {
+                    $(TransportKind::$f => Some(<$fty as Framework>::FORMAT),)*
+                    _ => None,
+                }
+            }
+
+            /// The transport whose raw ping-pong is this one's floor: itself
+            /// for own transports and brokers, the transport under it for a
+            /// framework.
+            pub fn baseline(self) -> TransportKind {
+                match self {
+                    $(TransportKind::$f => <$fty as Framework>::BASELINE,)*
+                    other => other,
+                }
+            }
+
+            /// A broker's daemon and how to start it; `None` for the other
+            /// families.
+            pub fn broker(self) -> Option<broker::BrokerInfo> {
+                match self {
+                    $(TransportKind::$b => Some(broker::BrokerInfo::of::<$bty>()),)*
+                    _ => None,
                 }
             }
         }
 
-        /// Binds `listen` for `kind` and serves every format until shut down.
+        /// Binds `listen` for `kind` and serves until shut down (every
+        /// format, or a framework's own).
         pub async fn serve_kind(kind: TransportKind, listen: &Address, config: ServerConfig) -> Result<Server, TransportError> {
             match kind {
-                $(TransportKind::$variant => <$ty as Transport>::serve(listen, config).await,)*
-                TransportKind::Grpc => grpc::serve(listen, config).await,
+                $(TransportKind::$t => <$tty as Transport>::serve(listen, config).await,)*
+                $(TransportKind::$f => <$fty as Framework>::serve(listen, config).await,)*
+                $(TransportKind::$b => <$bty as Transport>::serve(listen, config).await,)*
             }
         }
     };
 }
 
-// The registry: one line per framed transport.
+// The registry: one line per system, in its family.
 registry! {
-    Tcp => "tcp", tcp::Tcp;
-    Unix => "unix", unix::Unix;
-    Udp => "udp", udp::Udp;
-    Http2 => "http2", http2::Http2;
-    Quic => "quic", quic::Quic;
-    Inproc => "inproc", inproc::Inproc;
+    transports {
+        Tcp => "tcp", tcp::Tcp;
+        Unix => "unix", unix::Unix;
+        Udp => "udp", udp::Udp;
+        Http2 => "http2", http2::Http2;
+        Quic => "quic", quic::Quic;
+        Inproc => "inproc", inproc::Inproc;
+    }
+    frameworks {
+        Grpc => "grpc", framework::grpc::Grpc;
+    }
+    brokers {}
 }
 
 impl TransportKind {
@@ -172,81 +264,10 @@ impl TransportKind {
         TransportKind::ALL.iter().copied().find(|t| t.name() == name)
     }
 
-    /// The formats it carries: every one, except gRPC's protobuf-only
-    /// reference.
+    /// Whether it carries `format`: every format, except a framework,
+    /// which carries its own only.
     pub fn carries(self, format: FormatId) -> bool {
-        self != TransportKind::Grpc || format == FormatId::Protobuf
-    }
-
-    /// The transport whose raw ping-pong is this one's floor: the stock
-    /// gRPC row is measured against raw HTTP/2.
-    pub fn baseline(self) -> TransportKind {
-        match self {
-            TransportKind::Grpc => TransportKind::Http2,
-            other => other,
-        }
-    }
-
-    /// What the transport is, for the reports.
-    pub fn properties(self) -> TransportProperties {
-        match self {
-            TransportKind::Tcp => TransportProperties {
-                library: "tokio",
-                security: "none",
-                delivery: "reliable, ordered",
-                multiplexing: "many calls in flight per connection, matched by request id",
-                framing: "12-byte header",
-                wire_bytes: "exact (socket payload)",
-            },
-            TransportKind::Unix => TransportProperties {
-                library: "tokio",
-                security: "none (local only)",
-                delivery: "reliable, ordered",
-                multiplexing: "many calls in flight per connection, matched by request id",
-                framing: "12-byte header",
-                wire_bytes: "exact (socket payload)",
-            },
-            TransportKind::Udp => TransportProperties {
-                library: "tokio",
-                security: "none",
-                delivery: "unreliable: loss shows as timeouts",
-                multiplexing: "datagrams matched by request id",
-                framing: "12-byte header, one message per datagram",
-                wire_bytes: "exact (datagram payload)",
-            },
-            TransportKind::Http2 => TransportProperties {
-                library: "h2",
-                security: "none (h2c); TLS 1.3 with --tls",
-                delivery: "reliable, ordered per stream",
-                multiplexing: "one HTTP/2 stream per call",
-                framing: "gRPC: 5-byte message prefix, grpc-status trailers",
-                wire_bytes: "exact at the I/O layer (HTTP/2 frames, TLS records with --tls)",
-            },
-            TransportKind::Quic => TransportProperties {
-                library: "quinn",
-                security: "TLS 1.3, certificate pinned",
-                delivery: "reliable, ordered per stream",
-                multiplexing: "one bidirectional QUIC stream per call",
-                framing: "12-byte header per stream",
-                wire_bytes: "UDP payload from quinn's connection statistics",
-            },
-            TransportKind::Inproc => TransportProperties {
-                library: "none",
-                security: "none",
-                delivery: "a function call",
-                multiplexing: "n/a",
-                framing: "none",
-                wire_bytes: "0 (no wire)",
-            },
-            TransportKind::Grpc => TransportProperties {
-                library: "tonic (stock client and server, prost messages)",
-                security: "none (h2c)",
-                delivery: "reliable, ordered per stream",
-                multiplexing: "one HTTP/2 stream per call",
-                framing: "gRPC",
-                wire_bytes: "exact at the I/O layer (HTTP/2 frames)",
-            },
-        }
+        self.own_format().is_none_or(|own| own == format)
     }
 }
 

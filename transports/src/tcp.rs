@@ -5,7 +5,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::server::{Handler, Server, ServerConfig};
 use crate::stream::{self, Listener, StreamClient, StreamRaw};
-use crate::{Address, ClientConfig, Endpoint, RawShape, Transport, TransportError, TransportKind};
+use crate::{Address, ClientConfig, Endpoint, RawShape, Transport, TransportError, TransportKind, TransportProperties};
 
 /// TCP.
 #[derive(Debug)]
@@ -34,6 +34,14 @@ impl Listener for TcpListener {
 
 impl Transport for Tcp {
     const KIND: TransportKind = KIND;
+    const PROPERTIES: TransportProperties = TransportProperties {
+        library: "tokio",
+        security: "none",
+        delivery: "reliable, ordered",
+        multiplexing: "many calls in flight per connection, matched by request id",
+        framing: "12-byte header",
+        wire_bytes: "exact (socket payload)",
+    };
     type Client = StreamClient<TcpStream>;
     type Raw = StreamRaw<TcpStream>;
 

@@ -33,7 +33,7 @@ use crate::server::{Handler, Server, ServerConfig};
 use crate::stream::reply_result;
 use crate::{
     Address, CallError, ClientConfig, Counters, Endpoint, LiveCounters, RawShape, Transport, TransportError,
-    TransportKind, with_timeout,
+    TransportKind, TransportProperties, with_timeout,
 };
 
 /// One unfragmented packet at a 1500-byte MTU: 1500 - 20 (IPv4) - 8 (UDP).
@@ -237,6 +237,14 @@ async fn sockets(
 
 impl Transport for Udp {
     const KIND: TransportKind = KIND;
+    const PROPERTIES: TransportProperties = TransportProperties {
+        library: "tokio",
+        security: "none",
+        delivery: "unreliable: loss shows as timeouts",
+        multiplexing: "datagrams matched by request id",
+        framing: "12-byte header, one message per datagram",
+        wire_bytes: "exact (datagram payload)",
+    };
     type Client = UdpClient;
     type Raw = UdpRaw;
 

@@ -12,7 +12,10 @@ use std::sync::Arc;
 use common::*;
 use wirebench_formats::format::bincode::Bincode;
 use wirebench_formats::{Batch, Format, Method, OwnedRequest, Reply};
-use wirebench_transports::{ClientConfig, Endpoint, ServerConfig, Transport, TransportKind, TransportVisitor};
+use wirebench_transports::{
+    ClientConfig, Endpoint, Family, Framework, FrameworkClient, ServerConfig, Transport, TransportKind,
+    TransportVisitor,
+};
 
 const CALLS: usize = 300;
 
@@ -31,15 +34,7 @@ impl TransportVisitor for Flood {
                 let client = client.clone();
                 calls.spawn(async move {
                     use wirebench_transports::Client;
-                    // Distinct requests: a reply delivered to the wrong
-                    // caller cannot go unnoticed.
-                    let (request, want) = if i % 2 == 0 {
-                        let a = i as i64 + 1;
-                        (OwnedRequest::<Batch>::Multiply { a, b: 1000 }, Reply::Multiply { product: a * 1000 })
-                    } else {
-                        let payload = format!("call {i} of {CALLS}").into_bytes();
-                        (OwnedRequest::Echo { payload: payload.clone() }, Reply::Echo { payload: payload.into() })
-                    };
+                    let (request, want) = distinct(i);
                     let method = want.method();
                     let mut scratch = Vec::new();
                     let bytes = Bincode::encode_request(&mut scratch, &request).unwrap().to_vec();
@@ -55,8 +50,34 @@ impl TransportVisitor for Flood {
             let _ = Method::ALL;
         })
     }
-    fn visit_grpc(self) -> Self::Output {
-        unreachable!()
+    fn visit_framework<F: Framework>(self) -> Self::Output {
+        Box::pin(async move {
+            // A framework client need not be Send: its calls run together
+            // on this thread.
+            let client = std::rc::Rc::new(F::connect(&self.endpoint, &self.config).await.unwrap());
+            let local = tokio::task::LocalSet::new();
+            for i in 0..CALLS {
+                let client = client.clone();
+                local.spawn_local(async move {
+                    let (request, want) = distinct(i);
+                    let reply = client.call(&F::prepare(&request)).await.unwrap();
+                    assert_eq!(reply, want, "{} call {i}", F::KIND);
+                });
+            }
+            local.await;
+        })
+    }
+}
+
+/// Call `i`'s request and its only right reply: distinct, so a reply
+/// delivered to the wrong caller cannot go unnoticed.
+fn distinct(i: usize) -> (OwnedRequest<Batch>, Reply<'static>) {
+    if i.is_multiple_of(2) {
+        let a = i as i64 + 1;
+        (OwnedRequest::<Batch>::Multiply { a, b: 1000 }, Reply::Multiply { product: a * 1000 })
+    } else {
+        let payload = format!("call {i} of {CALLS}").into_bytes();
+        (OwnedRequest::Echo { payload: payload.clone() }, Reply::Echo { payload: payload.into() })
     }
 }
 
@@ -80,6 +101,15 @@ async fn concurrent_calls_are_matched_on_every_transport() {
     ] {
         flood(kind, 1).await;
         flood(kind, 3).await;
+    }
+}
+
+/// Every stock framework, many calls in flight over its own client.
+#[tokio::test(flavor = "current_thread")]
+async fn concurrent_calls_are_matched_on_every_framework() {
+    for &kind in TransportKind::ALL.iter().filter(|t| t.family() == Family::Framework) {
+        flood(kind, 1).await;
+        flood(kind, 2).await;
     }
 }
 

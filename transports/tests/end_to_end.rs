@@ -12,8 +12,8 @@ use common::*;
 use wirebench_formats::{FormatId, Workload};
 use wirebench_transports::udp::DEFAULT_MAX_DATAGRAM;
 use wirebench_transports::{
-    CallError, Client, ClientConfig, Endpoint, RawClient, RawShape, ServerConfig, Transport, TransportKind,
-    TransportVisitor,
+    CallError, Client, ClientConfig, Endpoint, Family, Framework, FrameworkClient, RawClient, RawShape, ServerConfig,
+    Transport, TransportKind, TransportVisitor,
 };
 
 fn workloads() -> Vec<Workload> {
@@ -90,8 +90,23 @@ impl TransportVisitor for EveryFormat {
             }
         })
     }
-    fn visit_grpc(self) -> Boxed {
-        unreachable!()
+    fn visit_framework<F: Framework>(self) -> Boxed {
+        Box::pin(async move {
+            let client = F::connect(&self.endpoint, &self.config).await.unwrap();
+            let before = client.counters();
+            for workload in workloads() {
+                let data = dataset(workload);
+                let reply = client
+                    .call(&F::prepare(&model_request(&data)))
+                    .await
+                    .unwrap_or_else(|e| panic!("{} {workload}: {e}", F::KIND));
+                check_reply(&data, &reply);
+            }
+            if let (Some(before), Some(after)) = (before, client.counters()) {
+                let used = after.since(before);
+                assert!(used.bytes_sent > 0 && used.bytes_received > 0, "{}: no bytes counted: {used:?}", F::KIND);
+            }
+        })
     }
 }
 
@@ -138,20 +153,19 @@ async fn inproc_carries_every_format_and_workload() {
     every_format(TransportKind::Inproc, ServerConfig::default(), client_config()).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grpc_reference_carries_every_protobuf_workload() {
-    use wirebench_formats::Format;
-    use wirebench_formats::protobuf::Protobuf;
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(TransportKind::Grpc, ServerConfig::default(), dir.path()).await;
-    let client = wirebench_transports::grpc::GrpcClient::connect(&endpoint(&server), &client_config()).await.unwrap();
-    for workload in workloads() {
-        let data = dataset(workload);
-        let reply = client.call(Protobuf::prepare(&model_request(&data))).await.unwrap();
-        check_reply(&data, &reply);
+/// Every stock framework of the registry: its own client, its own server,
+/// every workload, each reply checked.
+#[tokio::test(flavor = "current_thread")]
+async fn every_framework_carries_every_workload_of_its_format() {
+    let frameworks: Vec<TransportKind> =
+        TransportKind::ALL.iter().copied().filter(|t| t.family() == Family::Framework).collect();
+    assert!(frameworks.contains(&TransportKind::Grpc));
+    for kind in frameworks {
+        let dir = tempfile::tempdir().unwrap();
+        let server = start(kind, ServerConfig::default(), dir.path()).await;
+        kind.visit(EveryFormat { endpoint: endpoint(&server), config: client_config() }).await;
+        server.shutdown().await;
     }
-    assert!(client.counters().bytes_sent > 0);
-    server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use wirebench_formats::protobuf::{PbRequest, Protobuf, pb};
 use wirebench_formats::{Code, Format, FormatId, Method, OwnedRequest, Workload};
-use wirebench_transports::grpc::BenchClient;
+use wirebench_transports::framework::grpc::BenchClient;
 use wirebench_transports::http2::Http2;
 use wirebench_transports::{Address, CallError, Client, ServerConfig, Transport, TransportKind};
 

@@ -21,10 +21,16 @@ use wirebench_formats::protobuf::PbRequest;
 use wirebench_formats::protobuf::pb;
 use wirebench_formats::{Code, DigestReply, Reply, Status};
 
+use wirebench_formats::{Batch, Format, FormatId, OwnedRequest};
+
 use crate::counting::Counting;
+use crate::framework::{Framework, FrameworkClient};
 use crate::http2::{CONNECTION_WINDOW, STREAM_WINDOW};
 use crate::server::{Handler, Server, ServerConfig};
-use crate::{Address, CallError, ClientConfig, Counters, Endpoint, LiveCounters, TransportError, TransportKind};
+use crate::{
+    Address, CallError, ClientConfig, Counters, Endpoint, LiveCounters, TransportError, TransportKind,
+    TransportProperties,
+};
 
 #[allow(
     missing_docs,
@@ -35,13 +41,59 @@ use crate::{Address, CallError, ClientConfig, Counters, Endpoint, LiveCounters, 
     clippy::unwrap_used
 )]
 mod generated {
-    include!("generated/wirebench.rs");
+    include!("../generated/wirebench.rs");
 }
 
 pub use generated::bench_client::BenchClient;
 pub use generated::bench_server::{Bench, BenchServer};
 
 const KIND: TransportKind = TransportKind::Grpc;
+
+/// The stock tonic reference.
+#[derive(Debug)]
+pub struct Grpc;
+
+impl Framework for Grpc {
+    const KIND: TransportKind = KIND;
+    const FORMAT: FormatId = FormatId::Protobuf;
+    const BASELINE: TransportKind = TransportKind::Http2;
+    const PROPERTIES: TransportProperties = TransportProperties {
+        library: "tonic (stock client and server, prost messages)",
+        security: "none (h2c)",
+        delivery: "reliable, ordered per stream",
+        multiplexing: "one HTTP/2 stream per call",
+        framing: "gRPC",
+        wire_bytes: "exact at the I/O layer (HTTP/2 frames)",
+    };
+    type Request = PbRequest;
+    type Client = GrpcClient;
+
+    fn prepare(request: &OwnedRequest<Batch>) -> PbRequest {
+        wirebench_formats::protobuf::Protobuf::prepare(request)
+    }
+
+    async fn connect(endpoint: &Endpoint, config: &ClientConfig) -> Result<GrpcClient, TransportError> {
+        GrpcClient::connect(endpoint, config).await
+    }
+
+    async fn serve(listen: &Address, config: ServerConfig) -> Result<Server, TransportError> {
+        serve(listen, config).await
+    }
+}
+
+impl FrameworkClient for GrpcClient {
+    type Request = PbRequest;
+
+    /// tonic's API takes an owned request message per call, so each call
+    /// clones the prepared one, as an application building a request would.
+    async fn call(&self, request: &PbRequest) -> Result<Reply<'static>, CallError> {
+        GrpcClient::call(self, request.clone()).await
+    }
+
+    fn counters(&self) -> Option<Counters> {
+        Some(GrpcClient::counters(self))
+    }
+}
 
 fn to_tonic(status: Status) -> tonic::Status {
     tonic::Status::new(tonic::Code::from(i32::from(status.code.value())), status.message)
