@@ -134,6 +134,8 @@ registry! {
     Capnp = 5 => format::capnp::Capnp,
     CapnpPacked = 6 => format::capnp::CapnpPacked,
     Bincode = 7 => format::bincode::Bincode,
+    ThriftBinary = 8 => format::thrift::ThriftBinary,
+    ThriftCompact = 9 => format::thrift::ThriftCompact,
 }
 
 impl FormatId {

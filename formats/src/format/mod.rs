@@ -8,3 +8,4 @@ pub mod json;
 pub mod msgpack;
 pub mod protobuf;
 pub mod serde_repr;
+pub mod thrift;
