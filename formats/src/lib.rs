@@ -136,6 +136,7 @@ registry! {
     Bincode = 7 => format::bincode::Bincode,
     ThriftBinary = 8 => format::thrift::ThriftBinary,
     ThriftCompact = 9 => format::thrift::ThriftCompact,
+    Hessian = 10 => format::hessian::Hessian,
 }
 
 impl FormatId {

@@ -4,6 +4,7 @@
 pub mod bincode;
 pub mod capnp;
 pub mod flatbuffers;
+pub mod hessian;
 pub mod json;
 pub mod msgpack;
 pub mod protobuf;

@@ -362,7 +362,11 @@ pub fn from_thrift(batch: th::Batch) -> Batch {
                 active: r.active,
                 tags: r.tags,
                 attributes: r.attributes.into_iter().map(|a| Attribute { key: a.key, value: a.value }).collect(),
-                location: r.location.map(|l| Location { latitude: l.latitude.0, longitude: l.longitude.0, city: l.city }),
+                location: r.location.map(|l| Location {
+                    latitude: l.latitude.0,
+                    longitude: l.longitude.0,
+                    city: l.city,
+                }),
                 fingerprint: r.fingerprint,
             })
             .collect(),
