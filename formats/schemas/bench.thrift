@@ -18,7 +18,7 @@
 // the writer always writes them, and a reader rejects a struct missing one.
 
 namespace rs wirebench
-namespace py wirebench
+namespace py wirebench_thrift
 
 struct MultiplyRequest {
   1: required i64 a
