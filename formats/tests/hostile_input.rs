@@ -11,6 +11,8 @@ use std::cell::Cell;
 
 use proptest::prelude::*;
 use wirebench_formats::dataset::{DEFAULT_SEED, Dataset, MULTIPLY_OPERANDS};
+use wirebench_formats::format::hessian::Hessian;
+use wirebench_formats::format::thrift::{ThriftBinary, ThriftCompact};
 use wirebench_formats::{
     Batch, CodecError, Format, FormatId, FormatVisitor, Method, OwnedRequest, ServerScratch, Service, Workload,
 };
@@ -182,6 +184,17 @@ fn wrong_types_are_rejected() {
         ),
         // rkyv: too short to hold the root
         (FormatId::Rkyv, Method::Multiply, &[0x01, 0x02, 0x03]),
+        // Thrift: a MultiplyRequest without its required `b`; a stray byte
+        // after the struct.
+        (FormatId::ThriftBinary, Method::Multiply, &[0x0a, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 7, 0x00]),
+        (FormatId::ThriftCompact, Method::Multiply, &[0x16, 0x0e, 0x00]),
+        (FormatId::ThriftCompact, Method::Multiply, &[0x16, 0x0e, 0x16, 0x0e, 0x00, 0x00]),
+        // Hessian: `a` as a string, a payload as a string, a MultiplyRequest
+        // sent where a Batch is due, and a stray byte after the object.
+        (FormatId::Hessian, Method::Multiply, b"C\x19wirebench.MultiplyRequest\x92\x01a\x01b\x60\x01x\xe1"),
+        (FormatId::Hessian, Method::Echo, b"C\x15wirebench.EchoRequest\x91\x07payload\x60\x01x"),
+        (FormatId::Hessian, Method::Digest, b"C\x19wirebench.MultiplyRequest\x92\x01a\x01b\x60\xe1\xe1"),
+        (FormatId::Hessian, Method::Multiply, b"C\x19wirebench.MultiplyRequest\x92\x01a\x01b\x60\xe1\xe1N"),
     ];
     for (format, method, bytes) in cases {
         let [request, _, access, served] = decode_all(*format, *method, bytes);
@@ -219,6 +232,30 @@ fn out_of_schema_enum_values_are_rejected_by_every_format() {
     let bytes = prost::Message::encode_to_vec(&pb);
     let accepted = decode_all(FormatId::Protobuf, Method::Digest, &bytes);
     assert!(!accepted[3], "protobuf server digested kind 9");
+
+    // Thrift enums are open too: decoded, then refused by the server.
+    let mut native = wirebench_formats::format::thrift::to_thrift(&data.batch);
+    native.records[0].kind = wirebench_formats::format::thrift::th::Kind(9);
+    let request = wirebench_formats::format::thrift::ThriftRequest::Digest(native);
+    for format in [FormatId::ThriftBinary, FormatId::ThriftCompact] {
+        let bytes = match format {
+            FormatId::ThriftBinary => ThriftBinary::encode_request(&mut Vec::new(), &request).unwrap().to_vec(),
+            _ => ThriftCompact::encode_request(&mut Vec::new(), &request).unwrap().to_vec(),
+        };
+        assert!(!decode_all(format, Method::Digest, &bytes)[3], "{format} server digested kind 9");
+    }
+
+    // Hessian: the kind is the int after the email.
+    let mut bytes = valid_request_of(FormatId::Hessian, &data.batch);
+    let record = &data.batch.records[0];
+    let at = bytes.windows(record.email.len()).position(|w| w == record.email.as_bytes()).unwrap() + record.email.len();
+    assert_eq!(bytes[at], 0x90 + record.kind.value(), "the kind follows the email");
+    bytes[at] = 0x99;
+    assert_eq!(decode_all(FormatId::Hessian, Method::Digest, &bytes), [false; 4]);
+}
+
+fn valid_request_of(format: FormatId, batch: &Batch) -> Vec<u8> {
+    format.visit(EncodeRequest(&OwnedRequest::Digest { batch: batch.clone() }))
 }
 
 fn check_bounded(format: FormatId, method: Method, bytes: &[u8]) {
@@ -361,6 +398,79 @@ fn rkyv_pointers_out_of_bounds_are_rejected() {
             assert!(peak <= 64 << 10, "{workload}: offset {bad}: allocated {peak} bytes");
         }
     }
+    // Thrift: lists of records, payloads and names claiming 2^31 - 1, 2^31
+    // (negative as an i32) and 48 Mi elements or bytes (under the
+    // library's own 100 MiB limits, so only the limits set from the input
+    // stop them).
+    for size in [0x7fff_ffffu32, 0x8000_0000, 0x0300_0000] {
+        let be = size.to_be_bytes();
+        check_bounded(FormatId::ThriftBinary, Method::Digest, &[&[0x0f, 0x00, 0x01, 0x0c][..], &be, &[0x00]].concat());
+        check_bounded(FormatId::ThriftBinary, Method::Echo, &[&[0x0b, 0x00, 0x01][..], &be, &[0x00]].concat());
+        let name = [&[0x0f, 0x00, 0x01, 0x0c, 0, 0, 0, 1, 0x0b, 0x00, 0x04][..], &be, b"x"].concat();
+        check_bounded(FormatId::ThriftBinary, Method::Digest, &name);
+        let mut varint = Vec::new();
+        let mut v = size;
+        while v >= 0x80 {
+            varint.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        varint.push(v as u8);
+        check_bounded(FormatId::ThriftCompact, Method::Digest, &[&[0x19, 0xfc][..], &varint, &[0x00]].concat());
+        check_bounded(FormatId::ThriftCompact, Method::Echo, &[&[0x18][..], &varint, &[0x00]].concat());
+        check_bounded(FormatId::ThriftCompact, Method::Digest, &[&[0x19, 0x1c, 0x48][..], &varint, b"x"].concat());
+    }
+
+    // Hessian: a 2^31 - 1 record list, a final binary chunk claiming 64 KiB,
+    // a class definition claiming 2^31 - 1 fields, and a string claiming
+    // 64 Ki characters.
+    const BATCH: &[u8] = b"C\x0fwirebench.Batch\x91\x07records\x60";
+    check_bounded(FormatId::Hessian, Method::Digest, &[BATCH, b"\x58I\x7f\xff\xff\xff\x60"].concat());
+    check_bounded(FormatId::Hessian, Method::Echo, b"C\x15wirebench.EchoRequest\x91\x07payload\x60B\xff\xff\x00");
+    check_bounded(FormatId::Hessian, Method::Digest, b"C\x0fwirebench.BatchI\x7f\xff\xff\xff\x07records");
+    check_bounded(FormatId::Hessian, Method::Digest, &[BATCH, b"\x79C\x10wirebench.RecordS\xff\xffid"].concat());
+}
+
+/// Hessian references: to nothing, to a value still being read, and many
+/// references to one large record, which would make a 20 KB message decode
+/// to thousands of copies of it.
+#[test]
+fn hessian_references_are_checked_and_their_expansion_bounded() {
+    const BATCH: &[u8] = b"C\x0fwirebench.Batch\x91\x07records\x60";
+    // The batch is value 0 and its list value 1; value 5 does not exist.
+    // Then a record that is the list it is in, and an object of a class
+    // not defined yet.
+    for (tail, error) in [
+        (&b"\x79\x51\x95"[..], "reference 5 with 2 values defined"),
+        (b"\x79\x51\x91", "reference 1 is to a value still being read"),
+        (b"\x79\x61", "object of class 1 with 1 classes defined"),
+    ] {
+        let bytes = [BATCH, tail].concat();
+        check_bounded(FormatId::Hessian, Method::Digest, &bytes);
+        let err = Hessian::decode_request(Method::Digest, &bytes).unwrap_err();
+        assert!(err.to_string().contains(error), "{err}");
+    }
+
+    let mut batch = Dataset::generate(Workload::Digest { records: 1 }, DEFAULT_SEED).batch;
+    batch.records[0].tags = vec![String::new(); 5000];
+    let one = valid_request_of(FormatId::Hessian, &batch);
+    assert_eq!(one[BATCH.len()], 0x79, "a one-record list follows the batch header");
+    let mut bomb = one.clone();
+    bomb[BATCH.len()] = 0x57; // a variable-length list, so references can follow
+    for _ in 0..5000 {
+        bomb.extend([0x51, 0x92]); // the record: value 2
+    }
+    bomb.push(b'Z');
+    check_bounded(FormatId::Hessian, Method::Digest, &bomb);
+    let err = Hessian::decode_request(Method::Digest, &bomb).unwrap_err();
+    assert!(err.to_string().contains("units of work per input byte"), "{err}");
+    // A few references are what Java writes for shared objects: fine.
+    let mut shared = one;
+    shared[BATCH.len()] = 0x7b;
+    shared.extend([0x51, 0x92, 0x51, 0x92]);
+    let OwnedRequest::Digest { batch: back } = Hessian::decode_request(Method::Digest, &shared).unwrap() else {
+        unreachable!()
+    };
+    assert_eq!(back.records, vec![batch.records[0].clone(); 3]);
 }
 
 fn from_hex(hex: &str) -> Vec<u8> {
@@ -408,6 +518,18 @@ fn nesting_bombs_are_rejected_without_overflowing_the_stack() {
         deep_pb = outer;
     }
     decode_all(FormatId::Protobuf, Method::Digest, &deep_pb);
+    // Thrift: an unknown struct field nested 100,000 deep.
+    let mut deep_thrift = [0x0c, 0x00, 0x02].repeat(100_000);
+    deep_thrift.extend(std::iter::repeat_n(0x00, 100_001));
+    assert_eq!(decode_all(FormatId::ThriftBinary, Method::Digest, &deep_thrift), [false; 4]);
+    let mut deep_compact = [0x2c].repeat(100_000);
+    deep_compact.extend(std::iter::repeat_n(0x00, 100_001));
+    assert_eq!(decode_all(FormatId::ThriftCompact, Method::Digest, &deep_compact), [false; 4]);
+    // Hessian: a batch as a map with an unknown field of nested lists.
+    let mut deep_hessian = b"H\x05extra".to_vec();
+    deep_hessian.extend(std::iter::repeat_n(0x79, 100_000));
+    deep_hessian.extend(b"\x78Z");
+    assert_eq!(decode_all(FormatId::Hessian, Method::Digest, &deep_hessian), [false; 4]);
 }
 
 proptest! {

@@ -4,16 +4,21 @@ same values and that every Digest reply is the checksum of its batch.
 
 References: Python's json; msgpack (msgpack-python); Google's protobuf
 runtime (descriptor from protoc); the FlatBuffers Python runtime (code from
-flatc); pycapnp (the C++ Cap'n Proto library); cbor2; fastavro's
-schemaless_reader with formats/schemas/bench.avsc. bincode and postcard
-have no implementation outside Rust, so their bytes are read by decoders
-written here: bincode's from the layout documented in
+flatc); pycapnp (the C++ Cap'n Proto library); Apache Thrift for Python
+(PyPI thrift, pure-Python TBinaryProtocol and TCompactProtocol, code from
+`thrift --gen py`); Caucho's Java Hessian (HessianCrosscheck.java decodes
+the Hessian files first and writes what it read to hessian-values.json);
+cbor2; fastavro's schemaless_reader with formats/schemas/bench.avsc.
+bincode and postcard have no implementation outside Rust, so their bytes
+are read by decoders written here: bincode's from the layout documented in
 formats/src/format/bincode.rs, postcard's from postcard's wire format
-specification. bitcode and rkyv have no implementation outside Rust and
-no specification to write one from: their golden bytes are pinned by
+specification. bitcode and rkyv have no implementation outside Rust and no
+specification to write one from: their golden bytes are pinned by
 formats/tests/golden.rs and only listed here.
 
-Usage: crosscheck.py <repository root> <work dir with bench.desc and flatc's python output>
+Usage: crosscheck.py <repository root> <work dir>
+The work dir holds bench.desc (protoc), flatc's python output, thrift's
+python output in thrift-py/, and hessian/hessian-values.json (Java).
 """
 
 import base64
@@ -32,14 +37,19 @@ from checksum import digest
 
 root, work = Path(sys.argv[1]), Path(sys.argv[2])
 sys.path.insert(0, str(work))
+sys.path.insert(0, str(work / "thrift-py"))
 
 import capnp  # noqa: E402
+from thrift.protocol import TBinaryProtocol, TCompactProtocol  # noqa: E402
+from thrift.transport import TTransport  # noqa: E402
+from wirebench_thrift import ttypes as TT  # noqa: E402
 from wirebench import (  # noqa: E402
     Batch as FbBatch, DigestReply as FbDigestReply, EchoReply as FbEchoReply, EchoRequest as FbEchoRequest,
     MultiplyReply as FbMultiplyReply, MultiplyRequest as FbMultiplyRequest,
 )
 
 KINDS = ["unknown", "click", "view", "purchase", "refund"]
+U32, U64 = (1 << 32) - 1, (1 << 64) - 1
 WORKLOADS = {"multiply": "Multiply", "echo-16B": "Echo", "digest-2": "Digest"}
 
 
@@ -324,10 +334,79 @@ def postcard_values(method, data, what):
 # Formats no other implementation reads and no specification describes: golden bytes pinned in Rust only.
 PINNED_ONLY = ["bitcode", "rkyv"]
 
+# --- Thrift (formats/schemas/bench.thrift) -----------------------------------------------------------
+def thrift_values(protocol):
+    def values(method, data, what):
+        cls = {("Multiply", "request"): TT.MultiplyRequest, ("Multiply", "reply"): TT.MultiplyReply,
+               ("Echo", "request"): TT.EchoRequest, ("Echo", "reply"): TT.EchoReply,
+               ("Digest", "request"): TT.Batch, ("Digest", "reply"): TT.DigestReply}[(method, what)]
+        buf = TTransport.TMemoryBuffer(data)
+        m = cls()
+        m.read(protocol(buf))
+        m.validate()
+        rest = buf.cstringio_buf.read()
+        if rest:
+            raise ValueError(f"{len(rest)} trailing bytes")
+        if cls is TT.MultiplyRequest:
+            return {"a": m.a, "b": m.b}
+        if cls is TT.MultiplyReply:
+            return {"product": m.product}
+        if method == "Echo":
+            return {"payload": m.payload}
+        # Unsigned fields travel as the signed type of the same width.
+        if cls is TT.DigestReply:
+            return {"records": m.records & U32, "checksum": m.checksum & U64}
+        out = []
+        for r in m.records:
+            r.validate()
+            if f32(r.weight) != r.weight:
+                raise ValueError(f"weight {r.weight} is not a 32-bit float")
+            out.append(record(r.id & U64, r.user_id & U32, r.timestamp_micros, r.name, r.email, r.kind, r.score,
+                              r.weight, r.active, r.tags, [(a.key, a.value) for a in r.attributes],
+                              None if r.location is None else (r.location.latitude, r.location.longitude,
+                                                               r.location.city), r.fingerprint))
+        return {"records": out}
+    return values
+
+
+# --- Hessian (values as Caucho's Java Hessian read them, from HessianCrosscheck.java) ------------------
+JAVA = {bytes.fromhex(e["hex"]): e["value"]
+        for e in json.loads((work / "hessian" / "hessian-values.json").read_text())}
+
+
+def bits64(b):
+    return struct.unpack("<d", struct.pack("<q", b))[0]
+
+
+def bits32(b):
+    return struct.unpack("<f", struct.pack("<i", b))[0]
+
+
+def hessian_values(method, data, what):
+    if data not in JAVA:
+        raise ValueError("Java did not decode these bytes")
+    v = JAVA[data]
+    if method == "Multiply":
+        return v
+    if method == "Echo":
+        return {"payload": bytes.fromhex(v["payload"])}
+    if what == "reply":
+        return {"records": v["records"] & U32, "checksum": v["checksum"] & U64}
+    return {"records": [record(r["id"] & U64, r["userId"] & U32, r["timestampMicros"], r["name"], r["email"],
+                               r["kind"], bits64(r["scoreBits"]), bits32(r["weightBits"]), r["active"], r["tags"],
+                               r["attributes"],
+                               None if r["location"] is None else (bits64(r["location"]["latitudeBits"]),
+                                                                   bits64(r["location"]["longitudeBits"]),
+                                                                   r["location"]["city"]),
+                               bytes.fromhex(r["fingerprint"])) for r in v["records"]]}
+
+
 DECODERS = {
     "json": json_values, "msgpack": msgpack_values, "protobuf": protobuf_values, "flatbuffers": flatbuffers_values,
     "capnp": capnp_values(False), "capnp-packed": capnp_values(True), "bincode": bincode_values,
     "cbor": cbor_values, "avro": avro_values, "postcard": postcard_values,
+    "thrift-binary": thrift_values(TBinaryProtocol.TBinaryProtocol),
+    "thrift-compact": thrift_values(TCompactProtocol.TCompactProtocol), "hessian": hessian_values,
 }
 
 failures = 0
@@ -343,12 +422,12 @@ for workload, method in WORKLOADS.items():
                 continue
             if reference is None:
                 reference = (fmt, value)
-                print(f"ok   {fmt:12} {workload:9} {what} (the reference for the others)")
+                print(f"ok   {fmt:14} {workload:9} {what} (the reference for the others)")
             elif value != reference[1]:
                 print(f"FAIL {fmt} {workload} {what}: differs from {reference[0]}:\n  {value}\n  {reference[1]}")
                 failures += 1
             else:
-                print(f"ok   {fmt:12} {workload:9} {what}")
+                print(f"ok   {fmt:14} {workload:9} {what}")
         if method == "Digest" and what == "request":
             batch = reference[1]["records"]
         if method == "Digest" and what == "reply":
