@@ -73,7 +73,9 @@ pub fn run(job: &CellJob, stop: Arc<AtomicBool>) -> Outcome {
         Ok(rt) => rt,
         Err(e) => return Outcome::Done(Box::new(failed(&job.spec, format!("cannot start a runtime: {e}"), None))),
     };
-    runtime.block_on(async {
+    // Inside a LocalSet: a framework whose client is not Send (Cap'n Proto
+    // RPC) spawns its connection driver with spawn_local.
+    tokio::task::LocalSet::new().block_on(&runtime, async {
         match job.spec.subject {
             Subject::Raw => job.spec.transport.visit(RawCell { job, stop }).await,
             Subject::Format(format) => job.spec.transport.visit(FormatCell { job, format, stop }).await,
