@@ -69,6 +69,10 @@ enum Command {
     /// The callgrind child of `instructions` (internal).
     #[command(name = "__count", hide = true)]
     Count(CountArgs),
+    /// One client process of a `run --clients K` cell (internal): its job
+    /// on stdin, its result on stdout.
+    #[command(name = "__client", hide = true)]
+    Client,
 }
 
 #[derive(Debug, Args)]
@@ -443,6 +447,10 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Instructions(args) => instructions_command(args),
+        Command::Client => {
+            crate::clients::child_main()?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Count(args) => {
             let format: FormatId = args.format.parse().map_err(anyhow::Error::msg)?;
             instructions::child(format, &plan::parse_workloads(&args.workloads)?, args.seed)?;
@@ -512,8 +520,15 @@ fn instructions_command(args: InstructionsArgs) -> anyhow::Result<ExitCode> {
         }
         (None, Some(path)) => {
             let mut options = default_run_options()?;
-            options.matrix =
-                Matrix { name: "instructions".into(), formats, transports: vec![], workloads, loads: vec![] };
+            options.matrix = Matrix {
+                name: "instructions".into(),
+                formats,
+                transports: vec![],
+                workloads,
+                loads: vec![],
+                clients: 1,
+                links: Vec::new(),
+            };
             options.seed = args.seed;
             let mut results = run::empty_results(&options, &[]);
             results.instructions = Some(counts);

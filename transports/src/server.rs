@@ -74,6 +74,8 @@ pub struct Handler {
     pub(crate) max_message: usize,
     pub(crate) max_datagram: usize,
     calls: AtomicU64,
+    /// The server-environment reply body, captured once.
+    environment: Vec<u8>,
 }
 
 impl Handler {
@@ -86,6 +88,7 @@ impl Handler {
             max_message: config.max_message,
             max_datagram: config.max_datagram,
             calls: AtomicU64::new(0),
+            environment: crate::host::HostInfo::capture().encode(),
         })
     }
 
@@ -143,6 +146,12 @@ impl Handler {
         out[8..16].copy_from_slice(&(cpu.system.as_micros() as u64).to_be_bytes());
         out[16..24].copy_from_slice(&self.calls().to_be_bytes());
         out
+    }
+
+    /// The reply body of the server-environment control call (see
+    /// [`crate::host`]).
+    pub fn environment_body(&self) -> &[u8] {
+        &self.environment
     }
 }
 

@@ -56,6 +56,7 @@ pub fn html(results: &Results) -> Result<String, RenderError> {
             ("{{STYLE}}", STYLE),
             ("{{HEADER}}", &header(&view)),
             ("{{BANNER}}", &banner(&view)),
+            ("{{LINKS}}", &super::links::html_section(results)),
             ("{{STATUS}}", &status(&view)),
             ("{{PROPERTIES}}", &properties(&view)),
             ("{{ENVIRONMENT}}", &environment(results)),
@@ -93,6 +94,8 @@ struct PageData<'a> {
     transports: Vec<&'a str>,
     workloads: Vec<WorkloadData<'a>>,
     loads: Vec<LoadData<'a>>,
+    /// The emulated links, in run order (empty on loopback).
+    links: Vec<LinkData<'a>>,
     colors: BTreeMap<&'a str, &'static str>,
     transport_colors: BTreeMap<&'a str, &'static str>,
     /// The quantiles of every cell's `spectrum`.
@@ -143,8 +146,16 @@ struct WorkloadData<'a> {
 }
 
 #[derive(Serialize)]
+struct LinkData<'a> {
+    name: &'a str,
+    spec: &'a str,
+}
+
+#[derive(Serialize)]
 struct LoadData<'a> {
     label: &'a str,
+    /// The link of this load's cells (`label` ends in `@link`).
+    link: Option<&'a str>,
     model: &'a str,
     in_flight: usize,
     connections: usize,
@@ -158,6 +169,11 @@ struct CellData<'a> {
     format: &'a str,
     transport: &'a str,
     load: &'a str,
+    /// The link crossed, by name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    link: Option<&'a str>,
+    /// Client processes.
+    clients: usize,
     status: CellStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
@@ -204,12 +220,14 @@ fn page_data<'a>(view: &View<'a>) -> PageData<'a> {
             .iter()
             .map(|l| LoadData {
                 label: l.label,
+                link: l.link,
                 model: &l.load.model,
                 in_flight: l.load.in_flight,
                 connections: l.load.connections,
                 rate: l.load.rate,
             })
             .collect(),
+        links: results.links.iter().map(|l| LinkData { name: &l.name, spec: &l.spec }).collect(),
         colors,
         transport_colors,
         quantiles,
@@ -258,6 +276,8 @@ fn cell_data<'a>(cell: &'a Cell, quantiles: &[f64]) -> CellData<'a> {
         format: &cell.format,
         transport: &cell.transport,
         load: view::load_label(cell),
+        link: view::link_of(cell),
+        clients: cell.load.clients,
         status: cell.status,
         error: cell.error.as_deref(),
         baseline: cell.baseline.as_deref(),
@@ -352,11 +372,16 @@ fn header(view: &View<'_>) -> String {
         esc(&r.tool.name),
         esc(&r.tool.version),
     );
+    out.push_str(&super::links::header_html(r));
     let verdicts = view.verdicts();
     if !verdicts.is_empty() {
         out.push_str("<ul class=\"verdicts\">");
         for v in verdicts {
-            let _ = write!(out, "<li><b>{}</b>: ", esc(v.workload));
+            let _ = write!(out, "<li><b>{}</b>", esc(v.workload));
+            if let Some(link) = v.link {
+                let _ = write!(out, " over <b>{}</b>", esc(link));
+            }
+            out.push_str(": ");
             out.push_str(&verdict_html(&v));
             out.push_str("</li>");
         }
@@ -729,6 +754,9 @@ fn environment(r: &Results) -> String {
         kv(&mut out, &versions);
     }
     out.push_str("</div></div>");
+    if let Some(server) = &r.server_environment {
+        out.push_str(&super::links::server_html(server));
+    }
     if let Some(instructions) = &r.instructions {
         let _ = write!(
             out,
