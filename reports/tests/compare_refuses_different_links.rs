@@ -63,8 +63,8 @@ fn loopback_against_a_link_is_refused() {
 
 #[test]
 fn two_different_links_are_refused() {
-    let err = compare(&on_links(&[("lan", LAN)], "a"), &on_links(&[("wan", WAN)], "b"), &Options::default())
-        .unwrap_err();
+    let err =
+        compare(&on_links(&[("lan", LAN)], "a"), &on_links(&[("wan", WAN)], "b"), &Options::default()).unwrap_err();
     assert!(err.to_string().contains("base: lan") && err.to_string().contains("new: wan"), "{err}");
 }
 
