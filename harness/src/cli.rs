@@ -260,6 +260,10 @@ struct ServeArgs {
     /// Test only: pause PAUSE every PERIOD.
     #[arg(long, hide = true)]
     stall: Option<String>,
+    /// Test only: busy-wait DELAY in every call (of the formats after `:`),
+    /// e.g. 10us or 10us:json,bincode.
+    #[arg(long, hide = true, value_parser = Ranged::new(serve::parse_inject))]
+    inject_delay: Option<wirebench_transports::Inject>,
     /// Test only: abort after this long.
     #[arg(long, hide = true, value_parser = limits::span(limits::TEST_DELAY))]
     crash_after: Option<std::time::Duration>,
@@ -573,6 +577,7 @@ fn serve_options(args: ServeArgs) -> anyhow::Result<serve::ServeOptions> {
         tls: args.tls,
         fault: args.fault.as_deref().map(serve::parse_fault).transpose()?.unwrap_or_default(),
         stall: args.stall.as_deref().map(serve::parse_stall).transpose()?,
+        inject: args.inject_delay,
     };
     Ok(serve::ServeOptions {
         listen,

@@ -219,6 +219,10 @@ pub struct RunArgs {
     /// Test only: the server pauses PAUSE every PERIOD, e.g. 50ms/500ms.
     #[arg(long, hide = true)]
     pub server_stall: Option<String>,
+    /// Test only: the server busy-waits DELAY in every call (of the formats
+    /// after `:`), e.g. 10us or 10us:json,bincode: a real slowdown.
+    #[arg(long, hide = true, value_parser = Parser::new(crate::serve::parse_inject))]
+    pub server_inject_delay: Option<wirebench_transports::Inject>,
     /// Test only: the server process aborts after this long.
     #[arg(long, hide = true, value_parser = limits::span(limits::TEST_DELAY))]
     pub server_crash_after: Option<Duration>,
@@ -340,6 +344,7 @@ pub fn resolve(args: &RunArgs, given: &dyn Given) -> anyhow::Result<RunOptions> 
         tls: args.tls,
         fault: args.server_fault.as_deref().map(crate::serve::parse_fault).transpose()?.unwrap_or_default(),
         stall: args.server_stall.as_deref().map(crate::serve::parse_stall).transpose()?,
+        inject: args.server_inject_delay.clone(),
     };
     check_messages(&matrix, args.max_message, args.seed)?;
     Ok(RunOptions {
