@@ -200,7 +200,7 @@ struct InstructionsArgs {
     /// Formats, comma-separated (default: all).
     #[arg(long, value_delimiter = ',', value_parser = Ranged::new(|s: &str| s.trim().parse::<FormatId>()))]
     formats: Option<Vec<FormatId>>,
-    /// Workloads: multiply, echo-<size>, digest-<records>, or echo/digest
+    /// Workloads: multiply, echo-SIZE, digest-RECORDS, or echo/digest
     /// for all default sizes (default: the default matrix's).
     #[arg(long, value_delimiter = ',')]
     workloads: Option<Vec<String>>,

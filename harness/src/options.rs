@@ -181,7 +181,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "T,..", value_delimiter = ',', default_value = "all",
           value_parser = Parser::new(transport_choice))]
     pub transports: Vec<Transports>,
-    /// Workloads: multiply, echo-<size>, digest-<records>, or the kinds echo
+    /// Workloads: multiply, echo-SIZE, digest-RECORDS, or the kinds echo
     /// and digest, which take their sizes from --sizes and --records.
     #[arg(long, value_name = "W,..", value_delimiter = ',', default_value = "multiply,echo,digest",
           value_parser = Parser::new(workload_choice))]
@@ -244,7 +244,7 @@ pub struct RunArgs {
     /// for quic and for http2 with --tls (as `serve` prints them).
     #[arg(long, value_name = "T=ADDR,..", value_delimiter = ',', value_parser = Parser::new(connect_item))]
     pub connect: Option<Vec<(TransportKind, Endpoint)>>,
-    /// Output directory (default: wirebench-results/<UTC time>, made unique).
+    /// Output directory (default: wirebench-results/UTC-TIME, made unique).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// No progress output.
