@@ -55,8 +55,12 @@ fn a_quick_run_over_lan_passes_and_every_report_names_the_link() {
     assert!(html.contains("Over an emulated link: <b>lan (rtt=0.5ms,rate=1gbit,queue=256KiB)</b>"));
     assert!(html.contains("id=\"links-charts\""));
     let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
-    assert!(summary.contains("### Links") && summary.contains("### multiply\n"), "{summary}");
+    assert!(summary.contains("### Links") && summary.contains("### multiply over lan\n"), "{summary}");
     let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
     assert!(csv.lines().next().unwrap().ends_with(",link,link_spec,clients"));
-    assert!(csv.lines().nth(1).unwrap().contains(",lan,rtt=0.5ms"), "{}", csv.lines().nth(1).unwrap());
+    assert!(
+        csv.lines().nth(1).unwrap().ends_with(",lan,\"rtt=0.5ms,rate=1gbit,queue=256KiB\",1"),
+        "{}",
+        csv.lines().nth(1).unwrap()
+    );
 }
