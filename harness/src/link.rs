@@ -298,7 +298,7 @@ mod tests {
         let e = parse_spec("loss=150%").unwrap_err();
         assert!(e.contains("loss") && e.contains("0%") && e.contains("100%"), "{e}");
         let e = parse_spec("rtt=20s").unwrap_err();
-        assert!(e.contains("rtt") && e.contains("10s"), "{e}");
+        assert!(e.contains("rtt") && e.contains("10000ms"), "{e}");
         assert!(parse_spec("speed=1").unwrap_err().contains("speed"));
         assert!(parse_spec("").is_err());
     }
