@@ -510,7 +510,7 @@ fn status(view: &View<'_>) -> String {
         let mut rows: Vec<&str> = view.formats.clone();
         rows.push(view::RAW);
         let _ = write!(out, "<table class=\"status-grid\"><caption>{}</caption>", esc(w.id));
-        family_header(&mut out, &view, 1);
+        family_header(&mut out, view, 1);
         out.push_str("<tr><th></th>");
         for t in &view.transports {
             let _ = write!(out, "<th>{}</th>", esc(t));
