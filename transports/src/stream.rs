@@ -224,10 +224,12 @@ impl<S: SplitStream> Connection<S> {
         let mut waiter = self.demux.register_stream(id)?;
         self.write(Header::stream(id, call, format, len, replies), body).await?;
         let mut got = 0u32;
-        while got < replies {
+        // A stream of no replies is refused by the server: its error
+        // frame is still read.
+        while got < replies.max(1) {
             let (index, reply) = self.demux.next_of(&mut waiter).await;
             let body = reply?;
-            if index != Some(got) {
+            if index != Some(got) || got == replies {
                 let e = CallError::Protocol(format!("stream reply {index:?} where reply {got} was due"));
                 self.demux.fail(e.clone());
                 return Err(e);
