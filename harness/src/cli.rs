@@ -512,8 +512,14 @@ fn instructions_command(args: InstructionsArgs) -> anyhow::Result<ExitCode> {
         }
         (None, Some(path)) => {
             let mut options = default_run_options()?;
-            options.matrix =
-                Matrix { name: "instructions".into(), formats, transports: vec![], workloads, loads: vec![] };
+            options.matrix = Matrix {
+                name: "instructions".into(),
+                formats,
+                transports: vec![],
+                workloads,
+                loads: vec![],
+                modes: vec![crate::plan::CallMode::Rr],
+            };
             options.seed = args.seed;
             let mut results = run::empty_results(&options, &[]);
             results.instructions = Some(counts);
@@ -573,6 +579,7 @@ fn serve_options(args: ServeArgs) -> anyhow::Result<serve::ServeOptions> {
         tls: args.tls,
         fault: args.fault.as_deref().map(serve::parse_fault).transpose()?.unwrap_or_default(),
         stall: args.stall.as_deref().map(serve::parse_stall).transpose()?,
+        ..ServerConfig::default()
     };
     Ok(serve::ServeOptions {
         listen,

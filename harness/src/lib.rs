@@ -26,6 +26,7 @@ pub mod environment;
 pub mod instructions;
 pub mod limits;
 pub mod measure;
+pub mod modes;
 pub mod options;
 pub mod output;
 pub mod passes;

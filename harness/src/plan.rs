@@ -2,12 +2,14 @@
 //! names.
 //!
 //! A cell is one workload, one format (or `raw`, the transport's
-//! ping-pong floor), one transport and one load. Its key, used in the
-//! results file, the reports and `--list`, reads
-//! `{workload}/{format}/{transport}/{load}`, where load is `c1` (closed
-//! loop, 1 call in flight), `c64x4` (64 in flight over 4 connections),
-//! `r1000c8` (open loop at 1000 calls/s, at most 8 in flight) or
-//! `p1000c8` (the same with Poisson arrivals).
+//! ping-pong floor), one transport, one load and one call mode. Its key,
+//! used in the results file, the reports and `--list`, reads
+//! `{workload}/{format}/{transport}/{load}[/{mode}]`, where load is `c1`
+//! (closed loop, 1 call in flight), `c64x4` (64 in flight over 4
+//! connections), `r1000c8` (open loop at 1000 calls/s, at most 8 in
+//! flight) or `p1000c8` (the same with Poisson arrivals), and the mode
+//! segment is there for the modes other than request-response: `oneway`,
+//! `stream16` (16 replies per request), `pubsub4` (4 subscribers).
 
 use std::fmt;
 use std::time::Duration;
@@ -77,6 +79,58 @@ impl LoadSpec {
     }
 }
 
+/// How a cell's calls are made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CallMode {
+    /// Request-response: one reply per request.
+    Rr,
+    /// Fire-and-forget: no reply; the server counts what arrives.
+    Oneway,
+    /// Server streaming: `replies` replies per request.
+    Stream {
+        /// Replies per request.
+        replies: u32,
+    },
+    /// One publisher, `subscribers` subscribers of a topic.
+    Pubsub {
+        /// Subscribers.
+        subscribers: u32,
+    },
+}
+
+impl CallMode {
+    /// The key segment: none for request-response, so request-response
+    /// keys are the keys of every run before modes.
+    pub fn segment(self) -> Option<String> {
+        match self {
+            CallMode::Rr => None,
+            CallMode::Oneway => Some("oneway".into()),
+            CallMode::Stream { replies } => Some(format!("stream{replies}")),
+            CallMode::Pubsub { subscribers } => Some(format!("pubsub{subscribers}")),
+        }
+    }
+
+    /// `rr`, `oneway`, `stream` or `pubsub`.
+    pub fn kind(self) -> &'static str {
+        match self {
+            CallMode::Rr => "rr",
+            CallMode::Oneway => "oneway",
+            CallMode::Stream { .. } => "stream",
+            CallMode::Pubsub { .. } => "pubsub",
+        }
+    }
+
+    /// The results file's description of this mode.
+    pub fn to_model(self) -> wirebench_reports::model::Mode {
+        let (replies, subscribers) = match self {
+            CallMode::Stream { replies } => (Some(replies), None),
+            CallMode::Pubsub { subscribers } => (None, Some(subscribers)),
+            _ => (None, None),
+        };
+        wirebench_reports::model::Mode { kind: self.kind().into(), replies, subscribers }
+    }
+}
+
 /// What a cell sends: a format's encoding, or raw bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Subject {
@@ -106,18 +160,27 @@ pub struct CellSpec {
     pub transport: TransportKind,
     /// The load.
     pub load: LoadSpec,
+    /// The call mode.
+    pub mode: CallMode,
 }
 
 impl CellSpec {
-    /// `{workload}/{format}/{transport}/{load}`.
+    /// `{workload}/{format}/{transport}/{load}`, then `/{mode}` for the
+    /// modes other than request-response.
     pub fn key(&self) -> String {
-        format!("{}/{}/{}/{}", self.workload, self.subject, self.transport, self.load)
+        let key = format!("{}/{}/{}/{}", self.workload, self.subject, self.transport, self.load);
+        match self.mode.segment() {
+            Some(mode) => format!("{key}/{mode}"),
+            None => key,
+        }
     }
 
-    /// The key of the raw baseline this cell is compared with.
+    /// The key of the raw baseline this cell is compared with: the raw
+    /// ping-pong is a request-response floor, so mode cells have none.
     pub fn baseline_key(&self) -> Option<String> {
         match self.subject {
             Subject::Raw => None,
+            Subject::Format(_) if self.mode != CallMode::Rr => None,
             Subject::Format(_) => {
                 let raw = CellSpec { subject: Subject::Raw, transport: self.transport.baseline(), ..*self };
                 Some(raw.key())
@@ -152,12 +215,16 @@ pub struct Matrix {
     pub workloads: Vec<Workload>,
     /// Loads.
     pub loads: Vec<LoadSpec>,
+    /// Call modes.
+    pub modes: Vec<CallMode>,
 }
 
 impl Matrix {
     /// The cells, in run order: per workload and load, each transport's raw
-    /// baseline first, then its formats. A format a transport cannot carry
-    /// is still a cell (recorded as unsupported), so reports show the gap.
+    /// baseline first (when request-response is a mode of the matrix), then
+    /// per mode its transports and formats. A format or mode a transport
+    /// cannot carry is still a cell (recorded as unsupported), so reports
+    /// show the gap.
     pub fn cells(&self) -> Vec<CellSpec> {
         let mut cells = Vec::new();
         let mut raw_transports: Vec<TransportKind> = Vec::new();
@@ -171,12 +238,17 @@ impl Matrix {
         raw_transports.sort();
         for &workload in &self.workloads {
             for &load in &self.loads {
-                for &transport in &raw_transports {
-                    cells.push(CellSpec { workload, subject: Subject::Raw, transport, load });
+                if self.modes.contains(&CallMode::Rr) {
+                    for &transport in &raw_transports {
+                        let mode = CallMode::Rr;
+                        cells.push(CellSpec { workload, subject: Subject::Raw, transport, load, mode });
+                    }
                 }
-                for &transport in &self.transports {
-                    for &format in &self.formats {
-                        cells.push(CellSpec { workload, subject: Subject::Format(format), transport, load });
+                for &mode in &self.modes {
+                    for &transport in &self.transports {
+                        for &format in &self.formats {
+                            cells.push(CellSpec { workload, subject: Subject::Format(format), transport, load, mode });
+                        }
                     }
                 }
             }
@@ -221,6 +293,12 @@ pub struct ConfigFile {
     pub rate: Option<f64>,
     /// Poisson arrivals for the open loop.
     pub poisson: Option<bool>,
+    /// Call modes: `rr`, `oneway`, `stream`, `pubsub`.
+    pub mode: Option<Vec<String>>,
+    /// Replies per request of the `stream` mode.
+    pub stream_replies: Option<u64>,
+    /// Subscribers of the `pubsub` mode.
+    pub subscribers: Option<u64>,
 }
 
 impl ConfigFile {
@@ -271,6 +349,7 @@ mod tests {
             transports: TransportKind::ALL.to_vec(),
             workloads: Workload::defaults(),
             loads: vec![closed(1), closed(64)],
+            modes: vec![CallMode::Rr],
         }
     }
 
@@ -281,6 +360,7 @@ mod tests {
             subject: Subject::Format(FormatId::Json),
             transport: TransportKind::Tcp,
             load: closed(64),
+            mode: CallMode::Rr,
         };
         assert_eq!(cell.key(), "echo-1KiB/json/tcp/c64");
         assert_eq!(cell.baseline_key().as_deref(), Some("echo-1KiB/raw/tcp/c64"));
@@ -288,6 +368,43 @@ mod tests {
         assert_eq!(grpc.baseline_key().as_deref(), Some("echo-1KiB/raw/http2/c64"));
         let open = LoadSpec { model: LoadModel::Open { rate: 1000.0, poisson: true }, in_flight: 8, connections: 4 };
         assert_eq!(open.to_string(), "p1000c8x4");
+        // keys.md: the mode segment, with its count, only beyond rr.
+        let pubsub = CellSpec {
+            workload: Workload::Multiply,
+            transport: TransportKind::Udp,
+            load: closed(1),
+            mode: CallMode::Pubsub { subscribers: 4 },
+            ..cell
+        };
+        assert_eq!(pubsub.key(), "multiply/json/udp/c1/pubsub4");
+        assert_eq!(pubsub.baseline_key(), None, "the raw floor is request-response");
+        let stream = CellSpec {
+            subject: Subject::Format(FormatId::Protobuf),
+            transport: TransportKind::Grpc,
+            load: closed(1),
+            mode: CallMode::Stream { replies: 16 },
+            ..cell
+        };
+        assert_eq!(stream.key(), "echo-1KiB/protobuf/grpc/c1/stream16");
+        assert_eq!(CellSpec { mode: CallMode::Oneway, ..cell }.key(), "echo-1KiB/json/tcp/c64/oneway");
+    }
+
+    #[test]
+    fn modes_are_an_axis_and_raw_floors_come_with_rr() {
+        let modes = vec![CallMode::Rr, CallMode::Oneway, CallMode::Stream { replies: 4 }];
+        let m = Matrix { modes: modes.clone(), ..everything() };
+        let cells = m.cells();
+        let rr_only = everything().cells().len();
+        let formats = FormatId::ALL.len() * TransportKind::ALL.len();
+        assert_eq!(cells.len(), rr_only + 2 * 8 * 2 * formats);
+        let keys: std::collections::HashSet<_> = cells.iter().map(CellSpec::key).collect();
+        assert_eq!(keys.len(), cells.len(), "keys are unique");
+        for mode in modes {
+            assert!(cells.iter().any(|c| c.mode == mode));
+        }
+        assert!(cells.iter().filter(|c| c.subject == Subject::Raw).all(|c| c.mode == CallMode::Rr));
+        let no_rr = Matrix { modes: vec![CallMode::Oneway], ..everything() };
+        assert!(no_rr.cells().iter().all(|c| c.subject != Subject::Raw), "no floor without rr cells to compare");
     }
 
     #[test]

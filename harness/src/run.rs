@@ -141,6 +141,7 @@ fn transport_infos(transports: &[TransportKind]) -> BTreeMap<String, TransportIn
         .map(|t| {
             let p = t.properties();
             let info = TransportInfo {
+                family: t.family().name().into(),
                 library: p.library.into(),
                 security: p.security.into(),
                 delivery: p.delivery.into(),
@@ -287,6 +288,8 @@ fn run_cell(
         raw_shape: shapes[&spec.workload],
         server_cpu: servers.cpu_source(),
         seed: options.seed,
+        control: servers.endpoint(TransportKind::Tcp).cloned(),
+        same_clock: !matches!(options.mode, Mode::Remote(_)),
     };
     let mut cell = match run_on_client_thread(job, stop.clone(), options.client_cpus.clone()) {
         Outcome::Interrupted => return None,
@@ -431,6 +434,7 @@ mod tests {
             subject,
             transport: TransportKind::Tcp,
             load: crate::plan::LoadSpec { model: crate::plan::LoadModel::Closed, in_flight: 1, connections: 1 },
+            mode: crate::plan::CallMode::Rr,
         };
         let with_p50 = |spec: &CellSpec, p50| {
             let mut c = cell::skeleton(spec, CellStatus::Ok, None);
