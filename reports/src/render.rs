@@ -14,6 +14,7 @@ use crate::model::{self, ReadError, Results};
 mod csv;
 mod html;
 mod markdown;
+mod modes;
 mod text;
 mod view;
 

@@ -101,9 +101,10 @@ pub(crate) fn cmp_loads(a: &LoadInfo<'_>, b: &LoadInfo<'_>) -> Ordering {
         .then(a.label.cmp(b.label))
 }
 
-/// The load part of a cell's key (`c1`, `c64x4`, `r1000c8`).
+/// The load part of a cell's key (`c1`, `c64x4`, `r1000c8`): the fourth,
+/// before any mode segment.
 pub(crate) fn load_label(cell: &Cell) -> &str {
-    cell.key.rsplit('/').next().unwrap_or("")
+    cell.key.split('/').nth(3).unwrap_or("")
 }
 
 /// A workload as reports show it.
@@ -209,9 +210,11 @@ pub(crate) fn ok_metrics(cell: &Cell) -> Option<&Metrics> {
     if cell.status == CellStatus::Ok { cell.metrics.as_ref() } else { None }
 }
 
-/// Over a real network stack: not a raw baseline, not in-process.
+/// Over a real network stack: not a raw baseline, not in-process; and
+/// request-response, since the other modes' latencies are not calls (they
+/// have their own section, [`super::modes`]).
 pub(crate) fn networked(cell: &Cell) -> bool {
-    cell.format != RAW && cell.transport != "inproc"
+    cell.format != RAW && cell.transport != "inproc" && cell.mode.is_rr()
 }
 
 /// A results file indexed for rendering.
@@ -238,7 +241,9 @@ impl<'a> View<'a> {
         let mut transports = BTreeSet::new();
         let mut loads: Vec<LoadInfo<'a>> = Vec::new();
         let mut by_coords = HashMap::with_capacity(results.cells.len());
-        for cell in results.cells.values() {
+        // The grid (heat maps, charts, verdicts) is of request-response
+        // cells: a mode cell shares its coordinates.
+        for cell in results.cells.values().filter(|c| c.mode.is_rr()) {
             if !workloads.iter().any(|w| w.id == cell.workload) {
                 workloads.push(WorkloadInfo { id: &cell.workload, kind: &cell.workload_kind, size: cell.size });
             }
@@ -271,7 +276,12 @@ impl<'a> View<'a> {
         self.loads
             .iter()
             .copied()
-            .filter(|l| self.results.cells.values().any(|c| c.workload == workload && load_label(c) == l.label))
+            .filter(|l| {
+                self.results
+                    .cells
+                    .values()
+                    .any(|c| c.mode.is_rr() && c.workload == workload && load_label(c) == l.label)
+            })
             .collect()
     }
 
@@ -352,6 +362,11 @@ impl<'a> View<'a> {
         };
         let t = self.transports.iter().position(|t| *t == get(2)).unwrap_or(usize::MAX);
         (w, l, f, t, key.to_owned())
+    }
+
+    /// The request-response cells in natural order (the grid's).
+    pub(crate) fn rr_cells_in_order(&self) -> Vec<&'a Cell> {
+        self.cells_in_order().into_iter().filter(|c| c.mode.is_rr()).collect()
     }
 
     /// All cells in natural order.
