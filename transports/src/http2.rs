@@ -190,8 +190,11 @@ pub struct Http2Client {
     oneway_paths: [Uri; 3],
     content_types: Vec<HeaderValue>,
     /// Per connection: its open oneway calls, by method and format.
-    oneway: Vec<tokio::sync::Mutex<Vec<(Method, FormatId, SendStream<Bytes>)>>>,
+    oneway: Vec<tokio::sync::Mutex<Vec<OnewayCall>>>,
 }
+
+/// An open oneway call: its method, format and request body stream.
+type OnewayCall = (Method, FormatId, SendStream<Bytes>);
 
 impl Drop for Http2Client {
     fn drop(&mut self) {

@@ -390,6 +390,9 @@ pub struct Subscription {
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
+/// The sending half of a subscription's channel.
+pub type DeliverySender = mpsc::Sender<Result<Delivery, CallError>>;
+
 impl Subscription {
     /// A subscription fed by `task` through the sending half of
     /// [`Subscription::channel`].
@@ -398,7 +401,7 @@ impl Subscription {
     }
 
     /// The channel a transport's subscriber task sends deliveries into.
-    pub fn channel() -> (mpsc::Sender<Result<Delivery, CallError>>, mpsc::Receiver<Result<Delivery, CallError>>) {
+    pub fn channel() -> (DeliverySender, mpsc::Receiver<Result<Delivery, CallError>>) {
         mpsc::channel(SUBSCRIPTION_BUFFER)
     }
 
