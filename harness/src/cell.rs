@@ -22,8 +22,9 @@ use wirebench_transports::{
     TransportKind, TransportVisitor,
 };
 
-use crate::measure::{self, Caller, Failure, Measured, NoServerCpu, ServerCpu};
-use crate::plan::{CellSpec, LoadModel, Subject, Timing};
+use crate::measure::{self, Caller, Completed, Failure, Measured, NoServerCpu, ServerCpu};
+use crate::modes;
+use crate::plan::{CallMode, CellSpec, LoadModel, Subject, Timing};
 
 /// Where a cell's server CPU time comes from.
 #[derive(Clone, Debug)]
@@ -63,6 +64,11 @@ pub struct CellJob {
     /// Set in a `--clients` child process: its start gate and where its
     /// raw totals go.
     pub child: Option<Arc<crate::clients::ChildHooks>>,
+    /// The server's tcp endpoint, for the oneway-report control call.
+    pub control: Option<Endpoint>,
+    /// Client and server read one machine's clock (not a remote server):
+    /// oneway send-to-receipt latency is meaningful.
+    pub same_clock: bool,
 }
 
 /// How a cell ended.
@@ -110,9 +116,11 @@ pub fn skeleton(spec: &CellSpec, status: CellStatus, error: Option<String>) -> C
         samples: Vec::new(),
         histogram: None,
         histogram_uncorrected: None,
+        histogram_first_reply: None,
         passes: Vec::new(),
         link: spec.link.as_ref().map(crate::link::cell_link),
         clients: Vec::new(),
+        mode: spec.mode.to_model(),
     }
 }
 
@@ -142,13 +150,13 @@ struct Framed<F: Format, C: Client> {
 impl<F: Format, C: Client> Caller for Framed<F, C> {
     type Scratch = F::Scratch;
 
-    async fn call(&self, scratch: &mut F::Scratch) -> Result<Instant, Failure> {
+    async fn call(&self, scratch: &mut F::Scratch) -> Result<Completed, Failure> {
         let request = F::encode_request(scratch, &self.request).map_err(|e| Failure::Error(e.to_string()))?;
         let reply = self.client.call(self.method, F::ID, request).await?;
         let decoded = F::decode_reply(self.method, &reply).map_err(|e| Failure::Wrong(e.to_string()))?;
         let done = Instant::now();
         self.data.verify(&decoded).map_err(|w| Failure::Wrong(w.0))?;
-        Ok(done)
+        Ok(done.into())
     }
 
     fn counters(&self) -> Option<Counters> {
@@ -166,9 +174,9 @@ struct Raw<R: RawClient>(R, bool);
 impl<R: RawClient> Caller for Raw<R> {
     type Scratch = ();
 
-    async fn call(&self, _: &mut ()) -> Result<Instant, Failure> {
+    async fn call(&self, _: &mut ()) -> Result<Completed, Failure> {
         self.0.ping().await?;
-        Ok(Instant::now())
+        Ok(Instant::now().into())
     }
 
     fn counters(&self) -> Option<Counters> {
@@ -190,11 +198,11 @@ struct Stock<F: Framework> {
 impl<F: Framework> Caller for Stock<F> {
     type Scratch = ();
 
-    async fn call(&self, _: &mut ()) -> Result<Instant, Failure> {
+    async fn call(&self, _: &mut ()) -> Result<Completed, Failure> {
         let reply = self.client.call(&self.request).await?;
         let done = Instant::now();
         self.data.verify(&reply).map_err(|w| Failure::Wrong(w.0))?;
-        Ok(done)
+        Ok(done.into())
     }
 
     fn counters(&self) -> Option<Counters> {
@@ -236,7 +244,7 @@ where
 // ------------------------------------------------------------ server CPU
 
 /// The server-stats control call over its own tcp connection.
-struct ControlCpu(StreamClient<tokio::net::TcpStream>);
+pub(crate) struct ControlCpu(StreamClient<tokio::net::TcpStream>);
 
 impl ServerCpu for ControlCpu {
     async fn read(&mut self) -> Option<CpuTime> {
@@ -245,7 +253,7 @@ impl ServerCpu for ControlCpu {
 }
 
 /// The in-process server's CPU: the process minus this client thread.
-struct InProcessCpu;
+pub(crate) struct InProcessCpu;
 
 impl ServerCpu for InProcessCpu {
     async fn read(&mut self) -> Option<CpuTime> {
@@ -253,7 +261,7 @@ impl ServerCpu for InProcessCpu {
     }
 }
 
-enum AnyServerCpu {
+pub(crate) enum AnyServerCpu {
     Control(ControlCpu),
     InProcess(InProcessCpu),
     None(NoServerCpu),
@@ -270,7 +278,7 @@ impl ServerCpu for AnyServerCpu {
 }
 
 /// Opens the server CPU source; returns it and how it measures.
-async fn server_cpu(job: &CellJob) -> (AnyServerCpu, String) {
+pub(crate) async fn server_cpu(job: &CellJob) -> (AnyServerCpu, String) {
     if job.spec.transport == TransportKind::Inproc {
         return (AnyServerCpu::None(NoServerCpu), "inproc: the server's work is in the client's CPU".into());
     }
@@ -323,12 +331,27 @@ impl<'a> TransportVisitor for FormatCell<'a> {
                 Ok(sizes) => sizes,
                 Err(e) => return Outcome::Done(Box::new(failed(&job.spec, e, None))),
             };
+            if let CallMode::Pubsub { .. } = job.spec.mode {
+                let reason = format!(
+                    "{} is a stock RPC framework: it has no publish/subscribe (pubsub runs through brokers and udp multicast)",
+                    F::KIND
+                );
+                return Outcome::Done(Box::new(unsupported(&job.spec, reason)));
+            }
             let client = match connect_retrying(|| F::connect(&job.endpoint, &job.client)).await {
                 Ok(c) => c,
                 Err(e) => return Outcome::Done(Box::new(failed(&job.spec, e, None))),
             };
-            let caller = Stock::<F> { client, request: F::prepare(&job.data.request()), data: job.data.clone() };
-            measure_cell(job, Rc::new(caller), sizes, stop).await
+            match job.spec.mode {
+                CallMode::Rr => {
+                    let caller =
+                        Stock::<F> { client, request: F::prepare(&job.data.request()), data: job.data.clone() };
+                    measure_cell(job, Rc::new(caller), sizes, stop).await
+                }
+                CallMode::Oneway => modes::stock_oneway_cell::<F>(job, client, sizes, stop).await,
+                CallMode::Stream { replies } => modes::stock_stream_cell::<F>(job, client, replies, sizes, stop).await,
+                CallMode::Pubsub { .. } => unreachable!("refused above"),
+            }
         })
     }
 }
@@ -361,11 +384,23 @@ impl<'a, T: Transport> FormatVisitor for Typed<'a, T> {
             };
             if T::KIND == TransportKind::Udp {
                 let limit = job.client.max_datagram;
-                for (what, bytes) in [("request", sizes.request), ("reply", sizes.reply)] {
-                    if HEADER_LEN + bytes as usize > limit {
+                // Oneway and published messages carry a 16-byte extension,
+                // and get no reply.
+                let frames = match job.spec.mode {
+                    CallMode::Rr | CallMode::Stream { .. } => {
+                        vec![
+                            ("request", HEADER_LEN + sizes.request as usize),
+                            ("reply", HEADER_LEN + sizes.reply as usize),
+                        ]
+                    }
+                    CallMode::Oneway | CallMode::Pubsub { .. } => {
+                        vec![("request", HEADER_LEN + 16 + sizes.request as usize)]
+                    }
+                };
+                for (what, bytes) in frames {
+                    if bytes > limit {
                         let reason = format!(
-                            "udp: a {}-byte {what} frame exceeds the {limit}-byte datagram limit (--max-datagram, up to 65507)",
-                            HEADER_LEN + bytes as usize
+                            "udp: a {bytes}-byte {what} frame exceeds the {limit}-byte datagram limit (--max-datagram, up to 65507)"
                         );
                         return Outcome::Done(Box::new(unsupported(&job.spec, reason)));
                     }
@@ -375,14 +410,23 @@ impl<'a, T: Transport> FormatVisitor for Typed<'a, T> {
                 Ok(c) => c,
                 Err(e) => return Outcome::Done(Box::new(failed(&job.spec, e, None))),
             };
-            let caller = Framed::<F, T::Client> {
-                client,
-                request: F::prepare(&job.data.request()),
-                method: job.spec.workload.method(),
-                data: job.data.clone(),
-                inproc: T::KIND == TransportKind::Inproc,
-            };
-            measure_cell(job, Rc::new(caller), sizes, stop).await
+            match job.spec.mode {
+                CallMode::Rr => {
+                    let caller = Framed::<F, T::Client> {
+                        client,
+                        request: F::prepare(&job.data.request()),
+                        method: job.spec.workload.method(),
+                        data: job.data.clone(),
+                        inproc: T::KIND == TransportKind::Inproc,
+                    };
+                    measure_cell(job, Rc::new(caller), sizes, stop).await
+                }
+                CallMode::Oneway => modes::oneway_cell::<F, T>(job, client, sizes, stop).await,
+                CallMode::Stream { replies } => modes::stream_cell::<F, T>(job, client, replies, sizes, stop).await,
+                CallMode::Pubsub { subscribers } => {
+                    modes::pubsub_cell::<F, T>(job, client, subscribers, sizes, stop).await
+                }
+            }
         })
     }
 }
@@ -472,7 +516,7 @@ impl Sizes {
 
 /// Bytes on the wire of one call made alone, after two to settle
 /// connection state (HTTP/2 header tables, QUIC flow control).
-async fn probe<C: Caller>(caller: &C) -> Option<u64> {
+pub(crate) async fn probe<C: Caller>(caller: &C) -> Option<u64> {
     let mut scratch = C::Scratch::default();
     for _ in 0..2 {
         caller.call(&mut scratch).await.ok()?;
@@ -484,27 +528,53 @@ async fn probe<C: Caller>(caller: &C) -> Option<u64> {
 }
 
 async fn measure_cell<C: Caller>(job: &CellJob, caller: Rc<C>, sizes: Sizes, stop: Arc<AtomicBool>) -> Outcome {
+    match measure_only(job, caller, stop).await {
+        Some((measured, server_cpu, probe)) => {
+            Outcome::Done(Box::new(measured_cell(job, measured, sizes, server_cpu, probe)))
+        }
+        None => Outcome::Interrupted,
+    }
+}
+
+/// Measures `caller` (wire probe, warm-up, window): the measurement, how
+/// the server CPU was read, the probe's bytes; `None` if interrupted.
+pub(crate) async fn measure_only<C: Caller>(
+    job: &CellJob,
+    caller: Rc<C>,
+    stop: Arc<AtomicBool>,
+) -> Option<(Measured, String, Option<u64>)> {
     let (mut server, server_cpu) = server_cpu(job).await;
     let probe = if job.spec.transport == TransportKind::Inproc { None } else { probe(&*caller).await };
     // A `--clients` child: connected and probed, it waits for the others.
     if let Some(child) = &job.child
         && !child.start().await
     {
-        return Outcome::Interrupted;
+        return None;
     }
     let measured = measure::run(caller, job.spec.load, job.timing, job.seed, &mut server, stop).await;
     if measured.interrupted {
-        return Outcome::Interrupted;
+        return None;
     }
     if let Some(child) = &job.child {
         child.keep(&measured);
     }
+    Some((measured, server_cpu, probe))
+}
+
+/// A measurement as a results-file cell, with its wire probe.
+pub(crate) fn measured_cell(
+    job: &CellJob,
+    measured: Measured,
+    sizes: Sizes,
+    server_cpu: String,
+    probe: Option<u64>,
+) -> Cell {
     let mut cell = to_cell(job, measured, sizes, server_cpu);
     if let Some(m) = cell.metrics.as_mut() {
         m.wire_probe_bytes = probe;
         m.wire_exact = matches!(job.spec.transport, TransportKind::Tcp | TransportKind::Unix | TransportKind::Udp);
     }
-    Outcome::Done(Box::new(cell))
+    cell
 }
 
 /// Turns a measurement into a results-file cell: `failed` if any call
@@ -552,6 +622,11 @@ fn to_cell(job: &CellJob, m: Measured, sizes: Sizes, server_cpu: String) -> Cell
         wrong_replies: m.wrong,
         late_replies: m.wire.map_or(0, |w| w.late_replies),
         overhead_p50: None,
+        broker_user_us_per_call: None,
+        broker_system_us_per_call: None,
+        oneway: None,
+        stream: None,
+        pubsub: None,
     };
     let sample_secs = secs / m.samples.len().max(1) as f64;
     let samples = m
@@ -585,5 +660,6 @@ fn to_cell(job: &CellJob, m: Measured, sizes: Sizes, server_cpu: String) -> Cell
     cell.samples = samples;
     cell.histogram = histogram::encode(&m.latency).ok();
     cell.histogram_uncorrected = m.uncorrected.as_ref().and_then(|h| histogram::encode(h).ok());
+    cell.histogram_first_reply = m.first.as_ref().and_then(|h| histogram::encode(h).ok());
     cell
 }

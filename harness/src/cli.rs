@@ -585,6 +585,7 @@ fn serve_options(args: ServeArgs) -> anyhow::Result<serve::ServeOptions> {
         fault: args.fault.as_deref().map(serve::parse_fault).transpose()?.unwrap_or_default(),
         stall: args.stall.as_deref().map(serve::parse_stall).transpose()?,
         inject: args.inject_delay,
+        ..ServerConfig::default()
     };
     Ok(serve::ServeOptions {
         listen,

@@ -43,7 +43,7 @@ use wirebench_transports::{Address, ClientConfig, Endpoint, RawShape, ServerConf
 
 use crate::cell::{self, CellJob, Outcome, ServerCpuSource};
 use crate::measure::Measured;
-use crate::plan::{CellSpec, LoadModel, LoadSpec, Subject, Timing};
+use crate::plan::{CallMode, CellSpec, LoadModel, LoadSpec, Subject, Timing};
 
 /// How long every client gets to connect and make its probe call.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -212,7 +212,9 @@ impl ClientJob {
         };
         let link = self.link.as_deref().map(crate::link::parse_spec).transpose()?;
         let load = LoadSpec { model, in_flight: self.in_flight, connections: self.connections };
-        Ok(CellSpec { workload, subject, transport, load, clients: self.clients, link })
+        // Client processes measure request-response cells only (options.rs
+        // refuses --clients with other modes).
+        Ok(CellSpec { workload, subject, transport, load, clients: self.clients, link, mode: CallMode::Rr })
     }
 }
 
@@ -396,6 +398,8 @@ fn run_job(job: &ClientJob) -> anyhow::Result<ClientResult> {
         server_cpu: job.server_cpu.source().map_err(anyhow::Error::msg)?,
         seed: job.arrivals_seed,
         child: Some(hooks.clone()),
+        control: None,
+        same_clock: true,
     };
     if let Some(cpus) = &job.cpus {
         let _ = crate::affinity::pin_current_thread(cpus);
@@ -711,6 +715,11 @@ pub fn merge(spec: &CellSpec, results: Vec<ClientResult>) -> Result<Cell, String
         wrong_replies: metric_sum(&|m| m.wrong_replies),
         late_replies: metric_sum(&|m| m.late_replies),
         overhead_p50: None,
+        broker_user_us_per_call: None,
+        broker_system_us_per_call: None,
+        oneway: None,
+        stream: None,
+        pubsub: None,
     };
 
     // Sub-window j of the cell: every client's sub-window j, added.
@@ -796,6 +805,7 @@ mod tests {
             load: LoadSpec { model: LoadModel::Closed, in_flight: 2, connections: 1 },
             clients,
             link: None,
+            mode: CallMode::Rr,
         }
     }
 
@@ -910,6 +920,8 @@ mod tests {
             ),
             seed: 7,
             child: None,
+            control: None,
+            same_clock: true,
         };
         let sent = ClientJob::new(&job, 2, 3, Some(vec![0]));
         let back: ClientJob = serde_json::from_str(&serde_json::to_string(&sent).unwrap()).unwrap();

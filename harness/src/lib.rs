@@ -34,6 +34,7 @@ pub mod instructions;
 pub mod limits;
 pub mod link;
 pub mod measure;
+pub mod modes;
 pub mod options;
 pub mod output;
 pub mod passes;

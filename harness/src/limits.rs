@@ -40,6 +40,11 @@ pub const WORKER_THREADS: Count = Count { min: 1, max: 256 };
 pub const CLIENTS: Count = Count { min: 1, max: wirebench_link::MAX_CLIENTS as u64 };
 /// The data seed: any 64-bit value.
 pub const SEED: Count = Count { min: 0, max: u64::MAX };
+/// Replies per request of the `stream` mode.
+pub const STREAM_REPLIES: Count = Count { min: 1, max: 10_000 };
+/// Subscribers of the `pubsub` mode: each its own connection, and a
+/// delivery's subscriber is one bit of a 64-bit mask.
+pub const SUBSCRIBERS: Count = Count { min: 1, max: 64 };
 
 /// An inclusive range of byte counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

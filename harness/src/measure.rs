@@ -60,10 +60,15 @@ pub trait Caller: 'static {
     /// Per-task reusable state (the format's encoding scratch).
     type Scratch: Default + 'static;
 
+    /// A pubsub caller: each call's latencies are those of its deliveries
+    /// ([`Caller::deliveries`]), one per subscriber that got the message,
+    /// never the call's own.
+    const FANOUT: bool = false;
+
     /// Makes one call. `Ok` holds the instant the reply was decoded, taken
     /// before it was verified, so verification is not timed; a reply that
     /// fails verification is an error, never a measured call.
-    fn call(&self, scratch: &mut Self::Scratch) -> impl Future<Output = Result<Instant, Failure>>;
+    fn call(&self, scratch: &mut Self::Scratch) -> impl Future<Output = Result<Completed, Failure>>;
 
     /// Wire counters of the underlying client; `None` where its bytes
     /// cannot be counted (a framework that owns its sockets).
@@ -75,6 +80,56 @@ pub trait Caller: 'static {
     fn never_waits(&self) -> bool {
         false
     }
+
+    /// A [`Caller::FANOUT`] caller: the instants the last call's
+    /// deliveries arrived, left in its scratch.
+    fn deliveries(scratch: &Self::Scratch) -> &[Instant] {
+        let _ = scratch;
+        &[]
+    }
+
+    /// Hears the measured window open (again, each time it is extended)
+    /// and close: a oneway caller labels each send with the sub-window it
+    /// falls in, since its latency is measured on the server.
+    fn window(&self, window: Window) {
+        let _ = window;
+    }
+}
+
+/// How a call completed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Completed {
+    /// When: its reply decoded (a stream: its last reply; pubsub: its last
+    /// delivery).
+    pub done: Instant,
+    /// A stream call: when its first reply was decoded.
+    pub first: Option<Instant>,
+    /// Pubsub on a lossy transport: subscribers the message never reached
+    /// (reported, not a failure).
+    pub missing: u32,
+}
+
+impl From<Instant> for Completed {
+    fn from(done: Instant) -> Completed {
+        Completed { done, first: None, missing: 0 }
+    }
+}
+
+/// The measured window as a [`Caller`] hears of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Window {
+    /// Calls completing in `[start, end)` are recorded, in sub-windows of
+    /// `bin` counted from `start`.
+    Open {
+        /// The window's start.
+        start: Instant,
+        /// Its end as planned so far.
+        end: Instant,
+        /// One sub-window's length.
+        bin: Duration,
+    },
+    /// Closed: nothing more is recorded.
+    Closed,
 }
 
 /// Why a call did not count.
@@ -90,12 +145,16 @@ pub enum Failure {
     Timeout,
     /// The reply decoded but was wrong, or did not decode.
     Wrong(String),
+    /// The transport does not offer the call mode (found by a cell's
+    /// first call, which makes the cell unsupported); why.
+    Unsupported(String),
 }
 
 impl From<CallError> for Failure {
     fn from(e: CallError) -> Failure {
         match e {
             CallError::Timeout(_) => Failure::Timeout,
+            CallError::Unsupported(why) => Failure::Unsupported(why),
             e @ (CallError::Closed(_) | CallError::Io(_) | CallError::Protocol(_)) => Failure::Broken(e.to_string()),
             other => Failure::Error(other.to_string()),
         }
@@ -118,7 +177,7 @@ impl ServerCpu for NoServerCpu {
     }
 }
 
-fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     // 3 significant digits from 1 ns to 60 s.
     Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).unwrap_or_else(|_| unreachable!("constant bounds are valid"))
 }
@@ -132,11 +191,18 @@ pub struct Measured {
     pub uncorrected: Option<Histogram<u64>>,
     /// Open loop: actual send minus intended send, ns.
     pub send_lag: Option<Histogram<u64>>,
+    /// Stream calls: latency to the first reply (corrected, for open
+    /// loop), ns.
+    pub first: Option<Histogram<u64>>,
     /// Per-sub-window latency histograms: exactly the planned number,
     /// of equal length, their calls adding up to `calls`.
     pub samples: Vec<Histogram<u64>>,
     /// The measured window's length (a whole multiple of the planned one).
     pub window: Duration,
+    /// Planned windows it lasted: its bins are this many per sample.
+    pub windows: u32,
+    /// Pubsub: deliveries the recorded calls never got (lossy transports).
+    pub missing: u64,
     /// How late the window's end snapshots were taken after its end (the
     /// timer's wake-up lag; CPU and wire counters cover this much more).
     pub close_lag: Duration,
@@ -182,6 +248,8 @@ struct Recorder {
     latency: Histogram<u64>,
     uncorrected: Option<Histogram<u64>>,
     send_lag: Option<Histogram<u64>>,
+    first: Option<Histogram<u64>>,
+    missing: u64,
     /// One histogram per planned sub-window length since the window
     /// opened (none where no call completed: a slow cell's extended window
     /// has many empty bins); regrouped into the planned number of samples
@@ -204,6 +272,8 @@ impl Recorder {
             latency: histogram(),
             uncorrected: open.then(histogram),
             send_lag: open.then(histogram),
+            first: None,
+            missing: 0,
             bins: Vec::new(),
             broken: false,
             after_end: 0,
@@ -225,35 +295,46 @@ impl Recorder {
         self.errors + self.timeouts + self.wrong
     }
 
-    /// Records a call that completed at `done` after `latency` (and, open
-    /// loop, `uncorrected` and `lag`), if the window is open.
-    fn record(&mut self, done: Instant, latency: Duration, uncorrected: Option<Duration>, lag: Option<Duration>) {
+    /// Records a call that completed as `c`, timed from `base` (its start,
+    /// or in an open loop its intended send; then `sent` is its actual
+    /// send), if the window is open. A fanout call records each of its
+    /// `deliveries` instead of itself.
+    fn record(&mut self, c: Completed, base: Instant, sent: Option<Instant>, fanout: bool, deliveries: &[Instant]) {
         let Phase::Measuring { start, end, bin } = self.phase else { return };
         // The window is [start, end): a call that completes after its end
         // (before the window task woke to close it) is not in it.
-        if done < start {
+        if c.done < start {
             return;
         }
-        if done >= end {
+        if c.done >= end {
             self.after_end += 1;
             return;
         }
         let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1);
-        self.latency.saturating_record(ns(latency));
-        let index = (done.duration_since(start).as_nanos() / bin.as_nanos().max(1)) as usize;
+        let index = (c.done.duration_since(start).as_nanos() / bin.as_nanos().max(1)) as usize;
         // `end` is at most MAX_EXTENSION planned windows (or 2 s) away, so
         // the bins stay few; the bound only guards the arithmetic.
         let index = index.min(MAX_BINS);
         if self.bins.len() <= index {
             self.bins.resize_with(index + 1, || None);
         }
-        self.bins[index].get_or_insert_with(histogram).saturating_record(ns(latency));
-        if let (Some(h), Some(u)) = (&mut self.uncorrected, uncorrected) {
-            h.saturating_record(ns(u));
+        let one = [c.done];
+        let timed: &[Instant] = if fanout { deliveries } else { &one };
+        for &t in timed {
+            let latency = ns(t.saturating_duration_since(base));
+            self.latency.saturating_record(latency);
+            self.bins[index].get_or_insert_with(histogram).saturating_record(latency);
+            if let (Some(h), Some(sent)) = (&mut self.uncorrected, sent) {
+                h.saturating_record(ns(t.saturating_duration_since(sent)));
+            }
         }
-        if let (Some(h), Some(l)) = (&mut self.send_lag, lag) {
-            h.saturating_record(ns(l));
+        if let (Some(h), Some(sent)) = (&mut self.send_lag, sent) {
+            h.saturating_record(ns(sent.saturating_duration_since(base)));
         }
+        if let Some(first) = c.first {
+            self.first.get_or_insert_with(histogram).saturating_record(ns(first.saturating_duration_since(base)));
+        }
+        self.missing += u64::from(c.missing);
         self.calls += 1;
     }
 
@@ -275,6 +356,12 @@ impl Recorder {
             Failure::Wrong(w) => {
                 self.wrong += 1;
                 w.clone()
+            }
+            // A mode found unsupported mid-window: nothing later can work.
+            Failure::Unsupported(why) => {
+                self.errors += 1;
+                self.broken = true;
+                format!("unsupported: {why}")
             }
         };
         self.first_failure.get_or_insert(text);
@@ -305,7 +392,7 @@ pub async fn run<C: Caller>(
                     while !recorder.borrow().done() && !stop.load(Ordering::Relaxed) {
                         let started = Instant::now();
                         match caller.call(&mut scratch).await {
-                            Ok(done) => recorder.borrow_mut().record(done, done - started, None, None),
+                            Ok(c) => recorder.borrow_mut().record(c, started, None, C::FANOUT, C::deliveries(&scratch)),
                             Err(failure) => recorder.borrow_mut().fail(failure),
                         }
                         // Outside the timed interval: let the other callers
@@ -343,6 +430,7 @@ pub async fn run<C: Caller>(
             let planned = bin * samples;
             let mut end = start + planned;
             recorder.borrow_mut().phase = Phase::Measuring { start, end, bin };
+            caller.window(Window::Open { start, end, bin });
             // The planned window, extended by whole planned windows while
             // fewer than `min_calls` completed in it: slow cells still
             // measure enough, up to a cap, and the window still splits into
@@ -364,12 +452,14 @@ pub async fn run<C: Caller>(
                 if let Phase::Measuring { end: open_until, .. } = &mut recorder.borrow_mut().phase {
                     *open_until = end;
                 }
+                caller.window(Window::Open { start, end, bin });
             }
             // A window cut short (interrupt, broken connection, too many
             // failures) ends now; a full one at its planned end.
             let closed_at = Instant::now();
             let end = end.min(closed_at);
             recorder.borrow_mut().phase = Phase::Done;
+            caller.window(Window::Closed);
             let window = end.saturating_duration_since(start);
             let close_lag = closed_at.saturating_duration_since(end);
             let cpu = CpuTime::thread().since(cpu0);
@@ -396,8 +486,11 @@ pub async fn run<C: Caller>(
         latency: r.latency,
         uncorrected: r.uncorrected,
         send_lag: r.send_lag,
+        first: r.first,
         samples,
         window,
+        windows,
+        missing: r.missing,
         close_lag,
         calls: r.calls,
         calls_to_close: r.calls + r.after_end,
@@ -418,7 +511,7 @@ const MAX_BINS: usize = 1 << 16;
 
 /// Regroups the per-bin histograms of a window of `windows` planned windows
 /// into exactly `samples` sub-windows of `windows` bins each.
-fn regroup(bins: Vec<Option<Histogram<u64>>>, samples: usize, windows: usize) -> Vec<Histogram<u64>> {
+pub(crate) fn regroup(bins: Vec<Option<Histogram<u64>>>, samples: usize, windows: usize) -> Vec<Histogram<u64>> {
     let mut out: Vec<Histogram<u64>> = (0..samples).map(|_| histogram()).collect();
     for (i, bin) in bins.iter().enumerate() {
         let Some(bin) = bin else { continue };
@@ -459,14 +552,12 @@ async fn dispatch<C: Caller>(
             let mut scratch = scratches.borrow_mut().pop().unwrap_or_default();
             let sent = Instant::now();
             let outcome = caller.call(&mut scratch).await;
-            scratches.borrow_mut().push(scratch);
             drop(permit);
             match outcome {
-                Ok(done) => {
-                    recorder.borrow_mut().record(done, done - intended, Some(done - sent), Some(sent - intended))
-                }
+                Ok(c) => recorder.borrow_mut().record(c, intended, Some(sent), C::FANOUT, C::deliveries(&scratch)),
                 Err(failure) => recorder.borrow_mut().fail(failure),
             }
+            scratches.borrow_mut().push(scratch);
         });
     }
 }
@@ -573,7 +664,7 @@ mod tests {
 
     impl Caller for Fake {
         type Scratch = ();
-        async fn call(&self, _: &mut ()) -> Result<Instant, Failure> {
+        async fn call(&self, _: &mut ()) -> Result<Completed, Failure> {
             let n = {
                 let mut n = self.n.borrow_mut();
                 *n += 1;
@@ -583,7 +674,7 @@ mod tests {
             if self.fail_every.is_some_and(|k| n % k == 0) {
                 return Err(Failure::Wrong(format!("call {n}")));
             }
-            Ok(Instant::now())
+            Ok(Instant::now().into())
         }
         fn counters(&self) -> Option<Counters> {
             Some(Counters { bytes_sent: *self.n.borrow() * 10, bytes_received: 0, late_replies: 0 })
@@ -639,7 +730,7 @@ mod tests {
         struct Broken(RefCell<u64>);
         impl Caller for Broken {
             type Scratch = ();
-            async fn call(&self, _: &mut ()) -> Result<Instant, Failure> {
+            async fn call(&self, _: &mut ()) -> Result<Completed, Failure> {
                 *self.0.borrow_mut() += 1;
                 Err(Failure::Broken("connection closed: reset".into()))
             }
@@ -674,9 +765,9 @@ mod tests {
 
     impl Caller for Instant_ {
         type Scratch = ();
-        async fn call(&self, _: &mut ()) -> Result<Instant, Failure> {
+        async fn call(&self, _: &mut ()) -> Result<Completed, Failure> {
             *self.n.borrow_mut() += 1;
-            Ok(Instant::now())
+            Ok(Instant::now().into())
         }
         fn counters(&self) -> Option<Counters> {
             Some(Counters::default())

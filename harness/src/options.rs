@@ -22,7 +22,7 @@ use wirebench_transports::{ClientConfig, Endpoint, Family, ServerConfig, Transpo
 use crate::affinity;
 use crate::cell::Sizes;
 use crate::limits::{self, Parser};
-use crate::plan::{ConfigFile, FormatChoice, LoadModel, LoadSpec, Matrix, Slice, Timing};
+use crate::plan::{CallMode, ConfigFile, FormatChoice, LoadModel, LoadSpec, Matrix, Slice, Timing};
 use crate::run::RunOptions;
 use crate::servers::{Mode, ServerOptions};
 
@@ -43,6 +43,29 @@ fn workload_choice(s: &str) -> Result<WorkloadChoice, String> {
         "echo" => Ok(WorkloadChoice::Echo),
         "digest" => Ok(WorkloadChoice::Digest),
         id => limits::parse_workload(id).map(WorkloadChoice::One),
+    }
+}
+
+/// A value of `--mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModeChoice {
+    /// `rr`.
+    Rr,
+    /// `oneway`.
+    Oneway,
+    /// `stream` (replies from `--stream-replies`).
+    Stream,
+    /// `pubsub` (subscribers from `--subscribers`).
+    Pubsub,
+}
+
+fn mode_choice(s: &str) -> Result<ModeChoice, String> {
+    match s.trim() {
+        "rr" => Ok(ModeChoice::Rr),
+        "oneway" => Ok(ModeChoice::Oneway),
+        "stream" => Ok(ModeChoice::Stream),
+        "pubsub" => Ok(ModeChoice::Pubsub),
+        other => Err(format!("unknown mode {other:?}; expected rr, oneway, stream or pubsub")),
     }
 }
 
@@ -232,6 +255,21 @@ pub struct RunArgs {
     /// Open loop with Poisson arrivals instead of a constant rate.
     #[arg(long, requires = "rate")]
     pub poisson: bool,
+    /// Call modes, comma-separated or repeated, each an axis value: rr
+    /// (request-response), oneway (no reply; the server counts arrivals),
+    /// stream (one request, --stream-replies replies), pubsub (one
+    /// publisher, --subscribers subscribers).
+    #[arg(long, value_name = "rr|oneway|stream|pubsub", value_delimiter = ',', default_value = "rr",
+          value_parser = Parser::new(mode_choice))]
+    pub mode: Vec<ModeChoice>,
+    /// Replies per request of the stream mode, 1 to 10000.
+    #[arg(long, value_name = "K", default_value = "16",
+          value_parser = limits::count(limits::STREAM_REPLIES), allow_hyphen_values = true)]
+    pub stream_replies: u64,
+    /// Subscribers of the pubsub mode, 1 to 64.
+    #[arg(long, value_name = "K", default_value = "4",
+          value_parser = limits::count(limits::SUBSCRIBERS), allow_hyphen_values = true)]
+    pub subscribers: u64,
     /// A TOML matrix file; flags override it.
     #[arg(long, value_name = "FILE.toml")]
     pub config: Option<PathBuf>,
@@ -379,6 +417,17 @@ pub fn resolve(args: &RunArgs, given: &dyn Given) -> anyhow::Result<RunOptions> 
     if poisson && rate.is_none() {
         bail!("poisson needs a rate (--rate R)");
     }
+    let mode = pick!("mode", args.mode.clone(), mode, |v: &Vec<String>| each(v, mode_choice));
+    let stream_replies =
+        pick!("stream_replies", args.stream_replies, stream_replies, |n: &u64| limits::STREAM_REPLIES.check(*n));
+    let subscribers = pick!("subscribers", args.subscribers, subscribers, |n: &u64| limits::SUBSCRIBERS.check(*n));
+    let modes = expand_modes(
+        &mode,
+        stream_replies as u32,
+        subscribers as u32,
+        given.given("stream_replies") || file.stream_replies.is_some(),
+        given.given("subscribers") || file.subscribers.is_some(),
+    )?;
 
     let model = match rate {
         Some(rate) => LoadModel::Open { rate, poisson },
@@ -425,7 +474,7 @@ pub fn resolve(args: &RunArgs, given: &dyn Given) -> anyhow::Result<RunOptions> 
                 };
                 out.push(Slice { formats, transports, workloads: slice_workloads, loads: loads_of(&concurrency) });
             }
-            Matrix { name, slices: out, clients: 1, links: Vec::new() }
+            Matrix { name, slices: out, clients: 1, links: Vec::new(), modes: modes.clone() }
         }
         _ => {
             let workloads =
@@ -436,7 +485,7 @@ pub fn resolve(args: &RunArgs, given: &dyn Given) -> anyhow::Result<RunOptions> 
                 workloads,
                 loads: loads_of(&concurrency),
             };
-            Matrix { name, slices: vec![slice], clients: 1, links: Vec::new() }
+            Matrix { name, slices: vec![slice], clients: 1, links: Vec::new(), modes: modes.clone() }
         }
     };
 
@@ -455,6 +504,9 @@ pub fn resolve(args: &RunArgs, given: &dyn Given) -> anyhow::Result<RunOptions> 
         args.connect.is_some(),
         args.list,
     )?;
+    if clients > 1 && matrix.modes.iter().any(|m| *m != CallMode::Rr) {
+        bail!("--clients {clients} runs request-response cells only: drop --clients or keep --mode rr");
+    }
     matrix.clients = clients;
     matrix.links = links;
     let timing = Timing { warmup, duration, samples: samples as u32, timeout };
@@ -474,6 +526,7 @@ pub fn resolve(args: &RunArgs, given: &dyn Given) -> anyhow::Result<RunOptions> 
         fault: args.server_fault.as_deref().map(crate::serve::parse_fault).transpose()?.unwrap_or_default(),
         stall: args.server_stall.as_deref().map(crate::serve::parse_stall).transpose()?,
         inject: args.server_inject_delay.clone(),
+        ..ServerConfig::default()
     };
     check_messages(&matrix, args.max_message, args.seed)?;
     Ok(RunOptions {
@@ -495,6 +548,38 @@ pub fn resolve(args: &RunArgs, given: &dyn Given) -> anyhow::Result<RunOptions> 
         quick: args.quick,
         passes: passes as u32,
     })
+}
+
+/// The modes with their counts, refusing a count for a mode the matrix
+/// does not have (nothing is dropped silently).
+fn expand_modes(
+    choices: &[ModeChoice],
+    replies: u32,
+    subscribers: u32,
+    replies_given: bool,
+    subscribers_given: bool,
+) -> anyhow::Result<Vec<CallMode>> {
+    if replies_given && !choices.contains(&ModeChoice::Stream) {
+        bail!("--stream-replies sets the replies of the stream mode, which --mode does not include: add --mode stream");
+    }
+    if subscribers_given && !choices.contains(&ModeChoice::Pubsub) {
+        bail!(
+            "--subscribers sets the subscribers of the pubsub mode, which --mode does not include: add --mode pubsub"
+        );
+    }
+    let mut modes = Vec::new();
+    for choice in choices {
+        let mode = match choice {
+            ModeChoice::Rr => CallMode::Rr,
+            ModeChoice::Oneway => CallMode::Oneway,
+            ModeChoice::Stream => CallMode::Stream { replies },
+            ModeChoice::Pubsub => CallMode::Pubsub { subscribers },
+        };
+        if !modes.contains(&mode) {
+            modes.push(mode);
+        }
+    }
+    Ok(modes)
 }
 
 /// Expands the workload kinds with their sizes, refusing sizes that

@@ -70,6 +70,7 @@ pub fn fold(passes: &[(Cell, PassFigures)]) -> Option<Cell> {
     cell.metrics = fold_metrics(&measured);
     cell.histogram = fold_histograms(measured.iter().map(|c| c.histogram.as_deref()));
     cell.histogram_uncorrected = fold_histograms(measured.iter().map(|c| c.histogram_uncorrected.as_deref()));
+    cell.histogram_first_reply = fold_histograms(measured.iter().map(|c| c.histogram_first_reply.as_deref()));
     if let (Some(m), Some(h)) = (cell.metrics.as_mut(), cell.histogram.as_deref())
         && let Ok(h) = histogram::decode(h)
     {
@@ -80,6 +81,7 @@ pub fn fold(passes: &[(Cell, PassFigures)]) -> Option<Cell> {
     {
         m.latency_uncorrected = Some(latency(&h));
     }
+    crate::modes::fold(&mut cell, &measured);
     Some(cell)
 }
 
@@ -179,9 +181,11 @@ mod tests {
             samples: vec![Sample { group: 0, calls, p50_ns: p50, p99_ns: p50, calls_per_sec: calls as f64 / 0.01 }],
             histogram: histogram::encode(&h).ok(),
             histogram_uncorrected: None,
+            histogram_first_reply: None,
             passes: Vec::new(),
             link: None,
             clients: Vec::new(),
+            mode: Default::default(),
         }
     }
 

@@ -2,14 +2,16 @@
 //! names.
 //!
 //! A cell is one workload, one format (or `raw`, the transport's
-//! ping-pong floor), one transport and one load. Its key, used in the
-//! results file, the reports and `--list`, reads
-//! `{workload}/{format}/{transport}/{load}`, where load is `c1` (closed
-//! loop, 1 call in flight), `c64x4` (64 in flight over 4 connections),
-//! `r1000c8` (open loop at 1000 calls/s, at most 8 in flight) or
-//! `p1000c8` (the same with Poisson arrivals), then `k4` with four client
-//! processes (`--clients`), and `@wan` when the cell crosses an emulated
-//! link (`--link`; the link's profile name or its canonical spec).
+//! ping-pong floor), one transport, one load and one call mode. Its key,
+//! used in the results file, the reports and `--list`, reads
+//! `{workload}/{format}/{transport}/{load}[/{mode}][@{link}]`, where load
+//! is `c1` (closed loop, 1 call in flight), `c64x4` (64 in flight over 4
+//! connections), `r1000c8` (open loop at 1000 calls/s, at most 8 in
+//! flight) or `p1000c8` (the same with Poisson arrivals), then `k4` with
+//! four client processes (`--clients`); the mode segment is there for the
+//! modes other than request-response: `oneway`, `stream16` (16 replies per
+//! request), `pubsub4` (4 subscribers); and `@wan` when the cell crosses an
+//! emulated link (`--link`; the link's profile name or its canonical spec).
 
 use std::fmt;
 use std::time::Duration;
@@ -81,6 +83,58 @@ impl LoadSpec {
     }
 }
 
+/// How a cell's calls are made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CallMode {
+    /// Request-response: one reply per request.
+    Rr,
+    /// Fire-and-forget: no reply; the server counts what arrives.
+    Oneway,
+    /// Server streaming: `replies` replies per request.
+    Stream {
+        /// Replies per request.
+        replies: u32,
+    },
+    /// One publisher, `subscribers` subscribers of a topic.
+    Pubsub {
+        /// Subscribers.
+        subscribers: u32,
+    },
+}
+
+impl CallMode {
+    /// The key segment: none for request-response, so request-response
+    /// keys are the keys of every run before modes.
+    pub fn segment(self) -> Option<String> {
+        match self {
+            CallMode::Rr => None,
+            CallMode::Oneway => Some("oneway".into()),
+            CallMode::Stream { replies } => Some(format!("stream{replies}")),
+            CallMode::Pubsub { subscribers } => Some(format!("pubsub{subscribers}")),
+        }
+    }
+
+    /// `rr`, `oneway`, `stream` or `pubsub`.
+    pub fn kind(self) -> &'static str {
+        match self {
+            CallMode::Rr => "rr",
+            CallMode::Oneway => "oneway",
+            CallMode::Stream { .. } => "stream",
+            CallMode::Pubsub { .. } => "pubsub",
+        }
+    }
+
+    /// The results file's description of this mode.
+    pub fn to_model(self) -> wirebench_reports::model::Mode {
+        let (replies, subscribers) = match self {
+            CallMode::Stream { replies } => (Some(replies), None),
+            CallMode::Pubsub { subscribers } => (None, Some(subscribers)),
+            _ => (None, None),
+        };
+        wirebench_reports::model::Mode { kind: self.kind().into(), replies, subscribers }
+    }
+}
+
 /// What a cell sends: a format's encoding, or raw bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Subject {
@@ -114,15 +168,23 @@ pub struct CellSpec {
     pub clients: usize,
     /// The emulated link crossed; `None` on loopback.
     pub link: Option<LinkSpec>,
+    /// The call mode.
+    pub mode: CallMode,
 }
 
 impl CellSpec {
-    /// `{workload}/{format}/{transport}/{load}[k{clients}][@{link}]`: a
-    /// loopback cell of one client keeps the key it always had.
+    /// `{workload}/{format}/{transport}/{load}[k{clients}][/{mode}][@{link}]`:
+    /// a loopback request-response cell of one client keeps the key it
+    /// always had; the mode segment is there for the modes other than
+    /// request-response.
     pub fn key(&self) -> String {
         let mut key = format!("{}/{}/{}/{}", self.workload, self.subject, self.transport, self.load);
         if self.clients > 1 {
             key.push_str(&format!("k{}", self.clients));
+        }
+        if let Some(mode) = self.mode.segment() {
+            key.push('/');
+            key.push_str(&mode);
         }
         if let Some(link) = &self.link {
             key.push('@');
@@ -131,10 +193,12 @@ impl CellSpec {
         key
     }
 
-    /// The key of the raw baseline this cell is compared with.
+    /// The key of the raw baseline this cell is compared with: the raw
+    /// ping-pong is a request-response floor, so mode cells have none.
     pub fn baseline_key(&self) -> Option<String> {
         match self.subject {
             Subject::Raw => None,
+            Subject::Format(_) if self.mode != CallMode::Rr => None,
             Subject::Format(_) => {
                 let raw = CellSpec { subject: Subject::Raw, transport: self.transport.baseline(), ..*self };
                 Some(raw.key())
@@ -195,6 +259,8 @@ pub struct Matrix {
     /// The emulated links, an axis of the matrix (the outermost); empty:
     /// loopback.
     pub links: Vec<LinkSpec>,
+    /// Call modes, an axis over every slice (`--mode`).
+    pub modes: Vec<CallMode>,
 }
 
 impl Matrix {
@@ -207,7 +273,13 @@ impl Matrix {
         loads: Vec<LoadSpec>,
     ) -> Matrix {
         let formats = formats.into_iter().map(FormatChoice::One).collect();
-        Matrix { name, slices: vec![Slice { formats, transports, workloads, loads }], clients: 1, links: Vec::new() }
+        Matrix {
+            name,
+            slices: vec![Slice { formats, transports, workloads, loads }],
+            clients: 1,
+            links: Vec::new(),
+            modes: vec![CallMode::Rr],
+        }
     }
 
     /// Every format the matrix names (each framework's own, for `own`).
@@ -271,18 +343,20 @@ impl Matrix {
                 let here: Vec<&Slice> =
                     self.slices.iter().filter(|s| s.workloads.contains(&workload) && s.loads.contains(&load)).collect();
                 let mut formatted = Vec::new();
-                for slice in &here {
-                    for &transport in &slice.transports {
-                        for choice in &slice.formats {
-                            let format = match *choice {
-                                FormatChoice::One(f) => Some(f),
-                                FormatChoice::Own => transport.own_format(),
-                            };
-                            if let Some(format) = format {
-                                let subject = Subject::Format(format);
-                                let cell = CellSpec { workload, subject, transport, load, clients, link };
-                                if !formatted.contains(&cell) {
-                                    formatted.push(cell);
+                for &mode in &self.modes {
+                    for slice in &here {
+                        for &transport in &slice.transports {
+                            for choice in &slice.formats {
+                                let format = match *choice {
+                                    FormatChoice::One(f) => Some(f),
+                                    FormatChoice::Own => transport.own_format(),
+                                };
+                                if let Some(format) = format {
+                                    let subject = Subject::Format(format);
+                                    let cell = CellSpec { workload, subject, transport, load, clients, link, mode };
+                                    if !formatted.contains(&cell) {
+                                        formatted.push(cell);
+                                    }
                                 }
                             }
                         }
@@ -290,8 +364,13 @@ impl Matrix {
                 }
                 // A framework is measured against the raw ping-pong of the
                 // transport under it, even if that transport is not itself
-                // in the matrix.
-                let raws = union(formatted.iter().map(|c| c.transport.baseline()));
+                // in the matrix; the floor is request-response, so only
+                // with rr cells to compare.
+                let raws = if self.modes.contains(&CallMode::Rr) {
+                    union(formatted.iter().map(|c| c.transport.baseline()))
+                } else {
+                    Vec::new()
+                };
                 cells.extend(raws.into_iter().map(|transport| CellSpec {
                     workload,
                     subject: Subject::Raw,
@@ -299,6 +378,7 @@ impl Matrix {
                     load,
                     clients,
                     link,
+                    mode: CallMode::Rr,
                 }));
                 cells.extend(formatted);
             }
@@ -354,6 +434,12 @@ pub struct ConfigFile {
     pub link: Option<Vec<String>>,
     /// Client processes per cell.
     pub clients: Option<u64>,
+    /// Call modes: `rr`, `oneway`, `stream`, `pubsub`.
+    pub mode: Option<Vec<String>>,
+    /// Replies per request of the `stream` mode.
+    pub stream_replies: Option<u64>,
+    /// Subscribers of the `pubsub` mode.
+    pub subscribers: Option<u64>,
     /// The matrix as a union of products: each slice names its own
     /// `formats` (`own`: each framework's own), `transports` (names, or the
     /// families `transports`, `frameworks`, `brokers`), `workloads` and
@@ -447,6 +533,7 @@ mod tests {
             load: closed(64),
             clients: 1,
             link: None,
+            mode: CallMode::Rr,
         };
         assert_eq!(cell.key(), "echo-1KiB/json/tcp/c64");
         assert_eq!(cell.baseline_key().as_deref(), Some("echo-1KiB/raw/tcp/c64"));
@@ -454,6 +541,43 @@ mod tests {
         assert_eq!(grpc.baseline_key().as_deref(), Some("echo-1KiB/raw/http2/c64"));
         let open = LoadSpec { model: LoadModel::Open { rate: 1000.0, poisson: true }, in_flight: 8, connections: 4 };
         assert_eq!(open.to_string(), "p1000c8x4");
+        // keys.md: the mode segment, with its count, only beyond rr.
+        let pubsub = CellSpec {
+            workload: Workload::Multiply,
+            transport: TransportKind::Udp,
+            load: closed(1),
+            mode: CallMode::Pubsub { subscribers: 4 },
+            ..cell
+        };
+        assert_eq!(pubsub.key(), "multiply/json/udp/c1/pubsub4");
+        assert_eq!(pubsub.baseline_key(), None, "the raw floor is request-response");
+        let stream = CellSpec {
+            subject: Subject::Format(FormatId::Protobuf),
+            transport: TransportKind::Grpc,
+            load: closed(1),
+            mode: CallMode::Stream { replies: 16 },
+            ..cell
+        };
+        assert_eq!(stream.key(), "echo-1KiB/protobuf/grpc/c1/stream16");
+        assert_eq!(CellSpec { mode: CallMode::Oneway, ..cell }.key(), "echo-1KiB/json/tcp/c64/oneway");
+    }
+
+    #[test]
+    fn modes_are_an_axis_and_raw_floors_come_with_rr() {
+        let modes = vec![CallMode::Rr, CallMode::Oneway, CallMode::Stream { replies: 4 }];
+        let m = Matrix { modes: modes.clone(), ..everything() };
+        let cells = m.cells();
+        let rr_only = everything().cells().len();
+        let formats = FormatId::ALL.len() * TransportKind::ALL.len();
+        assert_eq!(cells.len(), rr_only + 2 * 8 * 2 * formats);
+        let keys: std::collections::HashSet<_> = cells.iter().map(CellSpec::key).collect();
+        assert_eq!(keys.len(), cells.len(), "keys are unique");
+        for mode in modes {
+            assert!(cells.iter().any(|c| c.mode == mode));
+        }
+        assert!(cells.iter().filter(|c| c.subject == Subject::Raw).all(|c| c.mode == CallMode::Rr));
+        let no_rr = Matrix { modes: vec![CallMode::Oneway], ..everything() };
+        assert!(no_rr.cells().iter().all(|c| c.subject != Subject::Raw), "no floor without rr cells to compare");
     }
 
     #[test]
@@ -466,8 +590,11 @@ mod tests {
             load: LoadSpec { model: LoadModel::Closed, in_flight: 64, connections: 1 },
             clients: 1,
             link: Some(wan),
+            mode: CallMode::Rr,
         };
         assert_eq!(cell.key(), "multiply/bincode/tcp/c64@wan");
+        let oneway = CellSpec { mode: CallMode::Oneway, clients: 2, ..cell };
+        assert_eq!(oneway.key(), "multiply/bincode/tcp/c64k2/oneway@wan");
         assert_eq!(cell.baseline_key().as_deref(), Some("multiply/raw/tcp/c64@wan"));
         let many = CellSpec { clients: 4, load: LoadSpec { connections: 2, ..cell.load }, ..cell };
         assert_eq!(many.key(), "multiply/bincode/tcp/c64x2k4@wan");
@@ -546,6 +673,7 @@ mod tests {
             ],
             clients: 1,
             links: Vec::new(),
+            modes: vec![CallMode::Rr],
         };
         let keys: Vec<String> = m.cells().iter().map(CellSpec::key).collect();
         assert_eq!(

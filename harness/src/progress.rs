@@ -65,9 +65,12 @@ impl Progress {
     }
 }
 
-/// One line about a cell.
+/// One line about a cell: a mode cell with its own figures.
 pub fn describe(cell: &Cell) -> String {
     match (cell.status, &cell.metrics) {
+        (CellStatus::Ok, Some(m)) if m.oneway.is_some() || m.stream.is_some() || m.pubsub.is_some() => {
+            format!("{} ok: {}", cell.key, mode_figures(m))
+        }
         (CellStatus::Ok, Some(m)) => format!(
             "{} ok: p50 {} p99 {} {:.0} calls/s",
             cell.key,
@@ -78,6 +81,42 @@ pub fn describe(cell: &Cell) -> String {
         (CellStatus::Unsupported, _) => format!("{} unsupported: {}", cell.key, cell.error.as_deref().unwrap_or("")),
         _ => format!("{} FAILED: {}", cell.key, cell.error.as_deref().unwrap_or("")),
     }
+}
+
+/// A mode cell's own figures in a few words.
+fn mode_figures(m: &wirebench_reports::model::Metrics) -> String {
+    if let Some(o) = &m.oneway {
+        let latency = o.latency.map_or_else(
+            || "send-to-receipt unavailable".into(),
+            |l| format!("send-to-receipt p50 {} p99 {}", human_ns(l.p50), human_ns(l.p99)),
+        );
+        return format!(
+            "sent {:.0}/s delivered {:.0}/s lost {} of {}, {latency}",
+            o.sent_per_sec, o.delivered_per_sec, o.lost, o.sent
+        );
+    }
+    if let Some(s) = &m.stream {
+        return format!(
+            "first reply p50 {}, last reply p50 {} p99 {}, {:.0} replies/s ({} per request)",
+            human_ns(s.first_reply.p50),
+            human_ns(s.last_reply.p50),
+            human_ns(s.last_reply.p99),
+            s.replies_per_sec,
+            s.replies_per_stream
+        );
+    }
+    if let Some(p) = &m.pubsub {
+        return format!(
+            "delivery p50 {} p99 {}, {:.0} deliveries/s to {} subscribers, lost {} of {}",
+            human_ns(p.latency.p50),
+            human_ns(p.latency.p99),
+            p.deliveries_per_sec,
+            p.subscribers,
+            p.lost,
+            p.expected
+        );
+    }
+    String::new()
 }
 
 /// Nanoseconds for people: `812ns`, `23.4µs`, `1.20ms`, `2.5s`.
@@ -102,7 +141,8 @@ pub fn summary(results: &Results) -> String {
     let rule = SingleReplicateRule::default();
     let mut out = String::new();
     let ok = |c: &&Cell| c.status == CellStatus::Ok && c.metrics.is_some();
-    let networked = |c: &&Cell| c.format != "raw" && c.transport != "inproc";
+    // Request-response cells: the other modes' figures are not calls.
+    let networked = |c: &&Cell| c.format != "raw" && c.transport != "inproc" && c.mode.is_rr();
     // Natural order: multiply, echo by size, digest by size.
     let mut workloads: Vec<&str> = results.cells.values().map(|c| c.workload.as_str()).collect();
     workloads.sort_by_key(|w| w.parse::<wirebench_formats::Workload>().ok());

@@ -329,6 +329,8 @@ fn run_cell(
         server_cpu: servers.cpu_source(),
         seed: options.seed,
         child: None,
+        control: servers.endpoint(TransportKind::Tcp).cloned(),
+        same_clock: !matches!(options.mode, Mode::Remote(_)),
     };
     let outcome = if spec.clients > 1 {
         let netns = match network {
@@ -562,6 +564,7 @@ mod tests {
             load: crate::plan::LoadSpec { model: crate::plan::LoadModel::Closed, in_flight: 1, connections: 1 },
             clients: 1,
             link: None,
+            mode: crate::plan::CallMode::Rr,
         };
         let with_p50 = |spec: &CellSpec, p50| {
             let mut c = cell::skeleton(spec, CellStatus::Ok, None);

@@ -231,10 +231,48 @@ fn one_usize() -> usize {
     1
 }
 
+/// How a cell's calls are made: request-response, or one of the other
+/// call modes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Mode {
+    /// `rr` (request-response), `oneway`, `stream` or `pubsub`.
+    pub kind: String,
+    /// `stream`: replies per request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replies: Option<u32>,
+    /// `pubsub`: subscribers of the topic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscribers: Option<u32>,
+}
+
+impl Default for Mode {
+    fn default() -> Mode {
+        Mode { kind: "rr".into(), replies: None, subscribers: None }
+    }
+}
+
+impl Mode {
+    /// Request-response: the mode of cells that do not say.
+    pub fn is_rr(&self) -> bool {
+        self.kind == "rr"
+    }
+
+    /// The mode as its key segment says it: `rr`, `oneway`, `stream16`,
+    /// `pubsub4`.
+    pub fn label(&self) -> String {
+        match (self.kind.as_str(), self.replies, self.subscribers) {
+            ("stream", Some(k), _) => format!("stream{k}"),
+            ("pubsub", _, Some(k)) => format!("pubsub{k}"),
+            (kind, _, _) => kind.to_owned(),
+        }
+    }
+}
+
 /// One cell of the matrix.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Cell {
-    /// `{workload}/{format}/{transport}/{load}`.
+    /// `{workload}/{format}/{transport}/{load}`, then `/{mode}` for the
+    /// modes other than request-response.
     pub key: String,
     /// `multiply`, `echo-1KiB`, `digest-100`.
     pub workload: String,
@@ -249,6 +287,10 @@ pub struct Cell {
     pub transport: String,
     /// The load.
     pub load: Load,
+    /// The call mode; request-response when absent (every file before
+    /// modes).
+    #[serde(default, skip_serializing_if = "Mode::is_rr")]
+    pub mode: Mode,
     /// `ok`, `failed` or `unsupported`.
     pub status: CellStatus,
     /// Why it failed or is unsupported.
@@ -273,6 +315,10 @@ pub struct Cell {
     /// Open loop only: the uncorrected latency histogram.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub histogram_uncorrected: Option<String>,
+    /// Stream cells only: the histogram of the time to the first reply
+    /// (`histogram` is the time to the last).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histogram_first_reply: Option<String>,
     /// With `--passes N`: each pass's own figures, in pass order. The
     /// cell's `metrics` and histograms are over all passes together.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -428,6 +474,91 @@ pub struct Metrics {
     /// p50 over the raw baseline's p50 at the same size and load.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overhead_p50: Option<f64>,
+    /// Broker cells: the broker daemon's CPU per call, user, microseconds
+    /// (a part of `server_user_us_per_call`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_user_us_per_call: Option<f64>,
+    /// Broker cells: the broker daemon's CPU per call, system.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_system_us_per_call: Option<f64>,
+    /// Oneway cells: what was sent and what arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oneway: Option<OnewayFigures>,
+    /// Stream cells: replies and their timing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamFigures>,
+    /// Pubsub cells: messages, deliveries and their timing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pubsub: Option<PubsubFigures>,
+}
+
+/// A oneway cell's own figures. Counts are of messages sent in the
+/// measured window (by their send time), which the server counted by the
+/// window bin each carried.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OnewayFigures {
+    /// Messages sent in the window.
+    pub sent: u64,
+    /// Of those, messages the server counted.
+    pub delivered: u64,
+    /// `sent - delivered`: never hidden in a rate; any on a reliable
+    /// transport fails the cell.
+    pub lost: u64,
+    /// Of the delivered, messages the server's service refused.
+    pub refused: u64,
+    /// `sent` per second of the window.
+    pub sent_per_sec: f64,
+    /// `delivered` per second of the window.
+    pub delivered_per_sec: f64,
+    /// Send-to-receipt latency, ns, where both ends read one clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<Latency>,
+    /// How the latency was measured (`one machine's CLOCK_MONOTONIC`), or
+    /// why it is absent (`unavailable: ...`).
+    pub clock: String,
+    /// Every message of the cell (warm-up and probes too), sent.
+    pub sent_total: u64,
+    /// Every message of the cell, counted by the server.
+    pub delivered_total: u64,
+}
+
+/// A stream cell's own figures.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StreamFigures {
+    /// Replies each request asked for (K).
+    pub replies_per_stream: u32,
+    /// Streams completed in the window (every reply verified).
+    pub streams: u64,
+    /// Their replies: `streams` times K.
+    pub replies: u64,
+    /// Replies per second.
+    pub replies_per_sec: f64,
+    /// From the request to its first reply, ns.
+    pub first_reply: Latency,
+    /// From the request to its last reply, ns.
+    pub last_reply: Latency,
+}
+
+/// A pubsub cell's own figures.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PubsubFigures {
+    /// Subscribers of the topic (K).
+    pub subscribers: u32,
+    /// Messages published whose deliveries ended in the window.
+    pub messages: u64,
+    /// Their deliveries that arrived (each verified).
+    pub deliveries: u64,
+    /// `messages` times K.
+    pub expected: u64,
+    /// `expected - deliveries`: reported, and on a reliable transport a
+    /// failure of the cell.
+    pub lost: u64,
+    /// Messages per second.
+    pub messages_per_sec: f64,
+    /// Deliveries per second.
+    pub deliveries_per_sec: f64,
+    /// From the publish to each delivery, ns.
+    pub latency: Latency,
 }
 
 /// One sub-window of a cell's measured window (of one pass).
@@ -530,7 +661,9 @@ impl Results {
             if cell.key != *key {
                 return Err(format!("the cell under {key:?} says its key is {:?}", cell.key));
             }
-            for encoded in [&cell.histogram, &cell.histogram_uncorrected].into_iter().flatten() {
+            for encoded in
+                [&cell.histogram, &cell.histogram_uncorrected, &cell.histogram_first_reply].into_iter().flatten()
+            {
                 crate::histogram::decode(encoded).map_err(|e| format!("cell {key}: {e}"))?;
             }
         }

@@ -15,6 +15,7 @@ mod csv;
 mod html;
 mod links;
 mod markdown;
+mod modes;
 mod text;
 mod view;
 

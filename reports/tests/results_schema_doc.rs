@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 use wirebench_reports::Results;
+use wirebench_reports::model::{Mode, OnewayFigures};
 
 fn doc() -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/results-schema.md");
@@ -90,6 +91,11 @@ fn every_field_of_the_model_is_documented() {
                 m.wire_probe_bytes.get_or_insert(1);
                 m.server_user_us_per_call.get_or_insert(1.0);
                 m.server_system_us_per_call.get_or_insert(1.0);
+                m.broker_user_us_per_call.get_or_insert(1.0);
+                m.broker_system_us_per_call.get_or_insert(1.0);
+                m.oneway.get_or_insert_with(|| OnewayFigures { latency: Some(m.latency), ..Default::default() });
+                m.stream.get_or_insert_with(Default::default);
+                m.pubsub.get_or_insert_with(Default::default);
             }
             cell.link = Some(m::CellLink { name: "wan".into(), spec: "rtt=40ms,rate=100mbit,queue=512KiB".into() });
             cell.clients = vec![m::ClientFigures {
@@ -103,6 +109,11 @@ fn every_field_of_the_model_is_documented() {
                 p99_ns: 1,
                 cpu_us_per_call: 1.0,
             }];
+            cell.mode = Mode { kind: "stream".into(), replies: Some(4), subscribers: Some(2) };
+            cell.histogram_first_reply = cell.histogram.clone();
+        }
+        for info in results.transports.values_mut() {
+            info.family = "transport".into();
         }
         results.links = vec![link_record()];
         results.server_environment = Some(m::ServerEnvironment::default());

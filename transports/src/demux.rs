@@ -6,6 +6,10 @@
 //! others to their callers through oneshot channels; then it lets go and
 //! another waiter takes over. At one call in flight the caller reads its
 //! own reply, with no task hop between the socket and the caller.
+//!
+//! A stream call (mode `stream`) registers once and receives many frames
+//! under its id, in order, until it ends; it reads for everyone the same
+//! way while it waits.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -18,13 +22,43 @@ use crate::{CallError, LiveCounters};
 
 /// The read side of a connection: yields replies as they arrive.
 pub(crate) trait Incoming: Send + 'static {
-    /// The next reply's id and outcome. Must be cancel-safe: a call that
-    /// times out while reading must leave the stream readable.
-    fn next(&mut self, counters: &LiveCounters) -> impl Future<Output = Result<(u32, Reply), CallError>> + Send;
+    /// The next reply. Must be cancel-safe: a call that times out while
+    /// reading must leave the stream readable.
+    fn next(&mut self, counters: &LiveCounters) -> impl Future<Output = Result<Arrived, CallError>> + Send;
 }
 
 /// A reply's outcome as the wire gave it.
 pub(crate) type Reply = Result<Bytes, CallError>;
+
+/// One reply frame off the wire.
+#[derive(Debug)]
+pub(crate) struct Arrived {
+    /// The request id it answers.
+    pub(crate) id: u32,
+    /// A stream reply's index.
+    pub(crate) index: Option<u32>,
+    /// Its outcome.
+    pub(crate) reply: Reply,
+}
+
+impl Arrived {
+    /// A reply that is not part of a stream.
+    pub(crate) fn single(id: u32, reply: Reply) -> Arrived {
+        Arrived { id, index: None, reply }
+    }
+}
+
+/// A stream reply: its index (if the frame carried one) and outcome.
+pub(crate) type StreamItem = (Option<u32>, Reply);
+
+/// Who waits for the frames of an id.
+#[derive(Debug)]
+enum Slot {
+    /// One reply.
+    Call(oneshot::Sender<Reply>),
+    /// Every frame until the stream ends; the waiter forgets the id.
+    Stream(tokio::sync::mpsc::UnboundedSender<StreamItem>),
+}
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // The data behind these locks stays consistent even if a holder
@@ -36,7 +70,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[derive(Debug)]
 pub(crate) struct Demux<R> {
     reader: tokio::sync::Mutex<R>,
-    pending: Mutex<HashMap<u32, oneshot::Sender<Reply>>>,
+    pending: Mutex<HashMap<u32, Slot>>,
     broken: Mutex<Option<CallError>>,
     pub(crate) counters: Arc<LiveCounters>,
 }
@@ -50,6 +84,20 @@ pub(crate) struct Waiter<'a, R> {
 }
 
 impl<R> Drop for Waiter<'_, R> {
+    fn drop(&mut self) {
+        lock(&self.demux.pending).remove(&self.id);
+    }
+}
+
+/// A registered stream call; dropping it forgets the id, so frames
+/// arriving later are counted as late.
+pub(crate) struct StreamWaiter<'a, R> {
+    demux: &'a Demux<R>,
+    id: u32,
+    rx: tokio::sync::mpsc::UnboundedReceiver<StreamItem>,
+}
+
+impl<R> Drop for StreamWaiter<'_, R> {
     fn drop(&mut self) {
         lock(&self.demux.pending).remove(&self.id);
     }
@@ -71,8 +119,36 @@ impl<R: Incoming> Demux<R> {
             return Err(e);
         }
         let (tx, rx) = oneshot::channel();
-        lock(&self.pending).insert(id, tx);
+        lock(&self.pending).insert(id, Slot::Call(tx));
         Ok(Waiter { demux: self, id, rx })
+    }
+
+    /// Registers stream call `id` before its request is sent.
+    pub(crate) fn register_stream(&self, id: u32) -> Result<StreamWaiter<'_, R>, CallError> {
+        if let Some(e) = self.broken() {
+            return Err(e);
+        }
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        lock(&self.pending).insert(id, Slot::Stream(tx));
+        Ok(StreamWaiter { demux: self, id, rx })
+    }
+
+    /// Hands a frame to whoever waits for its id.
+    fn dispatch(&self, arrived: Arrived) {
+        let mut pending = lock(&self.pending);
+        match pending.get(&arrived.id) {
+            Some(Slot::Call(_)) => {
+                if let Some(Slot::Call(tx)) = pending.remove(&arrived.id) {
+                    let _ = tx.send(arrived.reply);
+                }
+            }
+            Some(Slot::Stream(tx)) => {
+                if tx.send((arrived.index, arrived.reply)).is_err() {
+                    self.counters.late();
+                }
+            }
+            None => self.counters.late(),
+        }
     }
 
     /// The error that broke the connection, if one did.
@@ -83,8 +159,15 @@ impl<R: Incoming> Demux<R> {
     /// Fails every pending and later call with `error`.
     pub(crate) fn fail(&self, error: CallError) {
         lock(&self.broken).get_or_insert_with(|| error.clone());
-        for (_, tx) in lock(&self.pending).drain() {
-            let _ = tx.send(Err(error.clone()));
+        for (_, slot) in lock(&self.pending).drain() {
+            match slot {
+                Slot::Call(tx) => {
+                    let _ = tx.send(Err(error.clone()));
+                }
+                Slot::Stream(tx) => {
+                    let _ = tx.send((None, Err(error.clone())));
+                }
+            }
         }
     }
 
@@ -105,22 +188,48 @@ impl<R: Incoming> Demux<R> {
                     return Err(e);
                 }
                 loop {
-                    let (id, reply) = match reader.next(&self.counters).await {
+                    let arrived = match reader.next(&self.counters).await {
                         Ok(next) => next,
                         Err(e) => {
                             self.fail(e.clone());
                             return Err(e);
                         }
                     };
-                    if id == waiter.id {
-                        return reply;
+                    if arrived.id == waiter.id {
+                        return arrived.reply;
                     }
-                    match lock(&self.pending).remove(&id) {
-                        Some(tx) => {
-                            let _ = tx.send(reply);
+                    self.dispatch(arrived);
+                }
+            }
+        }
+    }
+
+    /// Waits for the next frame of a stream call, reading for everyone
+    /// while the read side is free.
+    pub(crate) async fn next_of(&self, waiter: &mut StreamWaiter<'_, R>) -> StreamItem {
+        let closed = || CallError::Closed("the connection failed".into());
+        tokio::select! {
+            biased;
+            item = waiter.rx.recv() => item.unwrap_or_else(|| (None, Err(self.broken().unwrap_or_else(closed)))),
+            mut reader = self.reader.lock() => {
+                if let Ok(item) = waiter.rx.try_recv() {
+                    return item;
+                }
+                if let Some(e) = self.broken() {
+                    return (None, Err(e));
+                }
+                loop {
+                    let arrived = match reader.next(&self.counters).await {
+                        Ok(next) => next,
+                        Err(e) => {
+                            self.fail(e.clone());
+                            return (None, Err(e));
                         }
-                        None => self.counters.late(),
+                    };
+                    if arrived.id == waiter.id {
+                        return (arrived.index, arrived.reply);
                     }
+                    self.dispatch(arrived);
                 }
             }
         }

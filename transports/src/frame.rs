@@ -3,16 +3,38 @@
 //!
 //! ```text
 //! offset  size  field
-//!      0     4  length      u32 BE: bytes after this field (8 + body)
+//!      0     4  length      u32 BE: bytes after this field (8 + extension + body)
 //!      4     4  request id  u32 BE: chosen by the client, echoed in the reply
+//!                           (oneway: the message's sequence number)
 //!      8     1  call id     1 Multiply, 2 Echo, 3 Digest; 0xF0 server stats,
-//!                           0xF1 server environment
+//!                           0xF1 server environment, 0xF2 oneway report
 //!      9     1  format      wire id of the format (see `FormatId`)
 //!     10     1  status      0 OK, else a gRPC status code (replies only)
-//!     11     1  flags       bit 0: 1 = reply, 0 = request; other bits 0
-//!     12     n  body        the encoded message, or a UTF-8 error message
+//!     11     1  flags       bit 0 reply; bit 1 oneway; bit 2 stream;
+//!                           bit 3 publish; other bits 0
+//!     12     e  extension   by the flags: oneway 16 bytes, stream 4,
+//!                           publish 16, none 0
+//!   12+e     n  body        the encoded message, or a UTF-8 error message
 //!                           when status != 0
 //! ```
+//!
+//! The extensions carry what the call modes beyond request-response need:
+//!
+//! ```text
+//! oneway (request only, no reply is sent)
+//!     12     8  send time   u64 BE: the client's CLOCK_MONOTONIC at the send, ns
+//!     20     4  session     u32 BE: the client's oneway session
+//!     24     4  window bin  u32 BE: the sub-window of the client's measurement
+//!                           the send fell in; 0xFFFFFFFF outside it
+//! stream (request: how many replies; each reply: its index from 0)
+//!     12     4  replies | index   u32 BE
+//! publish (udp multicast pubsub only)
+//!     12     8  sequence    u64 BE: the publisher's message number
+//!     20     8  send time   u64 BE: the publisher's CLOCK_MONOTONIC, ns
+//! ```
+//!
+//! At most one of oneway, stream and publish is set; oneway and publish
+//! frames are never replies.
 //!
 //! A stream connection (tcp, unix) starts with a 4-byte preamble from the
 //! client: `57 42 01 00` ("WB", version 1, mode 0 = RPC). Mode 1 is the raw
@@ -21,24 +43,40 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-/// Bytes before the body.
+/// Bytes before the body of a frame without extension.
 pub const HEADER_LEN: usize = 12;
 /// Bytes of the length field itself.
 const LENGTH_LEN: usize = 4;
 /// Flag bit: the frame is a reply.
 pub const FLAG_REPLY: u8 = 1;
+/// Flag bit: a oneway request (no reply), with the oneway extension.
+pub const FLAG_ONEWAY: u8 = 2;
+/// Flag bit: a stream request or one of its replies, with the stream
+/// extension.
+pub const FLAG_STREAM: u8 = 4;
+/// Flag bit: a published message (udp multicast), with the publish
+/// extension.
+pub const FLAG_PUBLISH: u8 = 8;
+/// Every flag bit that has a meaning.
+const KNOWN_FLAGS: u8 = FLAG_REPLY | FLAG_ONEWAY | FLAG_STREAM | FLAG_PUBLISH;
 /// Call id of the server-stats control call (tcp and unix).
 pub const CALL_STATS: u8 = 0xF0;
 /// Call id of the server-environment control call (tcp and unix): the
 /// server's machine, encoded by [`crate::host::HostInfo`].
 pub const CALL_ENVIRONMENT: u8 = 0xF1;
+/// Call id of the oneway-report control call (tcp and unix).
+pub const CALL_ONEWAY_REPORT: u8 = 0xF2;
 /// The largest body a frame can declare: the length field counts 8 header
 /// bytes too.
 pub const MAX_BODY: u32 = u32::MAX - 8;
+/// The longest extension.
+pub const MAX_EXTENSION: usize = 16;
+/// The window bin of a oneway message sent outside the measured window.
+pub const NO_BIN: u32 = u32::MAX;
 
 /// A body length as the header carries it, if it fits.
 pub fn body_len(len: usize) -> Option<u32> {
-    u32::try_from(len).ok().filter(|&l| l <= MAX_BODY)
+    u32::try_from(len).ok().filter(|&l| l <= MAX_BODY - MAX_EXTENSION as u32)
 }
 
 /// Default limit on a frame's declared body length.
@@ -51,10 +89,67 @@ pub const MODE_RPC: u8 = 0;
 /// Preamble mode: raw ping-pong baseline.
 pub const MODE_RAW: u8 = 1;
 
+/// The extension a frame's flags announce.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Extension {
+    /// None: a request-response frame.
+    #[default]
+    None,
+    /// A oneway request.
+    Oneway(Oneway),
+    /// A stream request (how many replies) or reply (its index).
+    Stream(u32),
+    /// A published message.
+    Publish {
+        /// The publisher's message number.
+        seq: u64,
+        /// The publisher's CLOCK_MONOTONIC at the send, ns.
+        sent_ns: u64,
+    },
+}
+
+/// What a oneway request carries beside its sequence number (the request
+/// id).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Oneway {
+    /// The client's CLOCK_MONOTONIC at the send, ns.
+    pub sent_ns: u64,
+    /// The client's oneway session.
+    pub session: u32,
+    /// The sub-window of the client's measurement the send fell in, or
+    /// [`NO_BIN`].
+    pub bin: u32,
+}
+
+impl Extension {
+    /// Its bytes on the wire.
+    pub fn len(&self) -> usize {
+        match self {
+            Extension::None => 0,
+            Extension::Oneway(_) | Extension::Publish { .. } => 16,
+            Extension::Stream(_) => 4,
+        }
+    }
+
+    /// Whether it has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn flag(&self) -> u8 {
+        match self {
+            Extension::None => 0,
+            Extension::Oneway(_) => FLAG_ONEWAY,
+            Extension::Stream(_) => FLAG_STREAM,
+            Extension::Publish { .. } => FLAG_PUBLISH,
+        }
+    }
+}
+
 /// A frame header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
-    /// Body length in bytes.
+    /// Body length in bytes (the extension not included).
     pub body_len: u32,
     /// Request id, echoed by the reply.
     pub request_id: u32,
@@ -64,19 +159,62 @@ pub struct Header {
     pub format: u8,
     /// Status code; 0 is OK.
     pub status: u8,
-    /// Flag bits.
+    /// Flag bits other than the extension's (the reply bit; tests set
+    /// reserved ones): the extension's bit is added on the wire.
     pub flags: u8,
+    /// The extension.
+    pub ext: Extension,
+}
+
+/// A header's bytes: 12, plus its extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeaderBytes {
+    buf: [u8; HEADER_LEN + MAX_EXTENSION],
+    len: usize,
+}
+
+impl std::ops::Deref for HeaderBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl std::ops::DerefMut for HeaderBytes {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[..self.len]
+    }
 }
 
 impl Header {
     /// A request header.
     pub fn request(request_id: u32, call: u8, format: u8, body_len: u32) -> Header {
-        Header { body_len, request_id, call, format, status: 0, flags: 0 }
+        Header { body_len, request_id, call, format, status: 0, flags: 0, ext: Extension::None }
+    }
+
+    /// A oneway request header: `seq` is its request id.
+    pub fn oneway(seq: u32, call: u8, format: u8, body_len: u32, oneway: Oneway) -> Header {
+        Header { ext: Extension::Oneway(oneway), ..Header::request(seq, call, format, body_len) }
+    }
+
+    /// A stream request header asking for `replies` replies.
+    pub fn stream(request_id: u32, call: u8, format: u8, body_len: u32, replies: u32) -> Header {
+        Header { ext: Extension::Stream(replies), ..Header::request(request_id, call, format, body_len) }
+    }
+
+    /// A published message's header (udp multicast).
+    pub fn publish(call: u8, format: u8, body_len: u32, seq: u64, sent_ns: u64) -> Header {
+        Header { ext: Extension::Publish { seq, sent_ns }, ..Header::request(0, call, format, body_len) }
     }
 
     /// The reply header to `request` with `status` and a body of `body_len`.
     pub fn reply_to(request: &Header, status: u8, body_len: u32) -> Header {
-        Header { body_len, status, flags: FLAG_REPLY, ..*request }
+        Header { body_len, status, flags: FLAG_REPLY, ext: Extension::None, ..*request }
+    }
+
+    /// Reply `index` of the stream `request` asked for.
+    pub fn stream_reply(request: &Header, status: u8, body_len: u32, index: u32) -> Header {
+        Header { ext: Extension::Stream(index), ..Header::reply_to(request, status, body_len) }
     }
 
     /// Whether this frame is a reply.
@@ -84,18 +222,38 @@ impl Header {
         self.flags & FLAG_REPLY != 0
     }
 
-    /// The header's bytes.
-    pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
-        let mut out = [0u8; HEADER_LEN];
+    /// Bytes before the body: 12 and the extension.
+    pub fn wire_len(&self) -> usize {
+        HEADER_LEN + self.ext.len()
+    }
+
+    /// The header's bytes, extension included.
+    pub fn to_bytes(&self) -> HeaderBytes {
+        let mut buf = [0u8; HEADER_LEN + MAX_EXTENSION];
+        let len = self.wire_len();
         // Constructors take lengths through `body_len`; saturate rather
         // than wrap if one did not.
-        out[0..4].copy_from_slice(&self.body_len.saturating_add(8).to_be_bytes());
-        out[4..8].copy_from_slice(&self.request_id.to_be_bytes());
-        out[8] = self.call;
-        out[9] = self.format;
-        out[10] = self.status;
-        out[11] = self.flags;
-        out
+        let length = self.body_len.saturating_add(8 + self.ext.len() as u32);
+        buf[0..4].copy_from_slice(&length.to_be_bytes());
+        buf[4..8].copy_from_slice(&self.request_id.to_be_bytes());
+        buf[8] = self.call;
+        buf[9] = self.format;
+        buf[10] = self.status;
+        buf[11] = self.flags | self.ext.flag();
+        match self.ext {
+            Extension::None => {}
+            Extension::Oneway(o) => {
+                buf[12..20].copy_from_slice(&o.sent_ns.to_be_bytes());
+                buf[20..24].copy_from_slice(&o.session.to_be_bytes());
+                buf[24..28].copy_from_slice(&o.bin.to_be_bytes());
+            }
+            Extension::Stream(n) => buf[12..16].copy_from_slice(&n.to_be_bytes()),
+            Extension::Publish { seq, sent_ns } => {
+                buf[12..20].copy_from_slice(&seq.to_be_bytes());
+                buf[20..28].copy_from_slice(&sent_ns.to_be_bytes());
+            }
+        }
+        HeaderBytes { buf, len }
     }
 
     /// Appends the header to `out`.
@@ -119,7 +277,8 @@ pub enum FrameError {
     /// The length field is smaller than the rest of the header.
     #[error("frame length {0} is shorter than its 8-byte header")]
     TooShort(u32),
-    /// Flag bits that are reserved were set.
+    /// Flag bits that are reserved were set, or bits that cannot go
+    /// together (two extensions; a oneway or published reply).
     #[error("frame has reserved flag bits set: {0:#04x}")]
     ReservedFlags(u8),
     /// A request where a reply was expected, or the reverse.
@@ -154,25 +313,56 @@ pub fn parse_header(buf: &[u8], max_body: usize) -> Result<Option<Header>, Frame
     if length < 8 {
         return Err(FrameError::TooShort(length));
     }
-    let body_len = length - 8;
-    if body_len as usize > max_body {
-        return Err(FrameError::TooLarge { declared: u64::from(body_len), limit: max_body });
+    // Before the flags are in, the extension's length is not known: allow
+    // the longest, then check exactly below.
+    let after_header = length - 8;
+    if after_header as usize > max_body.saturating_add(MAX_EXTENSION) {
+        return Err(FrameError::TooLarge { declared: u64::from(after_header), limit: max_body });
     }
     if buf.len() < HEADER_LEN {
         return Ok(None);
     }
-    let header = Header {
+    let raw_flags = buf[11];
+    if raw_flags & !KNOWN_FLAGS != 0 {
+        return Err(FrameError::ReservedFlags(raw_flags));
+    }
+    let modes = raw_flags & (FLAG_ONEWAY | FLAG_STREAM | FLAG_PUBLISH);
+    let reply = raw_flags & FLAG_REPLY != 0;
+    if modes.count_ones() > 1 || (reply && modes & (FLAG_ONEWAY | FLAG_PUBLISH) != 0) {
+        return Err(FrameError::ReservedFlags(raw_flags));
+    }
+    let ext_len = match modes {
+        0 => 0,
+        FLAG_STREAM => 4,
+        _ => 16,
+    };
+    if (after_header as usize) < ext_len {
+        return Err(FrameError::TooShort(length));
+    }
+    let body_len = after_header - ext_len as u32;
+    if body_len as usize > max_body {
+        return Err(FrameError::TooLarge { declared: u64::from(body_len), limit: max_body });
+    }
+    if buf.len() < HEADER_LEN + ext_len {
+        return Ok(None);
+    }
+    let u32_at = |i: usize| u32::from_be_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
+    let u64_at = |i: usize| (u64::from(u32_at(i)) << 32) | u64::from(u32_at(i + 4));
+    let ext = match modes {
+        0 => Extension::None,
+        FLAG_ONEWAY => Extension::Oneway(Oneway { sent_ns: u64_at(12), session: u32_at(20), bin: u32_at(24) }),
+        FLAG_STREAM => Extension::Stream(u32_at(12)),
+        _ => Extension::Publish { seq: u64_at(12), sent_ns: u64_at(20) },
+    };
+    Ok(Some(Header {
         body_len,
-        request_id: u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]),
+        request_id: u32_at(4),
         call: buf[8],
         format: buf[9],
         status: buf[10],
-        flags: buf[11],
-    };
-    if header.flags & !FLAG_REPLY != 0 {
-        return Err(FrameError::ReservedFlags(header.flags));
-    }
-    Ok(Some(header))
+        flags: raw_flags & FLAG_REPLY,
+        ext,
+    }))
 }
 
 /// Takes one whole frame off the front of `buf`: the header and its body
@@ -183,24 +373,24 @@ pub fn take_frame(buf: &mut BytesMut, max_body: usize) -> Result<Option<(Header,
     let Some(header) = parse_header(buf, max_body)? else {
         return Ok(None);
     };
-    let total = HEADER_LEN + header.body_len as usize;
+    let total = header.wire_len() + header.body_len as usize;
     if buf.len() < total {
         buf.reserve(total - buf.len());
         return Ok(None);
     }
     let mut frame = buf.split_to(total);
-    frame.advance(HEADER_LEN);
+    frame.advance(header.wire_len());
     Ok(Some((header, frame.freeze())))
 }
 
 /// Decodes a whole datagram (udp) as one frame.
 pub fn parse_datagram(datagram: &[u8], max_body: usize) -> Result<(Header, &[u8]), FrameError> {
     let header = parse_header(datagram, max_body)?.ok_or(FrameError::TooShort(datagram.len() as u32))?;
-    let declared = u64::from(header.body_len) + HEADER_LEN as u64;
+    let declared = u64::from(header.body_len) + header.wire_len() as u64;
     if declared != datagram.len() as u64 {
         return Err(FrameError::DatagramLength { datagram: datagram.len(), declared });
     }
-    Ok((header, &datagram[HEADER_LEN..]))
+    Ok((header, &datagram[header.wire_len()..]))
 }
 
 /// What a stream connection's preamble asks for.
@@ -289,6 +479,66 @@ mod tests {
         assert_eq!(hex(&Preamble::Raw { request: 16, reply: 1024 }.to_bytes()), "574201010000001000000400");
     }
 
+    /// Golden bytes of the extensions: the layout in the module docs and
+    /// docs/protocol.md section 2.
+    #[test]
+    fn extension_headers_golden() {
+        let oneway = Oneway { sent_ns: 0x0102_0304_0506_0708, session: 0xa1b2_c3d4, bin: 3 };
+        let h = Header::oneway(7, 1, 7, 10, oneway);
+        assert_eq!(hex(&h.to_bytes()), "0000002200000007010700020102030405060708a1b2c3d400000003");
+        let none = Header::oneway(8, 2, 1, 0, Oneway { bin: NO_BIN, ..oneway });
+        assert_eq!(hex(&none.to_bytes()[24..]), "ffffffff");
+        let request = Header::stream(9, 2, 7, 5, 16);
+        assert_eq!(hex(&request.to_bytes()), "00000011000000090207000400000010");
+        let reply = Header::stream_reply(&request, 0, 5, 15);
+        assert_eq!(hex(&reply.to_bytes()), "0000001100000009020700050000000f");
+        let error = Header::stream_reply(&request, 13, 2, 4);
+        assert_eq!(hex(&error.to_bytes()), "0000000e0000000902070d0500000004");
+        let publish = Header::publish(1, 7, 10, 42, 0x0a0b_0c0d_0e0f_1011);
+        assert_eq!(hex(&publish.to_bytes()), "000000220000000001070008000000000000002a0a0b0c0d0e0f1011");
+        for h in [h, none, request, reply, error, publish] {
+            let mut wire = h.to_bytes().to_vec();
+            wire.resize(h.wire_len() + h.body_len as usize, 0x5a);
+            assert_eq!(parse_header(&wire, 100), Ok(Some(h)));
+            let (parsed, body) = parse_datagram(&wire, 100).unwrap();
+            assert_eq!((parsed, body.len()), (h, h.body_len as usize));
+            // Every cut before the extension's end asks for more bytes.
+            for cut in 0..h.wire_len() {
+                assert_eq!(parse_header(&wire[..cut], 100), Ok(None), "cut {cut} of {h:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn extensions_that_cannot_go_together_are_refused() {
+        let bytes = |flags: u8| {
+            let mut b = Header::request(1, 1, 1, 0).to_bytes().to_vec();
+            b[3] = 8 + 16;
+            b[11] = flags;
+            b.resize(28, 0);
+            b
+        };
+        for flags in [
+            FLAG_ONEWAY | FLAG_STREAM,
+            FLAG_ONEWAY | FLAG_PUBLISH,
+            FLAG_STREAM | FLAG_PUBLISH,
+            FLAG_REPLY | FLAG_ONEWAY,
+            FLAG_REPLY | FLAG_PUBLISH,
+            0x10,
+        ] {
+            assert_eq!(parse_header(&bytes(flags), 100), Err(FrameError::ReservedFlags(flags)), "{flags:#04x}");
+        }
+        // A length that cannot hold the extension its flags announce.
+        let mut short = Header::stream(1, 1, 1, 0, 4).to_bytes().to_vec();
+        short[3] = 10;
+        assert_eq!(parse_header(&short, 100), Err(FrameError::TooShort(10)));
+        // The exact limit applies once the extension is known.
+        let over = Header::stream(1, 1, 1, 101, 2);
+        assert_eq!(parse_header(&over.to_bytes(), 100), Err(FrameError::TooLarge { declared: 101, limit: 100 }));
+        let under = Header::oneway(1, 1, 1, 100, Oneway { sent_ns: 0, session: 0, bin: 0 });
+        assert!(parse_header(&under.to_bytes(), 100).unwrap().is_some());
+    }
+
     #[test]
     fn take_frame_splits_whole_frames_only() {
         let mut wire = BytesMut::new();
@@ -369,8 +619,18 @@ mod tests {
         }
 
         #[test]
-        fn headers_round_trip(id: u32, call: u8, format: u8, status: u8, reply: bool, len in 0u32..1000) {
-            let h = Header { body_len: len, request_id: id, call, format, status, flags: u8::from(reply) };
+        fn headers_round_trip(
+            id: u32, call: u8, format: u8, status: u8, reply: bool, len in 0u32..1000,
+            kind in 0u8..4, a: u64, b: u32, c: u32,
+        ) {
+            let ext = match kind {
+                0 => Extension::None,
+                1 if !reply => Extension::Oneway(Oneway { sent_ns: a, session: b, bin: c }),
+                2 => Extension::Stream(b),
+                3 if !reply => Extension::Publish { seq: a, sent_ns: u64::from(c) << 7 },
+                _ => Extension::None,
+            };
+            let h = Header { body_len: len, request_id: id, call, format, status, flags: u8::from(reply), ext };
             proptest::prop_assert_eq!(parse_header(&h.to_bytes(), 1000), Ok(Some(h)));
         }
     }

@@ -1,8 +1,14 @@
 //! The parts of the gRPC wire protocol that are pure functions: the 5-byte
 //! message prefix, the content-type, and the percent-encoding of
-//! `grpc-message` (see gRPC's PROTOCOL-HTTP2.md).
+//! `grpc-message` (see gRPC's PROTOCOL-HTTP2.md); and wirebench's call
+//! modes over it: the paths of server-streaming and oneway calls, the
+//! header that asks for K replies, and the prefix each oneway message
+//! carries.
 
-use wirebench_formats::{Code, FormatId, Status};
+use bytes::{Buf, Bytes, BytesMut};
+use wirebench_formats::{Code, FormatId, Method, Status};
+
+use crate::mode::OnewayMeta;
 
 /// Bytes before each message: a compressed flag and a u32 BE length.
 pub const PREFIX_LEN: usize = 5;
@@ -41,6 +47,9 @@ pub enum MessageError {
         /// The limit.
         limit: usize,
     },
+    /// A oneway message shorter than its 20-byte prefix.
+    #[error("a oneway message of {0} bytes, shorter than its 20-byte prefix")]
+    NoOnewayPrefix(usize),
 }
 
 impl MessageError {
@@ -82,6 +91,82 @@ pub fn unary_message(body: &[u8], max: usize) -> Result<&[u8], MessageError> {
         return Err(MessageError::Trailing(rest.len() - declared));
     }
     Ok(rest)
+}
+
+/// Takes one whole message (prefix and all) off the front of `buf`, for
+/// bodies of several messages (streams); `Ok(None)` until it is complete.
+/// The declared length is checked against `max` as soon as the prefix is
+/// in.
+pub fn take_message(buf: &mut BytesMut, max: usize) -> Result<Option<Bytes>, MessageError> {
+    let Some(declared) = check_prefix(buf, max)? else { return Ok(None) };
+    if buf.len() < PREFIX_LEN + declared {
+        buf.reserve(PREFIX_LEN + declared - buf.len());
+        return Ok(None);
+    }
+    let mut message = buf.split_to(PREFIX_LEN + declared);
+    message.advance(PREFIX_LEN);
+    Ok(Some(message.freeze()))
+}
+
+/// The request header of a server-streaming call: how many replies.
+pub const REPLIES_HEADER: &str = "wirebench-replies";
+
+/// What a request path asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallPath {
+    /// `/wirebench.Bench/<Method>`: unary.
+    Unary(Method),
+    /// `/wirebench.Bench/<Method>Stream`: server streaming.
+    Stream(Method),
+    /// `/wirebench.Oneway/<Method>`: client streaming of oneway messages.
+    Oneway(Method),
+}
+
+impl CallPath {
+    /// The path.
+    pub fn path(self) -> String {
+        match self {
+            CallPath::Unary(m) => format!("/wirebench.Bench/{}", m.name()),
+            CallPath::Stream(m) => format!("/wirebench.Bench/{}Stream", m.name()),
+            CallPath::Oneway(m) => format!("/wirebench.Oneway/{}", m.name()),
+        }
+    }
+
+    /// The call a path names, if any.
+    pub fn parse(path: &str) -> Option<CallPath> {
+        if let Some(name) = path.strip_prefix("/wirebench.Bench/") {
+            return match name.strip_suffix("Stream") {
+                Some(base) => Method::from_name(base).map(CallPath::Stream),
+                None => Method::from_name(name).map(CallPath::Unary),
+            };
+        }
+        path.strip_prefix("/wirebench.Oneway/").and_then(Method::from_name).map(CallPath::Oneway)
+    }
+}
+
+/// Bytes before the format's bytes inside a oneway message.
+pub const ONEWAY_PREFIX_LEN: usize = 20;
+
+/// The prefix of a oneway message: session u32, sequence u32, send time
+/// u64 (CLOCK_MONOTONIC ns), window bin u32, all BE.
+pub fn oneway_prefix(meta: OnewayMeta) -> [u8; ONEWAY_PREFIX_LEN] {
+    let mut out = [0u8; ONEWAY_PREFIX_LEN];
+    out[0..4].copy_from_slice(&meta.session.to_be_bytes());
+    out[4..8].copy_from_slice(&meta.seq.to_be_bytes());
+    out[8..16].copy_from_slice(&meta.sent_ns.to_be_bytes());
+    out[16..20].copy_from_slice(&meta.bin.to_be_bytes());
+    out
+}
+
+/// A oneway message's metadata and the format's bytes after it.
+pub fn parse_oneway(message: &[u8]) -> Result<(OnewayMeta, &[u8]), MessageError> {
+    if message.len() < ONEWAY_PREFIX_LEN {
+        return Err(MessageError::NoOnewayPrefix(message.len()));
+    }
+    let u32_at = |i: usize| u32::from_be_bytes([message[i], message[i + 1], message[i + 2], message[i + 3]]);
+    let sent_ns = (u64::from(u32_at(8)) << 32) | u64::from(u32_at(12));
+    let meta = OnewayMeta { session: u32_at(0), seq: u32_at(4), sent_ns, bin: u32_at(16) };
+    Ok((meta, &message[ONEWAY_PREFIX_LEN..]))
 }
 
 /// `application/grpc+<subtype>` for `format`.
@@ -168,6 +253,53 @@ mod tests {
         assert_eq!(unary_message(&[0, 0, 0, 0, 1, b'h', b'i'], 10), Err(MessageError::Trailing(1)));
         assert_eq!(unary_message(&[0, 0], 10), Err(MessageError::NoPrefix(2)));
         assert!(MessageError::NoPrefix(2).to_string().contains("5-byte"));
+    }
+
+    /// Golden bytes: docs/protocol.md, http2 call modes.
+    #[test]
+    fn mode_paths_and_oneway_prefix_golden() {
+        assert_eq!(CallPath::Stream(Method::Echo).path(), "/wirebench.Bench/EchoStream");
+        assert_eq!(CallPath::Oneway(Method::Digest).path(), "/wirebench.Oneway/Digest");
+        for m in [Method::Multiply, Method::Echo, Method::Digest] {
+            for p in [CallPath::Unary(m), CallPath::Stream(m), CallPath::Oneway(m)] {
+                assert_eq!(CallPath::parse(&p.path()), Some(p));
+            }
+        }
+        assert_eq!(CallPath::parse("/wirebench.Bench/Stream"), None);
+        assert_eq!(CallPath::parse("/wirebench.Oneway/EchoStream"), None);
+        let meta = OnewayMeta { session: 0xa1b2_c3d4, seq: 7, sent_ns: 0x0102_0304_0506_0708, bin: 2 };
+        let prefix = oneway_prefix(meta);
+        let hex: String = prefix.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, "a1b2c3d400000007010203040506070800000002");
+        let mut message = prefix.to_vec();
+        message.extend_from_slice(b"body");
+        assert_eq!(parse_oneway(&message), Ok((meta, &b"body"[..])));
+        assert_eq!(parse_oneway(&message[..19]), Err(MessageError::NoOnewayPrefix(19)));
+    }
+
+    #[test]
+    fn messages_are_taken_whole_from_a_stream_of_them() {
+        let mut wire = Vec::new();
+        for body in [&b"one"[..], b"", b"three"] {
+            wire.extend_from_slice(&prefix(body.len() as u32));
+            wire.extend_from_slice(body);
+        }
+        for cut in 0..wire.len() {
+            let mut buf = BytesMut::from(&wire[..cut]);
+            let mut got = Vec::new();
+            while let Some(m) = take_message(&mut buf, 10).unwrap() {
+                got.push(m);
+            }
+            assert!(got.len() <= 3, "cut {cut}");
+            assert!(got.iter().zip([&b"one"[..], b"", b"three"]).all(|(a, b)| &a[..] == b), "cut {cut}");
+        }
+        let mut buf = BytesMut::from(&wire[..]);
+        let all: Vec<Bytes> = std::iter::from_fn(|| take_message(&mut buf, 10).unwrap()).collect();
+        assert_eq!(all.len(), 3);
+        let mut huge = BytesMut::from(&[0u8, 0xff, 0xff, 0xff, 0xff][..]);
+        let capacity = huge.capacity();
+        assert!(matches!(take_message(&mut huge, 10), Err(MessageError::TooLarge { .. })));
+        assert_eq!(huge.capacity(), capacity, "nothing reserved for a message over the limit");
     }
 
     #[test]

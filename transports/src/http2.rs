@@ -16,21 +16,32 @@
 //! Flow-control windows are raised from HTTP/2's 64 KiB default to 2 MiB
 //! per stream and 8 MiB per connection, so 1 MiB messages are not throttled
 //! by window updates; the tonic reference row gets the same windows.
+//!
+//! Call modes: server streaming is gRPC's own, `POST
+//! /wirebench.Bench/<Method>Stream` with a `wirebench-replies: K` header,
+//! answered with K messages before the trailers (with protobuf, tonic's
+//! generated streaming methods of `bench.proto`). Oneway messages go on
+//! one long client-streaming call per connection, method and format,
+//! `POST /wirebench.Oneway/<Method>`: each gRPC message is a 20-byte
+//! oneway prefix and the format's bytes, served and counted as it
+//! arrives; the server answers only when the client ends the stream.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use h2::RecvStream;
 use h2::client::SendRequest;
 use h2::server::SendResponse;
+use h2::{RecvStream, SendStream};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
 use tokio::net::{TcpListener, TcpStream};
 use wirebench_formats::{Code, FormatId, Method, ServerScratch, Status};
 
 use crate::counting::Counting;
-use crate::grpc_wire::{self, PREFIX_LEN};
+use crate::grpc_wire::{self, CallPath, ONEWAY_PREFIX_LEN, PREFIX_LEN};
+use crate::mode::OnewayMeta;
 use crate::server::{Handler, Server, ServerConfig, ShutdownSignal};
 use crate::tls::{self, Identity};
 use crate::{
@@ -175,7 +186,41 @@ pub struct Http2Client {
     timeout: Duration,
     max_message: usize,
     paths: [Uri; 3],
+    stream_paths: [Uri; 3],
+    oneway_paths: [Uri; 3],
     content_types: Vec<HeaderValue>,
+    /// Per connection: its open oneway calls, by method and format.
+    oneway: Vec<tokio::sync::Mutex<Vec<OnewayCall>>>,
+}
+
+/// An open oneway call: its method, format and request body stream.
+type OnewayCall = (Method, FormatId, SendStream<Bytes>);
+
+impl Drop for Http2Client {
+    fn drop(&mut self) {
+        // Ends the oneway calls, so their server tasks answer and finish.
+        for streams in &self.oneway {
+            if let Ok(mut streams) = streams.try_lock() {
+                for (_, _, stream) in streams.iter_mut() {
+                    let _ = stream.send_data(Bytes::new(), true);
+                }
+            }
+        }
+    }
+}
+
+/// Waits until `stream` has send capacity (reserving `len` bytes of it),
+/// so data is queued within flow control rather than without bound.
+async fn capacity(stream: &mut SendStream<Bytes>, len: usize) -> Result<(), CallError> {
+    stream.reserve_capacity(len);
+    while stream.capacity() == 0 {
+        match std::future::poll_fn(|cx| stream.poll_capacity(cx)).await {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(h2_error(e)),
+            None => return Err(CallError::Closed("the stream was closed".into())),
+        }
+    }
+    Ok(())
 }
 
 impl Http2Client {
@@ -229,6 +274,135 @@ impl Http2Client {
             grpc_wire::unary_message(&body, self.max_message).map_err(|e| CallError::Protocol(e.to_string()))?;
         Ok(body.slice_ref(message))
     }
+
+    fn request_to(&self, uri: &Uri, format: FormatId) -> Request<()> {
+        let mut http = Request::new(());
+        *http.method_mut() = http::Method::POST;
+        *http.uri_mut() = uri.clone();
+        let headers = http.headers_mut();
+        headers.insert(http::header::CONTENT_TYPE, self.content_types[format as usize].clone());
+        headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
+        http
+    }
+
+    async fn stream_on<R>(
+        &self,
+        send: &SendRequest<Bytes>,
+        method: Method,
+        format: FormatId,
+        request: &[u8],
+        replies: u32,
+        mut on_reply: R,
+    ) -> Result<u32, CallError>
+    where
+        R: FnMut(Bytes) -> ControlFlow<()> + Send,
+    {
+        let len = u32::try_from(request.len()).map_err(|_| CallError::TooLarge {
+            transport: "http2",
+            size: request.len(),
+            limit: u32::MAX as usize,
+        })?;
+        let mut http = self.request_to(&self.stream_paths[method as usize - 1], format);
+        http.headers_mut().insert(grpc_wire::REPLIES_HEADER, HeaderValue::from(replies));
+        let mut send = send.clone().ready().await.map_err(h2_error)?;
+        let (response, stream) = send.send_request(http, false).map_err(h2_error)?;
+        let mut body = BytesMut::with_capacity(PREFIX_LEN + request.len());
+        body.put_slice(&grpc_wire::prefix(len));
+        body.put_slice(request);
+        let (parts, mut recv, unsent) = exchange(stream, response, body.freeze()).await?;
+        if let Some(status) = grpc_status(&parts.headers) {
+            return Err(if status.code == Code::Ok {
+                CallError::Protocol(format!("trailers-only response with status OK and none of {replies} replies"))
+            } else {
+                CallError::Status(status)
+            });
+        }
+        if let Some(e) = unsent {
+            return Err(h2_error(e));
+        }
+        if parts.status != StatusCode::OK {
+            return Err(CallError::Protocol(format!("HTTP status {}", parts.status)));
+        }
+        let mut buf = BytesMut::new();
+        let mut got = 0u32;
+        while let Some(chunk) = recv.data().await {
+            let chunk = chunk.map_err(h2_error)?;
+            let _ = recv.flow_control().release_capacity(chunk.len());
+            buf.extend_from_slice(&chunk);
+            while let Some(message) =
+                grpc_wire::take_message(&mut buf, self.max_message).map_err(|e| CallError::Protocol(e.to_string()))?
+            {
+                if got == replies {
+                    return Err(CallError::Protocol(format!("more than the {replies} replies asked for")));
+                }
+                got += 1;
+                if on_reply(message).is_break() {
+                    // Dropping the stream resets it.
+                    return Ok(got);
+                }
+            }
+        }
+        if !buf.is_empty() {
+            return Err(CallError::Protocol(format!("the stream ended inside a message ({} bytes)", buf.len())));
+        }
+        let trailers = recv.trailers().await.map_err(h2_error)?.unwrap_or_default();
+        match grpc_status(&trailers) {
+            Some(status) if status.code == Code::Ok => {}
+            Some(status) => return Err(CallError::Status(status)),
+            None => return Err(CallError::Protocol("the response has no grpc-status".into())),
+        }
+        if got < replies {
+            return Err(CallError::Protocol(format!("the stream ended after {got} of {replies} replies")));
+        }
+        Ok(got)
+    }
+
+    async fn oneway_on(
+        &self,
+        i: usize,
+        method: Method,
+        format: FormatId,
+        meta: OnewayMeta,
+        request: &[u8],
+    ) -> Result<(), CallError> {
+        let len = u32::try_from(ONEWAY_PREFIX_LEN + request.len()).map_err(|_| CallError::TooLarge {
+            transport: "http2",
+            size: request.len(),
+            limit: u32::MAX as usize - ONEWAY_PREFIX_LEN,
+        })?;
+        let mut streams = self.oneway[i].lock().await;
+        let at = match streams.iter().position(|(m, f, _)| *m == method && *f == format) {
+            Some(at) => at,
+            None => {
+                let http = self.request_to(&self.oneway_paths[method as usize - 1], format);
+                let mut send = self.connections[i].clone().ready().await.map_err(h2_error)?;
+                let (response, stream) = send.send_request(http, false).map_err(h2_error)?;
+                // The answer comes when the call ends; nothing waits for it.
+                tokio::spawn(async move {
+                    if let Err(e) = response.await {
+                        tracing::debug!("http2 oneway call ended: {e}");
+                    }
+                });
+                streams.push((method, format, stream));
+                streams.len() - 1
+            }
+        };
+        let stream = &mut streams[at].2;
+        let mut message = BytesMut::with_capacity(PREFIX_LEN + len as usize);
+        message.put_slice(&grpc_wire::prefix(len));
+        message.put_slice(&grpc_wire::oneway_prefix(meta));
+        message.put_slice(request);
+        let sent = async {
+            capacity(stream, message.len()).await?;
+            stream.send_data(message.freeze(), false).map_err(h2_error)
+        };
+        let result = sent.await;
+        if result.is_err() {
+            // A broken oneway call is opened afresh by the next send.
+            streams.swap_remove(at);
+        }
+        result
+    }
 }
 
 impl crate::Client for Http2Client {
@@ -239,6 +413,32 @@ impl crate::Client for Http2Client {
 
     fn counters(&self) -> Counters {
         self.counters.snapshot()
+    }
+
+    async fn send_oneway(
+        &self,
+        method: Method,
+        format: FormatId,
+        meta: OnewayMeta,
+        request: &[u8],
+    ) -> Result<(), CallError> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
+        with_timeout(self.timeout, self.oneway_on(i, method, format, meta, request)).await
+    }
+
+    async fn call_stream<R>(
+        &self,
+        method: Method,
+        format: FormatId,
+        request: &[u8],
+        replies: u32,
+        on_reply: R,
+    ) -> Result<u32, CallError>
+    where
+        R: FnMut(Bytes) -> ControlFlow<()> + Send,
+    {
+        let send = &self.connections[self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len()];
+        with_timeout(self.timeout, self.stream_on(send, method, format, request, replies, on_reply)).await
     }
 }
 
@@ -322,16 +522,19 @@ impl Transport for Http2 {
 
     async fn connect(endpoint: &Endpoint, config: &ClientConfig) -> Result<Http2Client, TransportError> {
         let (connections, counters) = open_all(endpoint, config).await?;
-        let paths = [
-            uri(endpoint, config.tls, "/wirebench.Bench/Multiply")?,
-            uri(endpoint, config.tls, "/wirebench.Bench/Echo")?,
-            uri(endpoint, config.tls, "/wirebench.Bench/Digest")?,
-        ];
+        let methods = [Method::Multiply, Method::Echo, Method::Digest];
+        let paths_of = |call: fn(Method) -> CallPath| -> Result<[Uri; 3], TransportError> {
+            let [a, b, c] = methods.map(|m| uri(endpoint, config.tls, &call(m).path()));
+            Ok([a?, b?, c?])
+        };
+        let (paths, stream_paths, oneway_paths) =
+            (paths_of(CallPath::Unary)?, paths_of(CallPath::Stream)?, paths_of(CallPath::Oneway)?);
         let mut content_types = vec![HeaderValue::from_static("application/grpc"); 256];
         for &f in FormatId::ALL {
             content_types[f as usize] = HeaderValue::from_str(&grpc_wire::content_type(f))
                 .map_err(|e| TransportError::Config(format!("content-type of {f}: {e}")))?;
         }
+        let oneway = connections.iter().map(|_| tokio::sync::Mutex::new(Vec::new())).collect();
         Ok(Http2Client {
             connections,
             next: AtomicUsize::new(0),
@@ -339,7 +542,10 @@ impl Transport for Http2 {
             timeout: config.timeout,
             max_message: config.max_message,
             paths,
+            stream_paths,
+            oneway_paths,
             content_types,
+            oneway,
         })
     }
 
@@ -488,7 +694,7 @@ async fn handle(handler: &Handler, request: Request<RecvStream>, mut respond: Se
     if parts.uri.path() == RAW_PATH {
         return raw(handler, body, respond).await;
     }
-    let method = parts.uri.path().strip_prefix("/wirebench.Bench/").and_then(Method::from_name);
+    let call = CallPath::parse(parts.uri.path());
     let content_type = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let format = match grpc_wire::parse_content_type(content_type) {
         None => {
@@ -501,13 +707,29 @@ async fn handle(handler: &Handler, request: Request<RecvStream>, mut respond: Se
         Some(Err(e)) => return respond_status(&mut respond, &Status::new(Code::Unimplemented, e)),
         Some(Ok(format)) => format,
     };
-    let Some(method) = method else {
+    let Some(call) = call else {
         let status = Status::new(Code::Unimplemented, format!("unknown method {}", parts.uri.path()));
         return respond_status(&mut respond, &status);
     };
     if parts.method != http::Method::POST {
         return respond_status(&mut respond, &Status::new(Code::Unimplemented, "gRPC calls are POSTs"));
     }
+    let (method, replies) = match call {
+        CallPath::Unary(method) => (method, None),
+        CallPath::Oneway(method) => return serve_oneway(handler, method, format, body, respond).await,
+        CallPath::Stream(method) => {
+            let asked = parts.headers.get(grpc_wire::REPLIES_HEADER).and_then(|v| v.to_str().ok());
+            match asked.and_then(|v| v.trim().parse::<u32>().ok()).map(|n| handler.check_replies(n)) {
+                Some(Ok(n)) => (method, Some(n)),
+                Some(Err(status)) => return respond_status(&mut respond, &status),
+                None => {
+                    let why =
+                        format!("a streaming call needs a {} header with a reply count", grpc_wire::REPLIES_HEADER);
+                    return respond_status(&mut respond, &Status::new(Code::InvalidArgument, why));
+                }
+            }
+        }
+    };
     let body = match read_request(&mut body, handler.max_message).await {
         Ok(body) => body,
         Err(status) => return respond_status(&mut respond, &status),
@@ -535,12 +757,66 @@ async fn handle(handler: &Handler, request: Request<RecvStream>, mut respond: Se
         response.headers_mut().insert(http::header::CONTENT_TYPE, value);
     }
     let Ok(mut stream) = respond.send_response(response, false) else { return };
-    if stream.send_data(reply, false).is_err() {
-        return;
+    match replies {
+        None => {
+            if stream.send_data(reply, false).is_err() {
+                return;
+            }
+        }
+        // The service answered once; each reply repeats its bytes, sent
+        // within flow control.
+        Some(n) => {
+            for _ in 0..n {
+                if capacity(&mut stream, reply.len()).await.is_err() || stream.send_data(reply.clone(), false).is_err()
+                {
+                    return;
+                }
+            }
+        }
     }
     let mut trailers = HeaderMap::new();
     trailers.insert("grpc-status", HeaderValue::from_static("0"));
     let _ = stream.send_trailers(trailers);
+}
+
+/// Serves a oneway call: every message of the request body, as it
+/// arrives, served and counted; the answer (status OK, trailers only)
+/// when the client ends the body, or a status if a message is malformed.
+async fn serve_oneway(
+    handler: &Handler,
+    method: Method,
+    format: FormatId,
+    mut body: RecvStream,
+    mut respond: SendResponse<Bytes>,
+) {
+    let mut buf = BytesMut::new();
+    let max = ONEWAY_PREFIX_LEN + handler.max_message;
+    while let Some(chunk) = body.data().await {
+        let Ok(chunk) = chunk else { return };
+        let _ = body.flow_control().release_capacity(chunk.len());
+        buf.extend_from_slice(&chunk);
+        loop {
+            let message = match grpc_wire::take_message(&mut buf, max) {
+                Ok(Some(message)) => message,
+                Ok(None) => break,
+                Err(e) => return respond_status(&mut respond, &e.status()),
+            };
+            let (meta, request) = match grpc_wire::parse_oneway(&message) {
+                Ok(parsed) => parsed,
+                Err(e) => return respond_status(&mut respond, &e.status()),
+            };
+            handler.admit().await;
+            SCRATCH.with(|scratch| {
+                handler.oneway(&mut scratch.borrow_mut(), meta, method.id(), format as u8, request);
+            });
+        }
+    }
+    if !buf.is_empty() {
+        let status =
+            Status::new(Code::InvalidArgument, format!("the body ended inside a message ({} bytes)", buf.len()));
+        return respond_status(&mut respond, &status);
+    }
+    respond_status(&mut respond, &Status::new(Code::Ok, ""));
 }
 
 async fn raw(handler: &Handler, mut body: RecvStream, mut respond: SendResponse<Bytes>) {

@@ -1,7 +1,8 @@
 //! In-process: no socket at all. The client calls the server's handler
 //! directly, so a cell over inproc measures the codec and the service
 //! alone: the floor under every real transport. Server CPU is the
-//! client's.
+//! client's. A oneway message is a call to the handler's oneway path;
+//! with no wire, there is nothing to stream over or publish to.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use wirebench_formats::{FormatId, Method, ServerScratch};
 
+use crate::mode::OnewayMeta;
 use crate::server::{Handler, Server, ServerConfig};
 use crate::{
     Address, CallError, ClientConfig, Counters, Endpoint, RawShape, Transport, TransportError, TransportKind,
@@ -54,6 +56,27 @@ impl crate::Client for InprocClient {
 
     fn counters(&self) -> Counters {
         Counters::default()
+    }
+
+    async fn send_oneway(
+        &self,
+        method: Method,
+        format: FormatId,
+        meta: OnewayMeta,
+        request: &[u8],
+    ) -> Result<(), CallError> {
+        self.handler.admit().await;
+        SCRATCH.with(|scratch| {
+            self.handler.oneway(&mut scratch.borrow_mut(), meta, method.id(), format as u8, request);
+        });
+        Ok(())
+    }
+}
+
+impl InprocClient {
+    /// The handler the client calls (its oneway count is read directly).
+    pub fn handler(&self) -> &Handler {
+        &self.handler
     }
 }
 

@@ -15,6 +15,10 @@
 //! - [`frame`]: the frame of tcp/unix/udp/quic, pure code over buffers.
 //! - [`grpc_wire`]: the gRPC message prefix and status trailers, pure too.
 //! - [`host`]: the server-environment control call's body, pure too.
+//! - [`mode`]: the call modes beyond request-response (oneway, stream,
+//!   publish/subscribe): their metadata, the server's oneway count and its
+//!   bytes. A transport opts into a mode by implementing its [`Client`]
+//!   method; the defaults answer [`CallError::Unsupported`].
 //! - [`stream`]: framed RPC over any byte stream, used by [`tcp`] and
 //!   [`unix`].
 //! - [`udp`], [`http2`], [`quic`], [`inproc`]: the other transports.
@@ -30,6 +34,7 @@
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -49,6 +54,7 @@ pub mod grpc_wire;
 pub mod host;
 pub mod http2;
 pub mod inproc;
+pub mod mode;
 pub mod quic;
 mod server;
 pub mod stream;
@@ -58,7 +64,8 @@ pub mod udp;
 pub mod unix;
 
 pub use framework::{Framework, FrameworkClient};
-pub use server::{Handler, Inject, Server, ServerConfig, Stall};
+pub use mode::{Delivery, OnewayMeta, OnewayReport, PublishMeta, ReportRequest, Subscription};
+pub use server::{Handler, Inject, MAX_STREAM_REPLIES, OnewaySessions, Server, ServerConfig, Stall};
 pub use tls::CertPin;
 
 /// A transport's client: one or more connections to one server.
@@ -74,6 +81,65 @@ pub trait Client: Send + Sync + 'static {
 
     /// Bytes on the wire and reply anomalies so far, over all connections.
     fn counters(&self) -> Counters;
+
+    /// Mode `oneway`: sends `request` without a reply; the server counts
+    /// it in `meta.session` (see [`OnewaySessions`]). Resolves once the
+    /// transport accepted the message (written to the socket, or queued
+    /// within flow control), so calls in flight are sends not yet accepted.
+    fn send_oneway(
+        &self,
+        method: Method,
+        format: FormatId,
+        meta: OnewayMeta,
+        request: &[u8],
+    ) -> impl Future<Output = Result<(), CallError>> + Send {
+        let _ = (method, format, meta, request);
+        std::future::ready(Err(CallError::Unsupported("it has no oneway messages".into())))
+    }
+
+    /// Mode `stream`: one request, `replies` replies (server streaming).
+    /// Each reply's body goes to `on_reply` as it arrives, in order;
+    /// `Break` abandons the stream. The replies delivered; a stream that
+    /// ends early or runs long is a protocol error.
+    fn call_stream<R>(
+        &self,
+        method: Method,
+        format: FormatId,
+        request: &[u8],
+        replies: u32,
+        on_reply: R,
+    ) -> impl Future<Output = Result<u32, CallError>> + Send
+    where
+        R: FnMut(Bytes) -> ControlFlow<()> + Send,
+    {
+        let _ = (method, format, request, replies, on_reply);
+        std::future::ready(Err(CallError::Unsupported("it has no server streaming".into())))
+    }
+
+    /// Mode `pubsub`: subscribes this client to `topic`; every message
+    /// published to it from then on is delivered to the subscription.
+    fn subscribe(&self, topic: &str) -> impl Future<Output = Result<Subscription, CallError>> + Send {
+        let _ = topic;
+        std::future::ready(Err(CallError::Unsupported(
+            "publish/subscribe needs a broker or multicast; this transport connects one client to one server".into(),
+        )))
+    }
+
+    /// Mode `pubsub`: publishes `body` (a `method` request in `format`)
+    /// to `topic`. Resolves once the transport accepted it.
+    fn publish(
+        &self,
+        topic: &str,
+        method: Method,
+        format: FormatId,
+        meta: PublishMeta,
+        body: &[u8],
+    ) -> impl Future<Output = Result<(), CallError>> + Send {
+        let _ = (topic, method, format, meta, body);
+        std::future::ready(Err(CallError::Unsupported(
+            "publish/subscribe needs a broker or multicast; this transport connects one client to one server".into(),
+        )))
+    }
 }
 
 /// The raw ping-pong baseline of a transport: fixed-size requests and
@@ -112,6 +178,11 @@ pub trait Transport: Send + Sync + 'static {
 
     /// Binds `listen` and serves until [`Server::shutdown`].
     fn serve(listen: &Address, config: ServerConfig) -> impl Future<Output = Result<Server, TransportError>> + Send;
+
+    /// Whether it may lose messages without an error (udp): oneway and
+    /// publish/subscribe loss is then reported, not a failure of the cell.
+    /// On the others any loss fails the cell.
+    const LOSSY: bool = false;
 }
 
 /// Calls back with a transport as a type; see [`TransportKind::visit`].
@@ -200,6 +271,16 @@ macro_rules! registry {
                     $(TransportKind::$t => <$tty as Transport>::PROPERTIES,)*
                     $(TransportKind::$f => <$fty as Framework>::PROPERTIES,)*
                     $(TransportKind::$b => <$bty as Transport>::PROPERTIES,)*
+                }
+            }
+
+            /// Whether it may lose messages without an error
+            /// ([`Transport::LOSSY`]; frameworks never do).
+            pub fn lossy(self) -> bool {
+                match self {
+                    $(TransportKind::$t => <$tty as Transport>::LOSSY,)*
+                    $(TransportKind::$f => false,)*
+                    $(TransportKind::$b => <$bty as Transport>::LOSSY,)*
                 }
             }
 
@@ -526,6 +607,9 @@ pub enum CallError {
     /// An I/O error.
     #[error("i/o error: {0}")]
     Io(String),
+    /// The transport does not offer this call mode; why. Nothing was sent.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
 }
 
 impl From<std::io::Error> for CallError {

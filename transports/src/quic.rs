@@ -11,19 +11,27 @@
 //! Bytes on the wire come from quinn's connection statistics: UDP payload,
 //! so QUIC headers, encryption overhead, acknowledgements and
 //! retransmissions are all counted.
+//!
+//! Call modes (ALPN `wirebench`): a oneway message is one unidirectional
+//! stream carrying one oneway frame, which the server serves and counts; a
+//! stream call is a bidirectional stream whose request frame asks for K
+//! replies, answered with K reply frames (each with its index) before the
+//! server finishes its side.
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{Connection, Endpoint as QuinnEndpoint, RecvStream, SendStream, TransportConfig, VarInt};
-use wirebench_formats::{FormatId, Method, ServerScratch};
+use wirebench_formats::{Code, FormatId, Method, ServerScratch, Status};
 
-use crate::frame::{self, HEADER_LEN, Header};
+use crate::frame::{self, Extension, Header};
+use crate::mode::OnewayMeta;
 use crate::server::{Handler, Server, ServerConfig, ShutdownSignal};
 use crate::stream::reply_result;
 use crate::tls::{self, Identity};
@@ -46,7 +54,9 @@ pub struct Quic;
 fn transport_config() -> Arc<TransportConfig> {
     let mut config = TransportConfig::default();
     config.max_concurrent_bidi_streams(VarInt::from_u32(MAX_STREAMS));
-    config.max_concurrent_uni_streams(VarInt::from_u32(0));
+    // Oneway messages, one per unidirectional stream (clients never accept
+    // any: the server opens none).
+    config.max_concurrent_uni_streams(VarInt::from_u32(MAX_STREAMS));
     Arc::new(config)
 }
 
@@ -129,9 +139,73 @@ impl QuicClient {
         send.write_all(&Header::request(0, method.id(), format as u8, len).to_bytes()).await.map_err(closed)?;
         send.write_all(request).await.map_err(closed)?;
         send.finish().map_err(closed)?;
-        let reply = read_all(&mut recv, HEADER_LEN + self.max_message).await?;
+        let reply = read_all(&mut recv, frame::HEADER_LEN + frame::MAX_EXTENSION + self.max_message).await?;
         let (header, body_len) = frame::parse_datagram(&reply, self.max_message).map(|(h, b)| (h, b.len()))?;
-        reply_result(&header, Bytes::from(reply).slice(HEADER_LEN..HEADER_LEN + body_len))
+        let start = header.wire_len();
+        reply_result(&header, Bytes::from(reply).slice(start..start + body_len))
+    }
+
+    fn pick(&self) -> &Connection {
+        &self.connections[self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len()]
+    }
+
+    async fn stream_on<R>(
+        &self,
+        connection: &Connection,
+        method: Method,
+        format: FormatId,
+        request: &[u8],
+        replies: u32,
+        mut on_reply: R,
+    ) -> Result<u32, CallError>
+    where
+        R: FnMut(Bytes) -> ControlFlow<()> + Send,
+    {
+        let len = frame::body_len(request.len()).ok_or(CallError::TooLarge {
+            transport: "quic",
+            size: request.len(),
+            limit: u32::MAX as usize,
+        })?;
+        let (mut send, mut recv) = connection.open_bi().await.map_err(closed)?;
+        send.write_all(&Header::stream(0, method.id(), format as u8, len, replies).to_bytes()).await.map_err(closed)?;
+        send.write_all(request).await.map_err(closed)?;
+        send.finish().map_err(closed)?;
+        let mut buf = BytesMut::new();
+        let mut got = 0u32;
+        while let Some((header, body)) = next_frame(&mut recv, &mut buf, self.max_message).await? {
+            let body = reply_result(&header, body)?;
+            if header.ext != Extension::Stream(got) || got >= replies {
+                return Err(CallError::Protocol(format!("stream reply {:?} where reply {got} was due", header.ext)));
+            }
+            got += 1;
+            if on_reply(body).is_break() {
+                let _ = recv.stop(VarInt::from_u32(0));
+                return Ok(got);
+            }
+        }
+        if got < replies {
+            return Err(CallError::Protocol(format!("the stream ended after {got} of {replies} replies")));
+        }
+        Ok(got)
+    }
+}
+
+/// The next whole frame of a stream, reading as needed; `None` when the
+/// peer finished the stream between frames.
+async fn next_frame(
+    recv: &mut RecvStream,
+    buf: &mut BytesMut,
+    max_message: usize,
+) -> Result<Option<(Header, Bytes)>, CallError> {
+    loop {
+        if let Some(frame) = frame::take_frame(buf, max_message)? {
+            return Ok(Some(frame));
+        }
+        match recv.read_chunk(usize::MAX, true).await.map_err(closed)? {
+            Some(chunk) => buf.extend_from_slice(&chunk.bytes),
+            None if buf.is_empty() => return Ok(None),
+            None => return Err(CallError::Protocol(format!("the stream ended inside a frame ({} bytes)", buf.len()))),
+        }
     }
 }
 
@@ -157,12 +231,48 @@ impl Drop for QuicRaw {
 
 impl crate::Client for QuicClient {
     async fn call(&self, method: Method, format: FormatId, request: &[u8]) -> Result<Bytes, CallError> {
-        let connection = &self.connections[self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len()];
-        with_timeout(self.timeout, self.call_on(connection, method, format, request)).await
+        with_timeout(self.timeout, self.call_on(self.pick(), method, format, request)).await
     }
 
     fn counters(&self) -> Counters {
         counters_of(&self.connections)
+    }
+
+    async fn send_oneway(
+        &self,
+        method: Method,
+        format: FormatId,
+        meta: OnewayMeta,
+        request: &[u8],
+    ) -> Result<(), CallError> {
+        let len = frame::body_len(request.len()).ok_or(CallError::TooLarge {
+            transport: "quic",
+            size: request.len(),
+            limit: u32::MAX as usize,
+        })?;
+        let header = Header::oneway(meta.seq, method.id(), format as u8, len, meta.extension());
+        let connection = self.pick();
+        let send = async {
+            let mut send = connection.open_uni().await.map_err(closed)?;
+            send.write_all(&header.to_bytes()).await.map_err(closed)?;
+            send.write_all(request).await.map_err(closed)?;
+            send.finish().map_err(closed)
+        };
+        with_timeout(self.timeout, send).await
+    }
+
+    async fn call_stream<R>(
+        &self,
+        method: Method,
+        format: FormatId,
+        request: &[u8],
+        replies: u32,
+        on_reply: R,
+    ) -> Result<u32, CallError>
+    where
+        R: FnMut(Bytes) -> ControlFlow<()> + Send,
+    {
+        with_timeout(self.timeout, self.stream_on(self.pick(), method, format, request, replies, on_reply)).await
     }
 }
 
@@ -311,6 +421,22 @@ async fn serve_connection(
                 Err(quinn::ConnectionError::ApplicationClosed(_) | quinn::ConnectionError::LocallyClosed) => return Ok(()),
                 Err(e) => return Err(e.to_string()),
             },
+            stream = connection.accept_uni() => match stream {
+                Ok(mut recv) if raw => {
+                    // The raw baseline has no oneway messages.
+                    let _ = recv.stop(VarInt::from_u32(1));
+                }
+                Ok(recv) => {
+                    let handler = handler.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = serve_oneway(recv, &handler).await {
+                            tracing::warn!("quic oneway stream failed: {e}");
+                        }
+                    });
+                }
+                Err(quinn::ConnectionError::ApplicationClosed(_) | quinn::ConnectionError::LocallyClosed) => return Ok(()),
+                Err(e) => return Err(e.to_string()),
+            },
             () = shutdown.wait() => {
                 connection.close(VarInt::from_u32(0), b"server shutting down");
                 return Ok(());
@@ -325,8 +451,61 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<ServerScratch> = std::cell::RefCell::new(ServerScratch::default());
 }
 
+/// Serves one oneway stream: one oneway frame, no reply.
+async fn serve_oneway(mut recv: RecvStream, handler: &Handler) -> Result<(), String> {
+    let request = match recv.read_to_end(frame::HEADER_LEN + frame::MAX_EXTENSION + handler.max_message).await {
+        Ok(request) => request,
+        Err(e) => {
+            let _ = recv.stop(VarInt::from_u32(1));
+            return Err(format!("oneway message not read: {e}"));
+        }
+    };
+    let (header, body) = frame::parse_datagram(&request, handler.max_message).map_err(|e| e.to_string())?;
+    let Extension::Oneway(oneway) = header.ext else {
+        return Err(format!("a unidirectional stream carried {:?}, not a oneway message", header.ext));
+    };
+    handler.admit().await;
+    let meta = OnewayMeta::from_frame(header.request_id, oneway);
+    SCRATCH.with(|scratch| handler.oneway(&mut scratch.borrow_mut(), meta, header.call, header.format, body));
+    Ok(())
+}
+
+/// Writes the replies of a stream request: the reply `replies` times (the
+/// service answers once), or one error frame.
+async fn serve_replies(
+    send: &mut SendStream,
+    handler: &Handler,
+    header: &Header,
+    body: &[u8],
+    replies: u32,
+) -> Result<(), String> {
+    let reply = handler.check_replies(replies).and_then(|_| {
+        SCRATCH.with(|scratch| {
+            handler.handle(&mut scratch.borrow_mut(), header.call, header.format, body).map(Bytes::copy_from_slice)
+        })
+    });
+    match reply {
+        Ok(reply) => {
+            for index in 0..replies {
+                let head = Header::stream_reply(header, 0, reply.len() as u32, index);
+                send.write_all(&head.to_bytes()).await.map_err(|e| e.to_string())?;
+                send.write_chunk(reply.clone()).await.map_err(|e| e.to_string())?;
+            }
+        }
+        Err(status) => write_status(send, header, &status).await?,
+    }
+    send.finish().map_err(|e| e.to_string())
+}
+
+async fn write_status(send: &mut SendStream, header: &Header, status: &Status) -> Result<(), String> {
+    let message = status.message.as_bytes();
+    let head = Header::stream_reply(header, status.code.value(), message.len() as u32, 0);
+    send.write_all(&head.to_bytes()).await.map_err(|e| e.to_string())?;
+    send.write_all(message).await.map_err(|e| e.to_string())
+}
+
 async fn serve_stream(mut send: SendStream, mut recv: RecvStream, handler: &Handler) -> Result<(), String> {
-    let request = match recv.read_to_end(HEADER_LEN + handler.max_message).await {
+    let request = match recv.read_to_end(frame::HEADER_LEN + frame::MAX_EXTENSION + handler.max_message).await {
         Ok(request) => request,
         Err(e) => {
             // Over the limit or reset: refuse this stream, keep the connection.
@@ -348,13 +527,23 @@ async fn serve_stream(mut send: SendStream, mut recv: RecvStream, handler: &Hand
         }
     };
     handler.admit().await;
+    match header.ext {
+        Extension::None => {}
+        Extension::Stream(replies) => return serve_replies(&mut send, handler, &header, body, replies).await,
+        Extension::Oneway(_) | Extension::Publish { .. } => {
+            let status = Status::new(Code::InvalidArgument, "a oneway message goes on a unidirectional stream");
+            write_status(&mut send, &Header::request(header.request_id, header.call, header.format, 0), &status)
+                .await?;
+            return send.finish().map_err(|e| e.to_string());
+        }
+    }
     let reply = SCRATCH.with(|scratch| {
         let mut scratch = scratch.borrow_mut();
         let (status, body) = match handler.handle(&mut scratch, header.call, header.format, body) {
             Ok(reply) => (0, Cow::Borrowed(reply)),
             Err(status) => (status.code.value(), Cow::Owned(status.message.into_bytes())),
         };
-        let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+        let mut out = Vec::with_capacity(frame::HEADER_LEN + body.len());
         Header::reply_to(&header, status, body.len() as u32).put(&mut out);
         out.extend_from_slice(&body);
         out

@@ -1,10 +1,14 @@
 //! What every transport's server shares: the handler that turns a request
-//! into a reply through the formats' service, the test-only faults, and
-//! the handle that shuts a server down gracefully.
+//! into a reply through the formats' service, the count of oneway
+//! sessions, the test-only faults, and the handle that shuts a server down
+//! gracefully.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
 
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -12,7 +16,10 @@ use wirebench_formats::{Code, Fault, FormatId, Method, ServerScratch, Service, S
 
 use crate::Endpoint;
 use crate::cpu::CpuTime;
-use crate::frame::DEFAULT_MAX_MESSAGE;
+use crate::frame::{DEFAULT_MAX_MESSAGE, NO_BIN};
+use crate::mode::{
+    BIN_DIGITS, BinCount, OnewayMeta, OnewayReport, ReportRequest, SESSION_DIGITS, latency_histogram, monotonic_ns,
+};
 use crate::udp::DEFAULT_MAX_DATAGRAM;
 
 /// Server settings.
@@ -31,6 +38,11 @@ pub struct ServerConfig {
     /// Test-only: pause all RPC serving periodically, like a GC pause (the
     /// raw ping-pong floor, which has no service, is not paused).
     pub stall: Option<Stall>,
+    /// The count of oneway sessions. Clones of a config share it, so every
+    /// server of a process started from one config counts into the same
+    /// sessions, and the report control call on tcp reads what a udp, quic
+    /// or http2 server (or a broker's responder) counted.
+    pub oneway: Arc<OnewaySessions>,
     /// Test-only: a fixed busy-wait added to every call (of some formats),
     /// a real slowdown to prove that `compare` catches one.
     pub inject: Option<Inject>,
@@ -69,6 +81,155 @@ impl Default for ServerConfig {
             fault: Fault::None,
             stall: None,
             inject: None,
+            oneway: Arc::default(),
+        }
+    }
+}
+
+/// The most replies a stream request may ask for; more is refused with
+/// `INVALID_ARGUMENT`.
+pub const MAX_STREAM_REPLIES: u32 = 1 << 20;
+
+/// Oneway sessions a server keeps at once; a new one beyond this evicts
+/// the oldest.
+pub(crate) const MAX_SESSIONS: usize = 256;
+/// Window bins a session counts apart; messages with a higher bin are
+/// counted as overflow.
+pub(crate) const MAX_BINS: u32 = 1 << 16;
+/// Per-bin latency histograms kept at once, over all sessions (each about
+/// 30 KB); bins beyond it are counted without one.
+pub(crate) const MAX_BIN_HISTOGRAMS: usize = 4096;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Counters only: consistent even if a holder panicked.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The server's count of every oneway session: what arrived, when it was
+/// sent, in which sub-window of the client's measurement.
+#[derive(Debug, Default)]
+pub struct OnewaySessions {
+    inner: Mutex<Sessions>,
+}
+
+#[derive(Debug, Default)]
+struct Sessions {
+    by_id: HashMap<u32, Session>,
+    /// Session ids, oldest first, for eviction.
+    order: VecDeque<u32>,
+    /// Per-bin histograms alive over all sessions.
+    bin_histograms: usize,
+}
+
+#[derive(Debug)]
+struct Session {
+    delivered: u64,
+    errors: u64,
+    first_error: Option<String>,
+    overflow: u64,
+    latency: Option<Histogram<u64>>,
+    bins: BTreeMap<u32, (u64, Option<Histogram<u64>>)>,
+}
+
+impl Session {
+    fn new() -> Session {
+        Session { delivered: 0, errors: 0, first_error: None, overflow: 0, latency: None, bins: BTreeMap::new() }
+    }
+
+    fn histograms(&self) -> usize {
+        self.bins.values().filter(|(_, h)| h.is_some()).count()
+    }
+}
+
+impl OnewaySessions {
+    /// Counts one arrival of `meta` at `received_ns` ([`monotonic_ns`]):
+    /// `refused` is the service's reason if it refused the message.
+    pub fn record(&self, meta: OnewayMeta, received_ns: u64, refused: Option<&str>) {
+        let mut guard = lock(&self.inner);
+        let sessions = &mut *guard;
+        if !sessions.by_id.contains_key(&meta.session) {
+            if sessions.by_id.len() >= MAX_SESSIONS
+                && let Some(oldest) = sessions.order.pop_front()
+                && let Some(gone) = sessions.by_id.remove(&oldest)
+            {
+                sessions.bin_histograms -= gone.histograms();
+            }
+            sessions.by_id.insert(meta.session, Session::new());
+            sessions.order.push_back(meta.session);
+        }
+        let room = sessions.bin_histograms < MAX_BIN_HISTOGRAMS;
+        let Some(session) = sessions.by_id.get_mut(&meta.session) else { return };
+        session.delivered += 1;
+        if let Some(why) = refused {
+            session.errors += 1;
+            session.first_error.get_or_insert_with(|| why.to_owned());
+        }
+        if meta.bin == NO_BIN {
+            return;
+        }
+        if meta.bin >= MAX_BINS {
+            session.overflow += 1;
+            return;
+        }
+        // A send time in the future (another machine's clock) records as
+        // the smallest latency; the client knows the clocks differ and
+        // does not report it.
+        let ns = received_ns.saturating_sub(meta.sent_ns).max(1);
+        session.latency.get_or_insert_with(|| latency_histogram(SESSION_DIGITS)).saturating_record(ns);
+        let mut made = false;
+        let (count, histogram) = session.bins.entry(meta.bin).or_insert_with(|| {
+            made = room;
+            (0, room.then(|| latency_histogram(BIN_DIGITS)))
+        });
+        *count += 1;
+        if let Some(h) = histogram {
+            h.saturating_record(ns);
+        }
+        if made {
+            sessions.bin_histograms += 1;
+        }
+    }
+
+    /// Takes the count of `request.session` once `request.expected`
+    /// messages arrived, or no message of it arrived for the quiet period,
+    /// or the deadline passed. The session is forgotten; an unknown one
+    /// reports nothing delivered.
+    pub async fn report(&self, request: ReportRequest) -> OnewayReport {
+        let asked = Instant::now();
+        let mut last = (self.delivered(request.session), Instant::now());
+        while last.0 < request.expected && asked.elapsed() < request.deadline() && last.1.elapsed() < request.quiet() {
+            // Polling keeps the per-message path free of wake-ups; a few
+            // milliseconds at the end of a cell cost nothing.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            let now = self.delivered(request.session);
+            if now != last.0 {
+                last = (now, Instant::now());
+            }
+        }
+        self.take(request.session)
+    }
+
+    fn delivered(&self, session: u32) -> u64 {
+        lock(&self.inner).by_id.get(&session).map_or(0, |s| s.delivered)
+    }
+
+    fn take(&self, id: u32) -> OnewayReport {
+        let mut sessions = lock(&self.inner);
+        let Some(session) = sessions.by_id.remove(&id) else { return OnewayReport::default() };
+        sessions.order.retain(|s| *s != id);
+        sessions.bin_histograms -= session.histograms();
+        drop(sessions);
+        OnewayReport {
+            delivered: session.delivered,
+            errors: session.errors,
+            first_error: session.first_error,
+            overflow: session.overflow,
+            latency: session.latency.unwrap_or_else(|| latency_histogram(SESSION_DIGITS)),
+            bins: session
+                .bins
+                .into_iter()
+                .map(|(index, (delivered, latency))| BinCount { index, delivered, latency })
+                .collect(),
         }
     }
 }
@@ -105,6 +266,7 @@ pub struct Handler {
     calls: AtomicU64,
     /// The server-environment reply body, captured once.
     environment: Vec<u8>,
+    oneway: Arc<OnewaySessions>,
 }
 
 impl Handler {
@@ -119,6 +281,7 @@ impl Handler {
             max_datagram: config.max_datagram,
             calls: AtomicU64::new(0),
             environment: crate::host::HostInfo::capture().encode(),
+            oneway: config.oneway.clone(),
         })
     }
 
@@ -156,6 +319,34 @@ impl Handler {
             inject.spin(format);
         }
         wirebench_formats::serve(&self.service, scratch, format, method, body)
+    }
+
+    /// Serves a oneway request as a call whose reply is dropped, and
+    /// counts it in its session (with the send-to-receipt latency, read
+    /// on arrival, before serving).
+    pub fn oneway(&self, scratch: &mut ServerScratch, meta: OnewayMeta, call: u8, format: u8, body: &[u8]) {
+        let received = monotonic_ns();
+        match self.handle(scratch, call, format, body) {
+            Ok(_) => self.oneway.record(meta, received, None),
+            Err(status) => self.oneway.record(meta, received, Some(&status.to_string())),
+        }
+    }
+
+    /// The oneway sessions this handler counts into.
+    pub fn oneway_sessions(&self) -> &OnewaySessions {
+        &self.oneway
+    }
+
+    /// Checks the reply count a stream request asks for.
+    pub fn check_replies(&self, replies: u32) -> Result<u32, Status> {
+        if (1..=MAX_STREAM_REPLIES).contains(&replies) {
+            Ok(replies)
+        } else {
+            Err(Status::new(
+                Code::InvalidArgument,
+                format!("a stream of {replies} replies: the server sends 1 to {MAX_STREAM_REPLIES}"),
+            ))
+        }
     }
 
     /// Counts a call of `format` served outside [`Handler::handle`] (the
@@ -269,6 +460,71 @@ mod tests {
         assert_eq!(s.wait_at(Duration::from_millis(50)), Duration::ZERO);
         assert_eq!(s.wait_at(Duration::from_millis(499)), Duration::ZERO);
         assert_eq!(s.wait_at(Duration::from_millis(510)), Duration::from_millis(40));
+    }
+
+    fn meta(session: u32, seq: u32, bin: u32, sent_ns: u64) -> OnewayMeta {
+        OnewayMeta { session, seq, sent_ns, bin }
+    }
+
+    #[test]
+    fn sessions_count_bins_latency_and_refusals_apart() {
+        let s = OnewaySessions::default();
+        s.record(meta(1, 1, NO_BIN, 100), 200, None);
+        s.record(meta(1, 2, 0, 100), 1100, None);
+        s.record(meta(1, 3, 0, 100), 2100, None);
+        s.record(meta(1, 4, 5, 100), 5100, Some("bad request"));
+        s.record(meta(1, 5, MAX_BINS, 100), 5100, None);
+        s.record(meta(2, 1, 0, 100), 900, None);
+        let r = tokio_test_block_on(s.report(ReportRequest { session: 1, expected: 5, quiet_ms: 1, deadline_ms: 1 }));
+        assert_eq!((r.delivered, r.errors, r.overflow), (5, 1, 1));
+        assert_eq!(r.first_error.as_deref(), Some("bad request"));
+        assert_eq!(r.latency.len(), 3, "only messages with a bin under the limit are timed");
+        assert_eq!(r.bins.iter().map(|b| (b.index, b.delivered)).collect::<Vec<_>>(), vec![(0, 2), (5, 1)]);
+        assert_eq!(r.bins[0].latency.as_ref().unwrap().len(), 2);
+        // Taken once: the session is gone, the other one stays.
+        let again =
+            tokio_test_block_on(s.report(ReportRequest { session: 1, expected: 0, quiet_ms: 1, deadline_ms: 1 }));
+        assert_eq!(again.delivered, 0);
+        assert_eq!(lock(&s.inner).bin_histograms, 1);
+    }
+
+    #[test]
+    fn sessions_and_histograms_are_bounded() {
+        let s = OnewaySessions::default();
+        for session in 0..(MAX_SESSIONS as u32 + 10) {
+            for bin in 0..20 {
+                s.record(meta(session, 1, bin, 0), 10, None);
+            }
+        }
+        let inner = lock(&s.inner);
+        assert_eq!(inner.by_id.len(), MAX_SESSIONS);
+        assert!(!inner.by_id.contains_key(&0), "the oldest session was evicted");
+        assert!(inner.bin_histograms <= MAX_BIN_HISTOGRAMS);
+        assert_eq!(inner.bin_histograms, inner.by_id.values().map(Session::histograms).sum::<usize>());
+    }
+
+    #[test]
+    fn a_report_waits_for_the_expected_count_but_not_forever() {
+        let s = Arc::new(OnewaySessions::default());
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let late = s.clone();
+        let r = rt.block_on(async move {
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                late.record(meta(7, 1, 0, 0), 10, None);
+            });
+            s.report(ReportRequest { session: 7, expected: 1, quiet_ms: 1000, deadline_ms: 5000 }).await
+        });
+        assert_eq!(r.delivered, 1, "the report waited for the message on its way");
+        let s = OnewaySessions::default();
+        let started = Instant::now();
+        let r = rt.block_on(s.report(ReportRequest { session: 8, expected: 10, quiet_ms: 50, deadline_ms: 5000 }));
+        assert_eq!(r.delivered, 0);
+        assert!(started.elapsed() < Duration::from_secs(4), "a quiet session ends the wait");
+    }
+
+    fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
     }
 
     #[test]

@@ -9,9 +9,14 @@
 //!
 //! Server: one task per connection; it serves every complete request in
 //! its buffer, then writes all their replies with one write.
+//!
+//! The other call modes: a oneway frame is served and counted, with no
+//! reply; a stream request gets its replies as consecutive frames of its
+//! request id; the oneway-report control call answers from the count.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -22,8 +27,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 use wirebench_formats::{Code, FormatId, Method, ServerScratch, Status};
 
-use crate::demux::{self, Demux, Incoming};
-use crate::frame::{self, CALL_ENVIRONMENT, CALL_STATS, FrameError, HEADER_LEN, Header, Preamble};
+use crate::demux::{Arrived, Demux, Incoming};
+use crate::frame::{self, CALL_ENVIRONMENT, CALL_ONEWAY_REPORT, CALL_STATS, Extension, FrameError, Header, Preamble};
+use crate::mode::{OnewayMeta, OnewayReport, ReportRequest};
 use crate::server::{Handler, ShutdownSignal};
 use crate::{CallError, ClientConfig, Counters, LiveCounters, RawShape, TransportError, TransportKind, with_timeout};
 
@@ -113,9 +119,13 @@ async fn write_two<W: AsyncWrite + Unpin>(w: &mut W, head: &[u8], body: &[u8]) -
 }
 
 impl<R: AsyncRead + Send + Unpin + 'static> Incoming for (ReadState<R>, usize) {
-    async fn next(&mut self, counters: &LiveCounters) -> Result<(u32, demux::Reply), CallError> {
+    async fn next(&mut self, counters: &LiveCounters) -> Result<Arrived, CallError> {
         let (header, body) = self.0.next_frame(self.1, counters).await?;
-        Ok((header.request_id, reply_result(&header, body)))
+        let index = match header.ext {
+            Extension::Stream(index) => Some(index),
+            _ => None,
+        };
+        Ok(Arrived { id: header.request_id, index, reply: reply_result(&header, body) })
     }
 }
 
@@ -178,21 +188,68 @@ impl<S: SplitStream> Connection<S> {
             self.demux.fail(e.clone());
             return Err(e);
         }
-        self.demux.counters.sent(HEADER_LEN + body.len());
+        self.demux.counters.sent(header.wire_len() + body.len());
         Ok(())
     }
 
     async fn call(&self, call: u8, format: u8, body: &[u8]) -> Result<Bytes, CallError> {
-        let len = frame::body_len(body.len()).ok_or(CallError::TooLarge {
-            transport: "stream",
-            size: body.len(),
-            limit: frame::MAX_BODY as usize,
-        })?;
+        let len = checked_len(body)?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let waiter = self.demux.register(id)?;
         self.write(Header::request(id, call, format, len), body).await?;
         self.demux.wait(waiter).await
     }
+
+    async fn send_oneway(&self, call: u8, format: u8, meta: OnewayMeta, body: &[u8]) -> Result<(), CallError> {
+        let len = checked_len(body)?;
+        if let Some(e) = self.demux.broken() {
+            return Err(e);
+        }
+        self.write(Header::oneway(meta.seq, call, format, len, meta.extension()), body).await
+    }
+
+    async fn call_stream<R>(
+        &self,
+        call: u8,
+        format: u8,
+        body: &[u8],
+        replies: u32,
+        mut on_reply: R,
+    ) -> Result<u32, CallError>
+    where
+        R: FnMut(Bytes) -> ControlFlow<()> + Send,
+    {
+        let len = checked_len(body)?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut waiter = self.demux.register_stream(id)?;
+        self.write(Header::stream(id, call, format, len, replies), body).await?;
+        let mut got = 0u32;
+        // A stream of no replies is refused by the server: its error
+        // frame is still read.
+        while got < replies.max(1) {
+            let (index, reply) = self.demux.next_of(&mut waiter).await;
+            let body = reply?;
+            if index != Some(got) || got == replies {
+                let e = CallError::Protocol(format!("stream reply {index:?} where reply {got} was due"));
+                self.demux.fail(e.clone());
+                return Err(e);
+            }
+            got += 1;
+            if on_reply(body).is_break() {
+                break;
+            }
+        }
+        Ok(got)
+    }
+}
+
+/// A body's length as a frame declares it, or why it cannot be sent.
+fn checked_len(body: &[u8]) -> Result<u32, CallError> {
+    frame::body_len(body.len()).ok_or(CallError::TooLarge {
+        transport: "stream",
+        size: body.len(),
+        limit: frame::MAX_BODY as usize - frame::MAX_EXTENSION,
+    })
 }
 
 /// The framed RPC client of a stream transport.
@@ -229,16 +286,53 @@ impl<S: SplitStream> StreamClient<S> {
         let body = with_timeout(self.timeout, self.connections[0].call(CALL_ENVIRONMENT, 0, &[])).await?;
         crate::host::HostInfo::parse(&body)
     }
+
+    /// The server's count of a oneway session (the oneway-report control
+    /// call): it answers once `request.expected` messages arrived, the
+    /// session went quiet, or the request's deadline passed.
+    pub async fn oneway_report(&self, request: ReportRequest) -> Result<OnewayReport, CallError> {
+        let wait = self.timeout + request.deadline();
+        let body = with_timeout(wait, self.connections[0].call(CALL_ONEWAY_REPORT, 0, &request.to_bytes())).await?;
+        OnewayReport::parse(&body).map_err(|e| CallError::Protocol(e.to_string()))
+    }
+
+    fn pick(&self) -> &Connection<S> {
+        &self.connections[self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len()]
+    }
 }
 
 impl<S: SplitStream> crate::Client for StreamClient<S> {
     async fn call(&self, method: Method, format: FormatId, request: &[u8]) -> Result<Bytes, CallError> {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
-        with_timeout(self.timeout, self.connections[i].call(method.id(), format as u8, request)).await
+        with_timeout(self.timeout, self.pick().call(method.id(), format as u8, request)).await
     }
 
     fn counters(&self) -> Counters {
         self.counters.snapshot()
+    }
+
+    async fn send_oneway(
+        &self,
+        method: Method,
+        format: FormatId,
+        meta: OnewayMeta,
+        request: &[u8],
+    ) -> Result<(), CallError> {
+        with_timeout(self.timeout, self.pick().send_oneway(method.id(), format as u8, meta, request)).await
+    }
+
+    async fn call_stream<R>(
+        &self,
+        method: Method,
+        format: FormatId,
+        request: &[u8],
+        replies: u32,
+        on_reply: R,
+    ) -> Result<u32, CallError>
+    where
+        R: FnMut(Bytes) -> ControlFlow<()> + Send,
+    {
+        let stream = self.pick().call_stream(method.id(), format as u8, request, replies, on_reply);
+        with_timeout(self.timeout, stream).await
     }
 }
 
@@ -487,20 +581,44 @@ where
                 out.extend_from_slice(body);
                 continue;
             }
-            match handler.handle(&mut scratch, header.call, header.format, &body) {
-                Ok(reply) if reply.len() >= DIRECT_WRITE => {
-                    write.write_all(&out).await?;
-                    out.clear();
-                    write_two(write, &Header::reply_to(&header, 0, reply.len() as u32).to_bytes(), reply).await?;
+            if header.call == CALL_ONEWAY_REPORT {
+                // The replies before it go out first: the report may wait.
+                write.write_all(&out).await?;
+                out.clear();
+                match ReportRequest::parse(&body) {
+                    Ok(request) => {
+                        let mut report = Vec::new();
+                        handler.oneway_sessions().report(request).await.encode(&mut report);
+                        Header::reply_to(&header, 0, report.len() as u32).put(&mut out);
+                        out.extend_from_slice(&report);
+                    }
+                    Err(e) => put_status(&mut out, &header, &Status::new(Code::InvalidArgument, e.to_string())),
                 }
-                Ok(reply) => {
-                    Header::reply_to(&header, 0, reply.len() as u32).put(&mut out);
-                    out.extend_from_slice(reply);
+                continue;
+            }
+            match header.ext {
+                Extension::Oneway(oneway) => {
+                    let meta = OnewayMeta::from_frame(header.request_id, oneway);
+                    handler.oneway(&mut scratch, meta, header.call, header.format, &body);
                 }
-                Err(status) => {
-                    let message = status.message.as_bytes();
-                    Header::reply_to(&header, status.code.value(), message.len() as u32).put(&mut out);
-                    out.extend_from_slice(message);
+                Extension::Stream(replies) => {
+                    serve_stream(write, &mut out, handler, &mut scratch, &header, &body, replies).await?;
+                }
+                Extension::None => match handler.handle(&mut scratch, header.call, header.format, &body) {
+                    Ok(reply) if reply.len() >= DIRECT_WRITE => {
+                        write.write_all(&out).await?;
+                        out.clear();
+                        write_two(write, &Header::reply_to(&header, 0, reply.len() as u32).to_bytes(), reply).await?;
+                    }
+                    Ok(reply) => {
+                        Header::reply_to(&header, 0, reply.len() as u32).put(&mut out);
+                        out.extend_from_slice(reply);
+                    }
+                    Err(status) => put_status(&mut out, &header, &status),
+                },
+                Extension::Publish { .. } => {
+                    let e = FrameError::Direction { expected: "request", got: "published message" };
+                    return close_after(write, &out, e).await;
                 }
             }
         }
@@ -516,6 +634,61 @@ where
             () = shutdown.wait() => return Ok(()),
         }
     }
+}
+
+/// Appends an error reply with `status` to `request`.
+fn put_status(out: &mut Vec<u8>, request: &Header, status: &Status) {
+    let message = status.message.as_bytes();
+    let header = match request.ext {
+        Extension::Stream(_) => Header::stream_reply(request, status.code.value(), message.len() as u32, 0),
+        _ => Header::reply_to(request, status.code.value(), message.len() as u32),
+    };
+    header.put(out);
+    out.extend_from_slice(message);
+}
+
+/// Replies to a stream request: the reply, `replies` times, one frame
+/// each (the service answers once; the frames repeat its bytes), or one
+/// error frame. Small frames are batched into `out`, flushed as it fills.
+async fn serve_stream<W: AsyncWrite + Unpin>(
+    write: &mut W,
+    out: &mut Vec<u8>,
+    handler: &Handler,
+    scratch: &mut ServerScratch,
+    header: &Header,
+    body: &[u8],
+    replies: u32,
+) -> std::io::Result<()> {
+    let replies = match handler.check_replies(replies) {
+        Ok(n) => n,
+        Err(status) => {
+            put_status(out, header, &status);
+            return Ok(());
+        }
+    };
+    let reply = match handler.handle(scratch, header.call, header.format, body) {
+        Ok(reply) => reply,
+        Err(status) => {
+            put_status(out, header, &status);
+            return Ok(());
+        }
+    };
+    for index in 0..replies {
+        let head = Header::stream_reply(header, 0, reply.len() as u32, index);
+        if reply.len() >= DIRECT_WRITE {
+            write.write_all(out).await?;
+            out.clear();
+            write_two(write, &head.to_bytes(), reply).await?;
+        } else {
+            head.put(out);
+            out.extend_from_slice(reply);
+            if out.len() >= 4 * READ_CHUNK {
+                write.write_all(out).await?;
+                out.clear();
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes the replies already produced, then reports `error` (which closes

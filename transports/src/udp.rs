@@ -17,18 +17,29 @@
 //! Raw ping-pong datagrams start with `WBRW`, a u32 BE sequence number and
 //! the u32 BE reply length; the server answers with that many bytes, the
 //! first 8 copied from the request.
+//!
+//! Call modes: oneway messages are datagrams with the oneway extension,
+//! served and counted with no reply (loss shows in the count); there is no
+//! server streaming (no flow control to pace K replies, no way to tell a
+//! lost one from a late one). Publish/subscribe is IPv4 multicast on the
+//! loopback interface, with no server at all: a topic names a group
+//! `239.255.x.y` and a port (from a hash of its name, [`multicast_group`]),
+//! every subscriber joins it on 127.0.0.1, and the publisher sends one
+//! datagram (the publish extension) that the kernel copies to each.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::net::UdpSocket;
-use wirebench_formats::{FormatId, Method, ServerScratch};
+use wirebench_formats::{Code, FormatId, Method, ServerScratch};
 
-use crate::demux::{self, Demux, Incoming};
-use crate::frame::{self, HEADER_LEN, Header};
+use crate::demux::{Arrived, Demux, Incoming};
+use crate::frame::{self, Extension, HEADER_LEN, Header};
+use crate::mode::{Delivery, OnewayMeta, PublishMeta, Subscription};
 use crate::server::{Handler, Server, ServerConfig};
 use crate::stream::reply_result;
 use crate::{
@@ -94,7 +105,7 @@ struct Receiver {
 }
 
 impl Incoming for Receiver {
-    async fn next(&mut self, counters: &LiveCounters) -> Result<(u32, demux::Reply), CallError> {
+    async fn next(&mut self, counters: &LiveCounters) -> Result<Arrived, CallError> {
         loop {
             // recv is cancel-safe: a datagram is either taken whole or not.
             let n = match self.socket.recv(&mut self.buf).await {
@@ -110,10 +121,10 @@ impl Incoming for Receiver {
             if self.raw {
                 if n >= 8 && datagram[..4] == RAW_MAGIC {
                     let seq = u32::from_be_bytes([datagram[4], datagram[5], datagram[6], datagram[7]]);
-                    return Ok((seq, Ok(Bytes::new())));
+                    return Ok(Arrived::single(seq, Ok(Bytes::new())));
                 }
             } else if let Ok((header, body)) = frame::parse_datagram(datagram, self.max_message) {
-                return Ok((header.request_id, reply_result(&header, Bytes::copy_from_slice(body))));
+                return Ok(Arrived::single(header.request_id, reply_result(&header, Bytes::copy_from_slice(body))));
             }
             // A stray or corrupt datagram belongs to no call.
             counters.late();
@@ -172,6 +183,97 @@ pub struct UdpClient {
     counters: Arc<LiveCounters>,
     timeout: Duration,
     max_datagram: usize,
+    max_message: usize,
+    /// The publisher's multicast socket, made on the first publish.
+    multicast: tokio::sync::OnceCell<UdpSocket>,
+    publish_buf: tokio::sync::Mutex<Vec<u8>>,
+}
+
+/// The multicast group and port of a pubsub topic: `239.255.x.y` (the
+/// administratively scoped range) and a port from 20000 to 49999, both
+/// from the FNV-1a hash of the topic's name.
+pub fn multicast_group(topic: &str) -> SocketAddrV4 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in topic.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    let ip = Ipv4Addr::new(239, 255, (h >> 8) as u8, h as u8);
+    SocketAddrV4::new(ip, 20_000 + ((h >> 16) % 30_000) as u16)
+}
+
+fn pubsub_error(what: &str, group: SocketAddrV4, e: std::io::Error) -> CallError {
+    CallError::Io(format!("udp multicast: cannot {what} {group} on 127.0.0.1: {e}"))
+}
+
+/// A subscriber's socket: bound to the group's address and port (so only
+/// that group's datagrams arrive), shared with other subscribers of the
+/// port, and a member of the group on the loopback interface.
+fn multicast_receiver(group: SocketAddrV4) -> Result<UdpSocket, CallError> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
+        .map_err(|e| pubsub_error("open a socket for", group, e))?;
+    socket.set_reuse_address(true).map_err(|e| pubsub_error("share the port of", group, e))?;
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    socket.bind(&SocketAddr::V4(group).into()).map_err(|e| pubsub_error("bind", group, e))?;
+    socket.join_multicast_v4(group.ip(), &Ipv4Addr::LOCALHOST).map_err(|e| pubsub_error("join", group, e))?;
+    socket.set_nonblocking(true).map_err(|e| pubsub_error("configure", group, e))?;
+    UdpSocket::from_std(socket.into()).map_err(|e| pubsub_error("register", group, e))
+}
+
+/// The publisher's socket: sends to groups through the loopback
+/// interface, with a TTL of 0 so nothing leaves the machine, and loops its
+/// datagrams back to local members.
+fn multicast_sender() -> Result<UdpSocket, CallError> {
+    let any = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
+        .map_err(|e| pubsub_error("open a socket for", any, e))?;
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    socket.set_multicast_if_v4(&Ipv4Addr::LOCALHOST).map_err(|e| pubsub_error("send through", any, e))?;
+    socket.set_multicast_loop_v4(true).map_err(|e| pubsub_error("loop back", any, e))?;
+    socket.set_multicast_ttl_v4(0).map_err(|e| pubsub_error("keep on the host", any, e))?;
+    socket.bind(&SocketAddr::V4(any).into()).map_err(|e| pubsub_error("bind", any, e))?;
+    socket.set_nonblocking(true).map_err(|e| pubsub_error("configure", any, e))?;
+    UdpSocket::from_std(socket.into()).map_err(|e| pubsub_error("register", any, e))
+}
+
+/// Reads a subscriber socket until the subscription is dropped: published
+/// frames become deliveries, anything else is counted and dropped.
+async fn read_deliveries(
+    socket: UdpSocket,
+    tx: tokio::sync::mpsc::Sender<Result<Delivery, CallError>>,
+    counters: Arc<LiveCounters>,
+    max_message: usize,
+) {
+    let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    loop {
+        let n = match socket.recv(&mut buf).await {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = tx.send(Err(CallError::from(e))).await;
+                return;
+            }
+        };
+        let received = Instant::now();
+        counters.received(n);
+        let delivery = match frame::parse_datagram(&buf[..n], max_message) {
+            Ok((header, body)) => match header.ext {
+                Extension::Publish { seq, sent_ns } => {
+                    Delivery { seq, sent_ns, received, body: Bytes::copy_from_slice(body) }
+                }
+                _ => {
+                    counters.late();
+                    continue;
+                }
+            },
+            Err(_) => {
+                counters.late();
+                continue;
+            }
+        };
+        if tx.send(Ok(delivery)).await.is_err() {
+            return;
+        }
+    }
 }
 
 impl crate::Client for UdpClient {
@@ -190,6 +292,84 @@ impl crate::Client for UdpClient {
 
     fn counters(&self) -> Counters {
         self.counters.snapshot()
+    }
+
+    async fn send_oneway(
+        &self,
+        method: Method,
+        format: FormatId,
+        meta: OnewayMeta,
+        request: &[u8],
+    ) -> Result<(), CallError> {
+        let header = Header::oneway(meta.seq, method.id(), format as u8, request.len() as u32, meta.extension());
+        let size = header.wire_len() + request.len();
+        if size > self.max_datagram {
+            return Err(CallError::TooLarge { transport: "udp", size, limit: self.max_datagram });
+        }
+        let socket = &self.sockets[self.next.fetch_add(1, Ordering::Relaxed) % self.sockets.len()];
+        let send = async {
+            let mut buf = socket.send_buf.lock().await;
+            buf.clear();
+            header.put(&mut *buf);
+            buf.extend_from_slice(request);
+            let n = socket.socket.send(&buf).await?;
+            socket.demux.counters.sent(n);
+            Ok(())
+        };
+        with_timeout(self.timeout, send).await
+    }
+
+    async fn call_stream<R>(
+        &self,
+        _method: Method,
+        _format: FormatId,
+        _request: &[u8],
+        _replies: u32,
+        _on_reply: R,
+    ) -> Result<u32, CallError>
+    where
+        R: FnMut(Bytes) -> ControlFlow<()> + Send,
+    {
+        Err(CallError::Unsupported(
+            "udp has no server streaming: with no flow control, K replies would overrun the receiver, and a lost \
+             one could not be told from a late one"
+                .into(),
+        ))
+    }
+
+    async fn subscribe(&self, topic: &str) -> Result<Subscription, CallError> {
+        let group = multicast_group(topic);
+        let socket = multicast_receiver(group)?;
+        let (tx, rx) = Subscription::channel();
+        let task = tokio::spawn(read_deliveries(socket, tx, self.counters.clone(), self.max_message));
+        Ok(Subscription::new(rx, task))
+    }
+
+    async fn publish(
+        &self,
+        topic: &str,
+        method: Method,
+        format: FormatId,
+        meta: PublishMeta,
+        body: &[u8],
+    ) -> Result<(), CallError> {
+        let group = multicast_group(topic);
+        let header = Header::publish(method.id(), format as u8, body.len() as u32, meta.seq, meta.sent_ns);
+        let size = header.wire_len() + body.len();
+        if size > self.max_datagram {
+            return Err(CallError::TooLarge { transport: "udp", size, limit: self.max_datagram });
+        }
+        let socket = self.multicast.get_or_try_init(|| async { multicast_sender() }).await?;
+        let send = async {
+            let mut buf = self.publish_buf.lock().await;
+            buf.clear();
+            header.put(&mut *buf);
+            buf.extend_from_slice(body);
+            let n = socket.send_to(&buf, SocketAddr::V4(group)).await.map_err(|e| pubsub_error("send to", group, e))?;
+            self.counters.sent(n);
+            Ok(())
+        };
+        with_timeout(self.timeout, send).await
     }
 }
 
@@ -247,6 +427,7 @@ impl Transport for Udp {
     };
     type Client = UdpClient;
     type Raw = UdpRaw;
+    const LOSSY: bool = true;
 
     async fn connect(endpoint: &Endpoint, config: &ClientConfig) -> Result<UdpClient, TransportError> {
         let (sockets, counters) = sockets(endpoint, config, false).await?;
@@ -256,6 +437,9 @@ impl Transport for Udp {
             counters,
             timeout: config.timeout,
             max_datagram: config.max_datagram,
+            max_message: config.max_message,
+            multicast: tokio::sync::OnceCell::new(),
+            publish_buf: tokio::sync::Mutex::new(Vec::with_capacity(config.max_datagram)),
         })
     }
 
@@ -326,6 +510,24 @@ async fn serve_socket(socket: UdpSocket, handler: &Handler) {
                 }
             };
             handler.admit().await;
+            match header.ext {
+                Extension::None => {}
+                Extension::Oneway(oneway) => {
+                    let meta = OnewayMeta::from_frame(header.request_id, oneway);
+                    handler.oneway(&mut scratch, meta, header.call, header.format, body);
+                    continue;
+                }
+                Extension::Stream(_) => {
+                    let why = "udp has no server streaming";
+                    put_status(&mut out, &header, Code::Unimplemented.value(), why, handler.max_datagram);
+                    send(&socket, &out, peer).await;
+                    continue;
+                }
+                Extension::Publish { .. } => {
+                    tracing::warn!("udp: dropped a published frame sent to the server by {peer}");
+                    continue;
+                }
+            }
             match handler.handle(&mut scratch, header.call, header.format, body) {
                 Ok(reply) if HEADER_LEN + reply.len() <= handler.max_datagram => {
                     Header::reply_to(&header, 0, reply.len() as u32).put(&mut out);

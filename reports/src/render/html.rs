@@ -57,6 +57,7 @@ pub fn html(results: &Results) -> Result<String, RenderError> {
             ("{{HEADER}}", &header(&view)),
             ("{{BANNER}}", &banner(&view)),
             ("{{LINKS}}", &super::links::html_section(results)),
+            ("{{MODES}}", &super::modes::html(results)),
             ("{{STATUS}}", &status(&view)),
             ("{{PROPERTIES}}", &properties(&view)),
             ("{{ENVIRONMENT}}", &environment(results)),
@@ -209,7 +210,7 @@ fn page_data<'a>(view: &View<'a>) -> PageData<'a> {
     let results = view.results;
     let nines = spectrum_nines();
     let quantiles: Vec<f64> = nines.iter().map(|&n| quantile(n)).collect();
-    let cells = decode_all(&view.cells_in_order(), &quantiles);
+    let cells = decode_all(&view.rr_cells_in_order(), &quantiles);
     let mut formats: Vec<&str> = view.formats.clone();
     formats.push(view::RAW);
     let colors = formats.iter().map(|f| (*f, view::format_color(f))).collect();

@@ -108,6 +108,8 @@ pub fn markdown(results: &Results) -> String {
         }
     }
 
+    super::modes::markdown(results, &mut out);
+
     // What did not measure.
     let failed_cells: Vec<&Cell> =
         view.cells_in_order().into_iter().filter(|c| c.status == CellStatus::Failed).collect();

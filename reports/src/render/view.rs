@@ -160,10 +160,11 @@ pub(crate) fn cmp_loads(a: &LoadInfo<'_>, b: &LoadInfo<'_>) -> Ordering {
         .then(a.label.cmp(b.label))
 }
 
-/// The load part of a cell's key (`c1`, `c64x4`, `r1000c8`), with its
-/// link (`c64@wan`): cells of different links are different points.
+/// The load part of a cell's key (`c1`, `c64x4`, `r1000c8`): the fourth,
+/// with its link on request-response cells (`c64@wan`: cells of different
+/// links are different points); a mode segment comes after it.
 pub(crate) fn load_label(cell: &Cell) -> &str {
-    cell.key.rsplit('/').next().unwrap_or("")
+    cell.key.split('/').nth(3).unwrap_or("")
 }
 
 /// The link a cell ran over, by name; `None` on loopback.
@@ -280,9 +281,11 @@ pub(crate) fn ok_metrics(cell: &Cell) -> Option<&Metrics> {
     if cell.status == CellStatus::Ok { cell.metrics.as_ref() } else { None }
 }
 
-/// Over a real network stack: not a raw baseline, not in-process.
+/// Over a real network stack: not a raw baseline, not in-process; and
+/// request-response, since the other modes' latencies are not calls (they
+/// have their own section, [`super::modes`]).
 pub(crate) fn networked(cell: &Cell) -> bool {
-    cell.format != RAW && cell.transport != "inproc"
+    cell.format != RAW && cell.transport != "inproc" && cell.mode.is_rr()
 }
 
 /// A results file indexed for rendering.
@@ -316,7 +319,9 @@ impl<'a> View<'a> {
             Some(n) => 1 + results.links.iter().position(|l| l.name == n).unwrap_or(results.links.len()),
         };
         let mut links: Vec<Option<&'a str>> = Vec::new();
-        for cell in results.cells.values() {
+        // The grid (heat maps, charts, verdicts) is of request-response
+        // cells: a mode cell shares its coordinates.
+        for cell in results.cells.values().filter(|c| c.mode.is_rr()) {
             if !links.contains(&link_of(cell)) {
                 links.push(link_of(cell));
             }
@@ -365,7 +370,12 @@ impl<'a> View<'a> {
         self.loads
             .iter()
             .copied()
-            .filter(|l| self.results.cells.values().any(|c| c.workload == workload && load_label(c) == l.label))
+            .filter(|l| {
+                self.results
+                    .cells
+                    .values()
+                    .any(|c| c.mode.is_rr() && c.workload == workload && load_label(c) == l.label)
+            })
             .collect()
     }
 
@@ -457,6 +467,11 @@ impl<'a> View<'a> {
         };
         let t = self.transports.iter().position(|t| *t == get(2)).unwrap_or(usize::MAX);
         (w, l, f, t, key.to_owned())
+    }
+
+    /// The request-response cells in natural order (the grid's).
+    pub(crate) fn rr_cells_in_order(&self) -> Vec<&'a Cell> {
+        self.cells_in_order().into_iter().filter(|c| c.mode.is_rr()).collect()
     }
 
     /// All cells in natural order.

@@ -8,8 +8,13 @@
 //! reply. The only settings changed from tonic's defaults are the ones the
 //! h2 transport changes too (TCP_NODELAY on the server, flow-control
 //! windows, message size limits), so the comparison is like for like.
+//!
+//! Call modes: `stream` is tonic's server streaming through the generated
+//! `*Stream` methods of `bench.proto` (the reply count in the
+//! `wirebench-replies` metadata). gRPC has no oneway call.
 
 use std::borrow::Cow;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -25,10 +30,11 @@ use wirebench_formats::{Batch, Format, FormatId, OwnedRequest};
 
 use crate::counting::Counting;
 use crate::framework::{Framework, FrameworkClient};
+use crate::grpc_wire::REPLIES_HEADER;
 use crate::http2::{CONNECTION_WINDOW, STREAM_WINDOW};
 use crate::server::{Handler, Server, ServerConfig};
 use crate::{
-    Address, CallError, ClientConfig, Counters, Endpoint, LiveCounters, TransportError, TransportKind,
+    Address, CallError, ClientConfig, Counters, Endpoint, LiveCounters, OnewayMeta, TransportError, TransportKind,
     TransportProperties,
 };
 
@@ -92,6 +98,53 @@ impl FrameworkClient for GrpcClient {
 
     fn counters(&self) -> Option<Counters> {
         Some(GrpcClient::counters(self))
+    }
+
+    async fn send_oneway(&self, _request: &PbRequest, _meta: OnewayMeta) -> Result<(), CallError> {
+        Err(CallError::Unsupported(
+            "gRPC has no oneway call: every method answers with a status (an empty reply is still a reply)".into(),
+        ))
+    }
+
+    /// tonic's API takes an owned request per call, as for unary calls.
+    async fn call_stream<R>(&self, request: &PbRequest, replies: u32, on_reply: R) -> Result<u32, CallError>
+    where
+        R: FnMut(Reply<'static>) -> ControlFlow<()>,
+    {
+        GrpcClient::call_stream(self, request.clone(), replies, on_reply).await
+    }
+}
+
+/// The replies of a streaming method: one reply, `left` more times.
+#[derive(Debug)]
+pub struct Repeat<T> {
+    item: T,
+    left: u32,
+}
+
+impl<T: Clone> Iterator for Repeat<T> {
+    type Item = Result<T, tonic::Status>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.left = self.left.checked_sub(1)?;
+        Some(Ok(self.item.clone()))
+    }
+}
+
+/// A streaming method's response: tonic encodes each reply as it sends it.
+pub type ReplyStream<T> = tonic::codegen::tokio_stream::Iter<Repeat<T>>;
+
+impl BenchService {
+    /// The reply count a streaming request asks for, checked.
+    fn replies<T>(&self, request: &tonic::Request<T>) -> Result<u32, tonic::Status> {
+        let asked = request.metadata().get(REPLIES_HEADER).and_then(|v| v.to_str().ok());
+        let n = asked.and_then(|v| v.trim().parse::<u32>().ok()).ok_or_else(|| {
+            tonic::Status::invalid_argument(format!("a streaming call needs {REPLIES_HEADER} metadata with a count"))
+        })?;
+        self.handler.check_replies(n).map_err(to_tonic)
+    }
+
+    fn stream_of<T: Clone>(item: T, left: u32) -> tonic::Response<ReplyStream<T>> {
+        tonic::Response::new(tonic::codegen::tokio_stream::iter(Repeat { item, left }))
     }
 }
 
@@ -160,6 +213,37 @@ impl Bench for BenchService {
         let batch = request.into_inner();
         let d = self.handler.service().digest(&batch.records).map_err(|e| to_tonic(e.into()))?;
         Ok(tonic::Response::new(pb::DigestReply { records: d.records, checksum: d.checksum }))
+    }
+
+    type MultiplyStreamStream = ReplyStream<pb::MultiplyReply>;
+    type EchoStreamStream = ReplyStream<pb::EchoReply>;
+    type DigestStreamStream = ReplyStream<pb::DigestReply>;
+
+    async fn multiply_stream(
+        &self,
+        request: tonic::Request<pb::MultiplyRequest>,
+    ) -> Result<tonic::Response<Self::MultiplyStreamStream>, tonic::Status> {
+        let replies = self.replies(&request)?;
+        let reply = self.multiply(request).await?.into_inner();
+        Ok(BenchService::stream_of(reply, replies))
+    }
+
+    async fn echo_stream(
+        &self,
+        request: tonic::Request<pb::EchoRequest>,
+    ) -> Result<tonic::Response<Self::EchoStreamStream>, tonic::Status> {
+        let replies = self.replies(&request)?;
+        let reply = self.echo(request).await?.into_inner();
+        Ok(BenchService::stream_of(reply, replies))
+    }
+
+    async fn digest_stream(
+        &self,
+        request: tonic::Request<pb::Batch>,
+    ) -> Result<tonic::Response<Self::DigestStreamStream>, tonic::Status> {
+        let replies = self.replies(&request)?;
+        let reply = self.digest(request).await?.into_inner();
+        Ok(BenchService::stream_of(reply, replies))
     }
 }
 
@@ -249,6 +333,55 @@ impl GrpcClient {
                     Reply::Digest(DigestReply { records: d.records, checksum: d.checksum })
                 }
             })
+        };
+        crate::with_timeout(self.timeout, call).await
+    }
+
+    /// A server-streaming call: the replies converted to the model and
+    /// handed to `on_reply` as they arrive (`Break` abandons the stream).
+    pub async fn call_stream<R>(&self, request: PbRequest, replies: u32, mut on_reply: R) -> Result<u32, CallError>
+    where
+        R: FnMut(Reply<'static>) -> ControlFlow<()>,
+    {
+        let mut client = self.clients[self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len()].clone();
+        fn with_count<T>(message: T, replies: u32) -> tonic::Request<T> {
+            let mut r = tonic::Request::new(message);
+            r.metadata_mut().insert(REPLIES_HEADER, tonic::metadata::MetadataValue::from(replies));
+            r
+        }
+        macro_rules! drain {
+            ($call:expr, $convert:expr) => {{
+                let mut stream = $call.await.map_err(from_tonic)?.into_inner();
+                let mut got = 0u32;
+                while let Some(reply) = stream.message().await.map_err(from_tonic)? {
+                    if got == replies {
+                        return Err(CallError::Protocol(format!("more than the {replies} replies asked for")));
+                    }
+                    got += 1;
+                    if on_reply($convert(reply)).is_break() {
+                        return Ok(got);
+                    }
+                }
+                if got < replies {
+                    return Err(CallError::Protocol(format!("the stream ended after {got} of {replies} replies")));
+                }
+                Ok(got)
+            }};
+        }
+        let call = async move {
+            match request {
+                PbRequest::Multiply(m) => {
+                    drain!(client.multiply_stream(with_count(m, replies)), |r: pb::MultiplyReply| {
+                        Reply::Multiply { product: r.product }
+                    })
+                }
+                PbRequest::Echo(e) => drain!(client.echo_stream(with_count(e, replies)), |r: pb::EchoReply| {
+                    Reply::Echo { payload: Cow::Owned(r.payload) }
+                }),
+                PbRequest::Digest(b) => drain!(client.digest_stream(with_count(b, replies)), |r: pb::DigestReply| {
+                    Reply::Digest(DigestReply { records: r.records, checksum: r.checksum })
+                }),
+            }
         };
         crate::with_timeout(self.timeout, call).await
     }

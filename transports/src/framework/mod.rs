@@ -16,12 +16,13 @@
 //! [`Handler`]: crate::Handler
 
 use std::future::Future;
+use std::ops::ControlFlow;
 
 use wirebench_formats::{Batch, FormatId, OwnedRequest, Reply};
 
 use crate::{
-    Address, CallError, ClientConfig, Counters, Endpoint, Server, ServerConfig, TransportError, TransportKind,
-    TransportProperties,
+    Address, CallError, ClientConfig, Counters, Endpoint, OnewayMeta, Server, ServerConfig, TransportError,
+    TransportKind, TransportProperties,
 };
 
 pub mod grpc;
@@ -82,4 +83,29 @@ pub trait FrameworkClient: 'static {
     /// sockets can be counted (wrapped with the counting layer); `None`
     /// where it owns its sockets out of reach, and its properties say so.
     fn counters(&self) -> Option<Counters>;
+
+    /// Mode `oneway`, through the framework's own fire-and-forget call,
+    /// if it has one (its server counts the message with
+    /// [`crate::Handler::oneway`]). The default answers why not.
+    fn send_oneway(&self, request: &Self::Request, meta: OnewayMeta) -> impl Future<Output = Result<(), CallError>> {
+        let _ = (request, meta);
+        std::future::ready(Err(CallError::Unsupported("the framework has no oneway call".into())))
+    }
+
+    /// Mode `stream`, through the framework's own server streaming: one
+    /// request, `replies` replies, each converted to the model and handed
+    /// to `on_reply` in order (`Break` abandons the stream). The replies
+    /// delivered.
+    fn call_stream<R>(
+        &self,
+        request: &Self::Request,
+        replies: u32,
+        on_reply: R,
+    ) -> impl Future<Output = Result<u32, CallError>>
+    where
+        R: FnMut(Reply<'static>) -> ControlFlow<()>,
+    {
+        let _ = (request, replies, on_reply);
+        std::future::ready(Err(CallError::Unsupported("the framework has no server streaming".into())))
+    }
 }

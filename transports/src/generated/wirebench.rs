@@ -122,6 +122,59 @@ pub mod bench_client {
             req.extensions_mut().insert(GrpcMethod::new("wirebench.Bench", "Digest"));
             self.inner.unary(req, path, codec).await
         }
+        /// Server streaming (wirebench's call mode `stream`): the same reply, as
+        /// many times as the request's `wirebench-replies` metadata asks.
+        pub async fn multiply_stream(
+            &mut self,
+            request: impl tonic::IntoRequest<::wirebench_formats::protobuf::pb::MultiplyRequest>,
+        ) -> std::result::Result<
+            tonic::Response<tonic::codec::Streaming<::wirebench_formats::protobuf::pb::MultiplyReply>>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| tonic::Status::unknown(format!("Service was not ready: {}", e.into())))?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static("/wirebench.Bench/MultiplyStream");
+            let mut req = request.into_request();
+            req.extensions_mut().insert(GrpcMethod::new("wirebench.Bench", "MultiplyStream"));
+            self.inner.server_streaming(req, path, codec).await
+        }
+        pub async fn echo_stream(
+            &mut self,
+            request: impl tonic::IntoRequest<::wirebench_formats::protobuf::pb::EchoRequest>,
+        ) -> std::result::Result<
+            tonic::Response<tonic::codec::Streaming<::wirebench_formats::protobuf::pb::EchoReply>>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| tonic::Status::unknown(format!("Service was not ready: {}", e.into())))?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static("/wirebench.Bench/EchoStream");
+            let mut req = request.into_request();
+            req.extensions_mut().insert(GrpcMethod::new("wirebench.Bench", "EchoStream"));
+            self.inner.server_streaming(req, path, codec).await
+        }
+        pub async fn digest_stream(
+            &mut self,
+            request: impl tonic::IntoRequest<::wirebench_formats::protobuf::pb::Batch>,
+        ) -> std::result::Result<
+            tonic::Response<tonic::codec::Streaming<::wirebench_formats::protobuf::pb::DigestReply>>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| tonic::Status::unknown(format!("Service was not ready: {}", e.into())))?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static("/wirebench.Bench/DigestStream");
+            let mut req = request.into_request();
+            req.extensions_mut().insert(GrpcMethod::new("wirebench.Bench", "DigestStream"));
+            self.inner.server_streaming(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -143,6 +196,35 @@ pub mod bench_server {
             &self,
             request: tonic::Request<::wirebench_formats::protobuf::pb::Batch>,
         ) -> std::result::Result<tonic::Response<::wirebench_formats::protobuf::pb::DigestReply>, tonic::Status>;
+        /// Server streaming response type for the MultiplyStream method.
+        type MultiplyStreamStream: tonic::codegen::tokio_stream::Stream<
+                Item = std::result::Result<::wirebench_formats::protobuf::pb::MultiplyReply, tonic::Status>,
+            > + std::marker::Send
+            + 'static;
+        /// Server streaming (wirebench's call mode `stream`): the same reply, as
+        /// many times as the request's `wirebench-replies` metadata asks.
+        async fn multiply_stream(
+            &self,
+            request: tonic::Request<::wirebench_formats::protobuf::pb::MultiplyRequest>,
+        ) -> std::result::Result<tonic::Response<Self::MultiplyStreamStream>, tonic::Status>;
+        /// Server streaming response type for the EchoStream method.
+        type EchoStreamStream: tonic::codegen::tokio_stream::Stream<
+                Item = std::result::Result<::wirebench_formats::protobuf::pb::EchoReply, tonic::Status>,
+            > + std::marker::Send
+            + 'static;
+        async fn echo_stream(
+            &self,
+            request: tonic::Request<::wirebench_formats::protobuf::pb::EchoRequest>,
+        ) -> std::result::Result<tonic::Response<Self::EchoStreamStream>, tonic::Status>;
+        /// Server streaming response type for the DigestStream method.
+        type DigestStreamStream: tonic::codegen::tokio_stream::Stream<
+                Item = std::result::Result<::wirebench_formats::protobuf::pb::DigestReply, tonic::Status>,
+            > + std::marker::Send
+            + 'static;
+        async fn digest_stream(
+            &self,
+            request: tonic::Request<::wirebench_formats::protobuf::pb::Batch>,
+        ) -> std::result::Result<tonic::Response<Self::DigestStreamStream>, tonic::Status>;
     }
     #[derive(Debug)]
     pub struct BenchServer<T> {
@@ -303,6 +385,107 @@ pub mod bench_server {
                             .apply_compression_config(accept_compression_encodings, send_compression_encodings)
                             .apply_max_message_size_config(max_decoding_message_size, max_encoding_message_size);
                         let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/wirebench.Bench/MultiplyStream" => {
+                    #[allow(non_camel_case_types)]
+                    struct MultiplyStreamSvc<T: Bench>(pub Arc<T>);
+                    impl<T: Bench>
+                        tonic::server::ServerStreamingService<::wirebench_formats::protobuf::pb::MultiplyRequest>
+                        for MultiplyStreamSvc<T>
+                    {
+                        type Response = ::wirebench_formats::protobuf::pb::MultiplyReply;
+                        type ResponseStream = T::MultiplyStreamStream;
+                        type Future = BoxFuture<tonic::Response<Self::ResponseStream>, tonic::Status>;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<::wirebench_formats::protobuf::pb::MultiplyRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move { <T as Bench>::multiply_stream(&inner, request).await };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = MultiplyStreamSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(accept_compression_encodings, send_compression_encodings)
+                            .apply_max_message_size_config(max_decoding_message_size, max_encoding_message_size);
+                        let res = grpc.server_streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/wirebench.Bench/EchoStream" => {
+                    #[allow(non_camel_case_types)]
+                    struct EchoStreamSvc<T: Bench>(pub Arc<T>);
+                    impl<T: Bench> tonic::server::ServerStreamingService<::wirebench_formats::protobuf::pb::EchoRequest>
+                        for EchoStreamSvc<T>
+                    {
+                        type Response = ::wirebench_formats::protobuf::pb::EchoReply;
+                        type ResponseStream = T::EchoStreamStream;
+                        type Future = BoxFuture<tonic::Response<Self::ResponseStream>, tonic::Status>;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<::wirebench_formats::protobuf::pb::EchoRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move { <T as Bench>::echo_stream(&inner, request).await };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = EchoStreamSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(accept_compression_encodings, send_compression_encodings)
+                            .apply_max_message_size_config(max_decoding_message_size, max_encoding_message_size);
+                        let res = grpc.server_streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/wirebench.Bench/DigestStream" => {
+                    #[allow(non_camel_case_types)]
+                    struct DigestStreamSvc<T: Bench>(pub Arc<T>);
+                    impl<T: Bench> tonic::server::ServerStreamingService<::wirebench_formats::protobuf::pb::Batch> for DigestStreamSvc<T> {
+                        type Response = ::wirebench_formats::protobuf::pb::DigestReply;
+                        type ResponseStream = T::DigestStreamStream;
+                        type Future = BoxFuture<tonic::Response<Self::ResponseStream>, tonic::Status>;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<::wirebench_formats::protobuf::pb::Batch>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move { <T as Bench>::digest_stream(&inner, request).await };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = DigestStreamSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(accept_compression_encodings, send_compression_encodings)
+                            .apply_max_message_size_config(max_decoding_message_size, max_encoding_message_size);
+                        let res = grpc.server_streaming(method, req).await;
                         Ok(res)
                     };
                     Box::pin(fut)
