@@ -24,7 +24,10 @@ use crate::{
     TransportProperties,
 };
 
+pub mod capnp_rpc;
 pub mod grpc;
+pub mod jsonrpsee;
+pub mod tarpc;
 
 /// A stock RPC framework as a type, so the harness monomorphizes its timed
 /// loop over it.
