@@ -65,7 +65,7 @@ fn segment_table(sizes: &[u32]) -> Vec<u8> {
     for size in sizes {
         table.extend_from_slice(&size.to_le_bytes());
     }
-    if table.len() % 8 != 0 {
+    if !table.len().is_multiple_of(8) {
         table.extend_from_slice(&[0; 4]);
     }
     table
