@@ -8,7 +8,7 @@
 //! the client's connection driver (`RpcSystem`) runs in the cell's
 //! `LocalSet` with `spawn_local`, and the server runs on one thread of its
 //! own with a current-thread runtime and a `LocalSet`, the way its users
-//! run it ([`Server::on_thread`]). Many calls are in flight per connection
+//! run it (`Server::on_thread`). Many calls are in flight per connection
 //! (Cap'n Proto's question ids match them).
 //!
 //! Errors travel as Cap'n Proto exceptions: a status is an exception of
