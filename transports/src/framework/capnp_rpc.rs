@@ -60,7 +60,7 @@ impl Framework for CapnpRpc {
         delivery: "reliable, ordered (TCP)",
         multiplexing: "many calls in flight per connection (question ids)",
         framing: "Cap'n Proto RPC messages, stream serialization, unpacked",
-        wire_bytes: "exact at the I/O layer (TCP stream)",
+        wire_bytes: "exact at the I/O layer (TCP stream; each call's Finish message included)",
     };
     type Request = OwnedRequest<Batch>;
     type Client = CapnpRpcClient;
