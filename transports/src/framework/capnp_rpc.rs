@@ -126,7 +126,7 @@ impl bench::Server for BenchImpl {
         mut results: bench::MultiplyResults,
     ) -> Result<(), ::capnp::Error> {
         self.handler.admit().await;
-        self.handler.count_call();
+        self.handler.count_call(FormatId::Capnp);
         let m = params.get()?;
         let product = self.handler.service().multiply(m.get_a(), m.get_b()).map_err(to_exception)?;
         results.get().set_product(product);
@@ -139,7 +139,7 @@ impl bench::Server for BenchImpl {
         mut results: bench::EchoResults,
     ) -> Result<(), ::capnp::Error> {
         self.handler.admit().await;
-        self.handler.count_call();
+        self.handler.count_call(FormatId::Capnp);
         let payload = params.get()?.get_payload()?;
         results.get().set_payload(&self.handler.service().echo(payload));
         Ok(())
@@ -151,7 +151,7 @@ impl bench::Server for BenchImpl {
         mut results: bench::DigestResults,
     ) -> Result<(), ::capnp::Error> {
         self.handler.admit().await;
-        self.handler.count_call();
+        self.handler.count_call(FormatId::Capnp);
         let d = digest_in_place(self.handler.service(), params.get()?).map_err(|e| to_exception(e.into()))?;
         let mut reply = results.get();
         reply.set_records(d.records);

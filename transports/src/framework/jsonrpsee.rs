@@ -184,14 +184,14 @@ struct BenchService {
 impl BenchServer for BenchService {
     async fn multiply(&self, a: i64, b: i64) -> Result<MultiplyResult, ErrorObjectOwned> {
         self.handler.admit().await;
-        self.handler.count_call();
+        self.handler.count_call(FormatId::Json);
         let product = self.handler.service().multiply(a, b).map_err(to_error)?;
         Ok(MultiplyResult { product })
     }
 
     async fn echo(&self, payload: Base64) -> Result<EchoResult, ErrorObjectOwned> {
         self.handler.admit().await;
-        self.handler.count_call();
+        self.handler.count_call(FormatId::Json);
         let payload = match self.handler.service().echo(&payload.0) {
             Cow::Borrowed(_) => payload,
             Cow::Owned(wrong) => Base64(wrong),
@@ -201,7 +201,7 @@ impl BenchServer for BenchService {
 
     async fn digest(&self, records: Vec<Record>) -> Result<DigestReply, ErrorObjectOwned> {
         self.handler.admit().await;
-        self.handler.count_call();
+        self.handler.count_call(FormatId::Json);
         self.handler.service().digest(&records).map_err(|e| to_error(e.into()))
     }
 }

@@ -185,13 +185,13 @@ struct BenchServer {
 impl Bench for BenchServer {
     async fn multiply(self, _: context::Context, a: i64, b: i64) -> Result<i64, RemoteStatus> {
         self.handler.admit().await;
-        self.handler.count_call();
+        self.handler.count_call(FormatId::Bincode);
         self.handler.service().multiply(a, b).map_err(RemoteStatus::from)
     }
 
     async fn echo(self, _: context::Context, payload: Payload) -> Payload {
         self.handler.admit().await;
-        self.handler.count_call();
+        self.handler.count_call(FormatId::Bincode);
         // The reply moves the request's bytes unless a test fault made the
         // service answer something else.
         match self.handler.service().echo(&payload.0) {
@@ -202,7 +202,7 @@ impl Bench for BenchServer {
 
     async fn digest(self, _: context::Context, batch: Batch) -> Result<DigestReply, RemoteStatus> {
         self.handler.admit().await;
-        self.handler.count_call();
+        self.handler.count_call(FormatId::Bincode);
         self.handler.service().digest(&batch.records).map_err(|e| Status::from(e).into())
     }
 }
