@@ -68,3 +68,15 @@ struct DigestReply {
   records @0 :UInt32;
   checksum @1 :UInt64;
 }
+
+# The Bench service for Cap'n Proto RPC (the `capnp-rpc` framework row):
+# each method's parameter and result structs are the messages above, so a
+# call carries the same struct the `capnp` format encodes, inside Cap'n
+# Proto RPC's own Call and Return messages. Multiply's overflow is an
+# exception of type `failed` whose reason starts with the status name
+# (`OUT_OF_RANGE: ...`).
+interface Bench {
+  multiply @0 MultiplyRequest -> MultiplyReply;
+  echo @1 EchoRequest -> EchoReply;
+  digest @2 Batch -> DigestReply;
+}

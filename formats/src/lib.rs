@@ -24,7 +24,9 @@
     clippy::pedantic,
     clippy::unwrap_used
 )]
-mod bench_capnp;
+// Public for the Cap'n Proto RPC framework row, which builds and reads these
+// structs as the parameters and results of the `Bench` interface.
+pub mod bench_capnp;
 pub mod checksum;
 pub mod codec;
 pub mod contract;

@@ -337,6 +337,9 @@ registry! {
     }
     frameworks {
         Grpc => "grpc", framework::grpc::Grpc;
+        CapnpRpc => "capnp-rpc", framework::capnp_rpc::CapnpRpc;
+        Tarpc => "tarpc", framework::tarpc::Tarpc;
+        Jsonrpsee => "jsonrpsee", framework::jsonrpsee::Jsonrpsee;
     }
     brokers {}
 }

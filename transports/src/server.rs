@@ -416,15 +416,33 @@ impl Server {
         let (stop, rx) = watch::channel(false);
         let signal = ShutdownSignal(rx);
         let run = accept(signal, JoinSet::new());
-        let task = tokio::spawn(async move {
-            let mut connections = run.await;
-            let drained = tokio::time::timeout(DRAIN, async { while connections.join_next().await.is_some() {} });
-            if drained.await.is_err() {
-                tracing::warn!("{} connections still open after {DRAIN:?}; closing them", connections.len());
-                connections.abort_all();
-            }
-        });
+        let task = tokio::spawn(async move { drain(run.await).await });
         Server { endpoint, stop, task: Some(task) }
+    }
+
+    /// As [`Server::spawn`], for a server whose futures are not `Send`
+    /// (Cap'n Proto RPC): `accept` runs on a thread of its own (`name`),
+    /// on a current-thread runtime inside a `LocalSet`, and spawns its
+    /// connections with `JoinSet::spawn_local`. [`Server::shutdown`]
+    /// waits for that thread to drain its connections.
+    pub(crate) fn on_thread<F, Fut>(endpoint: Endpoint, name: &str, accept: F) -> std::io::Result<Server>
+    where
+        F: FnOnce(ShutdownSignal, JoinSet<()>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = JoinSet<()>> + 'static,
+    {
+        let (stop, rx) = watch::channel(false);
+        let signal = ShutdownSignal(rx);
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let (done, finished) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new().name(name.to_owned()).spawn(move || {
+            tokio::task::LocalSet::new()
+                .block_on(&runtime, async move { drain(accept(signal, JoinSet::new()).await).await });
+            let _ = done.send(());
+        })?;
+        let task = tokio::spawn(async move {
+            let _ = finished.await;
+        });
+        Ok(Server { endpoint, stop, task: Some(task) })
     }
 
     /// Where clients reach it.
@@ -439,6 +457,15 @@ impl Server {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+    }
+}
+
+/// Lets `connections` finish (up to [`DRAIN`]), then closes what is left.
+async fn drain(mut connections: JoinSet<()>) {
+    let drained = tokio::time::timeout(DRAIN, async { while connections.join_next().await.is_some() {} });
+    if drained.await.is_err() {
+        tracing::warn!("{} connections still open after {DRAIN:?}; closing them", connections.len());
+        connections.abort_all();
     }
 }
 

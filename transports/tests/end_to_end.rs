@@ -160,12 +160,19 @@ async fn every_framework_carries_every_workload_of_its_format() {
     let frameworks: Vec<TransportKind> =
         TransportKind::ALL.iter().copied().filter(|t| t.family() == Family::Framework).collect();
     assert!(frameworks.contains(&TransportKind::Grpc));
-    for kind in frameworks {
-        let dir = tempfile::tempdir().unwrap();
-        let server = start(kind, ServerConfig::default(), dir.path()).await;
-        kind.visit(EveryFormat { endpoint: endpoint(&server), config: client_config() }).await;
-        server.shutdown().await;
-    }
+    // Inside a LocalSet, as a cell runs: a client that is not Send drives
+    // its connection with spawn_local.
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async {
+            for kind in frameworks {
+                let dir = tempfile::tempdir().unwrap();
+                let server = start(kind, ServerConfig::default(), dir.path()).await;
+                kind.visit(EveryFormat { endpoint: endpoint(&server), config: client_config() }).await;
+                server.shutdown().await;
+            }
+        })
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -297,6 +297,20 @@ fn build_batch(format: &'static str, root: cp::batch::Builder<'_>, batch: &Batch
     Ok(())
 }
 
+/// Builds `batch` into `root`, as the `capnp` format does: for Cap'n Proto
+/// RPC, whose `Bench.digest` parameters are a `Batch` struct built in place
+/// in the framework's own call message.
+pub fn build_batch_into(root: cp::batch::Builder<'_>, batch: &Batch) -> Result<(), CodecError> {
+    build_batch(Capnp::NAME, root, batch)
+}
+
+/// The Digest of a `Batch` read in place (every field of every record, as
+/// the `capnp` format's server reads it): for Cap'n Proto RPC's server,
+/// whose parameters arrive inside the framework's own call message.
+pub fn digest_in_place(service: &Service, batch: cp::batch::Reader<'_>) -> Result<DigestReply, CodecError> {
+    service.digest(records(Capnp::NAME, batch)?)
+}
+
 /// A record read in place, tagged with the format name for its errors.
 struct RecordReader<'a> {
     format: &'static str,

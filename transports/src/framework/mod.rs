@@ -25,7 +25,10 @@ use crate::{
     TransportKind, TransportProperties,
 };
 
+pub mod capnp_rpc;
 pub mod grpc;
+pub mod jsonrpsee;
+pub mod tarpc;
 
 /// A stock RPC framework as a type, so the harness monomorphizes its timed
 /// loop over it.
