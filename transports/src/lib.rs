@@ -254,6 +254,8 @@ registry! {
     }
     frameworks {
         Grpc => "grpc", framework::grpc::Grpc;
+        ThriftRpc => "thrift-rpc", framework::thrift_rpc::ThriftRpc;
+        ThriftRpcBinary => "thrift-rpc-binary", framework::thrift_rpc::ThriftRpcBinary;
     }
     brokers {}
 }
