@@ -128,7 +128,8 @@ async fn assert_served(kind: TransportKind, server: &Server, rounds: usize) {
 async fn each_thrift_server(test: impl AsyncFn(TransportKind, &Server)) {
     for kind in KINDS {
         let dir = tempfile::tempdir().unwrap();
-        let server = start(kind, ServerConfig { max_message: MAX_MESSAGE, ..ServerConfig::default() }, dir.path()).await;
+        let server =
+            start(kind, ServerConfig { max_message: MAX_MESSAGE, ..ServerConfig::default() }, dir.path()).await;
         test(kind, &server).await;
         assert_served(kind, &server, 1).await;
         server.shutdown().await;
@@ -170,7 +171,10 @@ async fn garbage_and_impossible_frame_lengths_close_only_that_connection() {
         });
         bystander.write_all(&multiply).unwrap();
         let (ident, error) = read_reply(kind, &mut bystander);
-        assert_eq!((ident.name.as_str(), ident.message_type, ident.sequence_number), ("Multiply", TMessageType::Reply, 7));
+        assert_eq!(
+            (ident.name.as_str(), ident.message_type, ident.sequence_number),
+            ("Multiply", TMessageType::Reply, 7)
+        );
         assert!(error.is_none(), "{kind}: {error:?}");
     })
     .await;
