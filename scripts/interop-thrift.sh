@@ -6,8 +6,8 @@
 # 1. Python's Thrift client calls `wirebench serve` for thrift-rpc (compact),
 #    thrift-rpc-binary and volo-thrift: every method, its own values, the
 #    declared BenchError for Multiply's overflow and for a bad record.
-# 2. wirebench's own thrift-rpc and thrift-rpc-binary clients call a Python
-#    Thrift server (TThreadedServer, framed; Digest computed by
+# 2. wirebench's own thrift-rpc, thrift-rpc-binary and volo-thrift clients
+#    call a Python Thrift server (TThreadedServer, framed; Digest computed by
 #    checksum.py): `wirebench run --connect`, every reply verified, exit
 #    status 0.
 #
@@ -63,7 +63,7 @@ stop() {
 }
 
 # 1. Python's client, our servers.
-for row in thrift-rpc:compact thrift-rpc-binary:binary; do
+for row in thrift-rpc:compact thrift-rpc-binary:binary volo-thrift:binary; do
   name=${row%%:*} protocol=${row#*:}
   start "$name" "$wirebench" serve --transport "$name"
   python3 "$root/scripts/reference/thrift_interop.py" client "$address" --protocol "$protocol" --name "$name"
@@ -71,7 +71,7 @@ for row in thrift-rpc:compact thrift-rpc-binary:binary; do
 done
 
 # 2. Our client, Python's server.
-for row in thrift-rpc:compact:thrift-compact thrift-rpc-binary:binary:thrift-binary; do
+for row in thrift-rpc:compact:thrift-compact thrift-rpc-binary:binary:thrift-binary volo-thrift:binary:thrift-binary; do
   IFS=: read -r name protocol format <<<"$row"
   start "$name" python3 "$root/scripts/reference/thrift_interop.py" server --protocol "$protocol" --name "$name"
   if ! "$wirebench" run --connect "$name=$address" --transports "$name" --formats "$format" \

@@ -256,6 +256,7 @@ registry! {
         Grpc => "grpc", framework::grpc::Grpc;
         ThriftRpc => "thrift-rpc", framework::thrift_rpc::ThriftRpc;
         ThriftRpcBinary => "thrift-rpc-binary", framework::thrift_rpc::ThriftRpcBinary;
+        VoloThrift => "volo-thrift", framework::volo_thrift::VoloThrift;
     }
     brokers {}
 }

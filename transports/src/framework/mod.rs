@@ -26,6 +26,7 @@ use crate::{
 
 pub mod grpc;
 pub mod thrift_rpc;
+pub mod volo_thrift;
 
 /// A stock RPC framework as a type, so the harness monomorphizes its timed
 /// loop over it.

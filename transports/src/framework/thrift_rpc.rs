@@ -177,7 +177,7 @@ fn bench_error(status: Status) -> thrift::Error {
 impl<const COMPACT: bool> BenchHandler<COMPACT> {
     fn enter(&self) {
         self.handler.admit_blocking();
-        self.handler.count_call();
+        self.handler.count_call(<ThriftRpcOf<COMPACT> as Framework>::FORMAT);
     }
 }
 
