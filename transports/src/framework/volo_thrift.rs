@@ -47,9 +47,7 @@ use wirebench_formats::{
 
 use crate::framework::{Framework, FrameworkClient};
 use crate::server::{Handler, Server, ServerConfig, ShutdownSignal};
-use crate::{
-    Address, CallError, ClientConfig, Counters, Endpoint, TransportError, TransportKind, TransportProperties,
-};
+use crate::{Address, CallError, ClientConfig, Counters, Endpoint, TransportError, TransportKind, TransportProperties};
 
 #[allow(
     missing_docs,
@@ -133,8 +131,8 @@ fn to_volo(batch: &Batch) -> vg::Batch {
                 name: r.name.clone().into(),
                 email: r.email.clone().into(),
                 kind: vg::Kind::from(i32::from(r.kind.value())),
-                score: r.score.into(),
-                weight: f64::from(r.weight).into(),
+                score: r.score,
+                weight: f64::from(r.weight),
                 active: r.active,
                 tags: r.tags.iter().map(|t| t.clone().into()).collect(),
                 attributes: r
@@ -143,8 +141,8 @@ fn to_volo(batch: &Batch) -> vg::Batch {
                     .map(|a| vg::Attribute { key: a.key.clone().into(), value: a.value.clone().into() })
                     .collect(),
                 location: r.location.as_ref().map(|l| vg::Location {
-                    latitude: l.latitude.into(),
-                    longitude: l.longitude.into(),
+                    latitude: l.latitude,
+                    longitude: l.longitude,
                     city: l.city.clone().into(),
                 }),
                 fingerprint: bytes::Bytes::copy_from_slice(&r.fingerprint),
@@ -176,11 +174,11 @@ impl RecordView for vg::Record {
         })
     }
     fn score(&self) -> f64 {
-        f64::from(self.score)
+        self.score
     }
     fn weight(&self) -> f32 {
         // Exact: `check` rejects a double that is not an f32 first.
-        f64::from(self.weight) as f32
+        self.weight as f32
     }
     fn active(&self) -> bool {
         self.active
@@ -196,7 +194,7 @@ impl RecordView for vg::Record {
     fn location(&self, f: impl FnOnce(f64, f64, &str)) -> Result<bool, CodecError> {
         match &self.location {
             Some(l) => {
-                f(f64::from(l.latitude), f64::from(l.longitude), &l.city);
+                f(l.latitude, l.longitude, &l.city);
                 Ok(true)
             }
             None => Ok(false),
@@ -211,7 +209,7 @@ impl RecordView for vg::Record {
 /// not an f32 widened.
 fn check(batch: &vg::Batch) -> Result<(), CodecError> {
     for (i, r) in batch.records.iter().enumerate() {
-        let w = f64::from(r.weight);
+        let w = r.weight;
         if !(w.is_nan() || f64::from(w as f32) == w) {
             return Err(CodecError::decode(
                 "volo-thrift",
