@@ -26,6 +26,10 @@ mkdir -p "$gen" "$root/transports/src/generated"
 
 cargo run --quiet --release --manifest-path "$root/scripts/codegen/Cargo.toml" \
   --target-dir "$root/target/codegen" -- "$root"
+# Volo's generator (volo-build on pilota-build) writes the volo-thrift
+# service code; a debug build: it runs once, and compiles much faster.
+cargo run --quiet --manifest-path "$root/scripts/codegen-volo/Cargo.toml" \
+  --target-dir "$root/target/codegen-volo" -- "$root"
 flatc --rust -o "$gen" "$root/formats/schemas/bench.fbs"
 # thrift names its output after the schema (bench.rs) and marks it
 # rustfmt_skip; drop the mark so it is formatted like the rest.

@@ -88,10 +88,21 @@ struct DigestReply {
   2: required i64 checksum
 }
 
-// The service, as a Thrift RPC framework would carry it; the formats
-// above write only its messages.
+// A call the service refused, as a Thrift service declares its errors:
+// `code` is the contract's status code (11 OUT_OF_RANGE for Multiply's
+// overflow, 3 INVALID_ARGUMENT for a Digest record outside the schema),
+// `message` says why. Only the RPC rows (thrift-rpc, volo-thrift) send it;
+// the thrift-binary and thrift-compact formats over wirebench's own
+// transports leave the status to the transport.
+exception BenchError {
+  1: required i32 code
+  2: required string message
+}
+
+// The service, as the Thrift RPC rows carry it (TMessage envelope, method
+// names as below); the formats above write only its messages.
 service Bench {
-  MultiplyReply Multiply(1: MultiplyRequest request)
-  EchoReply Echo(1: EchoRequest request)
-  DigestReply Digest(1: Batch batch)
+  MultiplyReply Multiply(1: MultiplyRequest request) throws (1: BenchError error)
+  EchoReply Echo(1: EchoRequest request) throws (1: BenchError error)
+  DigestReply Digest(1: Batch batch) throws (1: BenchError error)
 }

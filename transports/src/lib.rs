@@ -337,6 +337,9 @@ registry! {
     }
     frameworks {
         Grpc => "grpc", framework::grpc::Grpc;
+        ThriftRpc => "thrift-rpc", framework::thrift_rpc::ThriftRpc;
+        ThriftRpcBinary => "thrift-rpc-binary", framework::thrift_rpc::ThriftRpcBinary;
+        VoloThrift => "volo-thrift", framework::volo_thrift::VoloThrift;
         CapnpRpc => "capnp-rpc", framework::capnp_rpc::CapnpRpc;
         Tarpc => "tarpc", framework::tarpc::Tarpc;
         Jsonrpsee => "jsonrpsee", framework::jsonrpsee::Jsonrpsee;

@@ -301,6 +301,17 @@ impl Handler {
         }
     }
 
+    /// [`Handler::admit`] for a server that serves each connection on a
+    /// blocking thread of its own (Apache Thrift's).
+    pub fn admit_blocking(&self) {
+        if let Some(stall) = &self.stall {
+            let wait = stall.wait_at(self.started.elapsed());
+            if !wait.is_zero() {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+
     /// Serves one request: `call` and `format` as they came off the wire.
     #[inline]
     pub fn handle<'s>(

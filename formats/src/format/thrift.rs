@@ -116,8 +116,9 @@ impl<const COMPACT: bool> ThriftFormat<COMPACT> {
     /// A decoded batch holds only what the contract allows: every weight
     /// an `f32` (the schema carries it as a double). Kinds outside the
     /// schema are kept, as Thrift's open enums are, and refused by the
-    /// server when it reads them.
-    fn check(batch: &th::Batch) -> Result<(), CodecError> {
+    /// server when it reads them. Public for the Thrift RPC rows, whose
+    /// servers receive the batch decoded by the framework.
+    pub fn check(batch: &th::Batch) -> Result<(), CodecError> {
         for (i, r) in batch.records.iter().enumerate() {
             let w = r.weight.0;
             if !(w.is_nan() || f64::from(w as f32) == w) {

@@ -816,6 +816,85 @@ impl TSerializable for DigestReply {
 }
 
 //
+// BenchError
+//
+
+#[derive(Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+pub struct BenchError {
+    pub code: i32,
+    pub message: String,
+}
+
+impl BenchError {
+    pub fn new(code: i32, message: String) -> BenchError {
+        BenchError { code, message }
+    }
+}
+
+impl TSerializable for BenchError {
+    fn read_from_in_protocol(i_prot: &mut dyn TInputProtocol) -> thrift::Result<BenchError> {
+        i_prot.read_struct_begin()?;
+        let mut f_1: Option<i32> = None;
+        let mut f_2: Option<String> = None;
+        loop {
+            let field_ident = i_prot.read_field_begin()?;
+            if field_ident.field_type == TType::Stop {
+                break;
+            }
+            let field_id = field_id(&field_ident)?;
+            match field_id {
+                1 => {
+                    let val = i_prot.read_i32()?;
+                    f_1 = Some(val);
+                }
+                2 => {
+                    let val = i_prot.read_string()?;
+                    f_2 = Some(val);
+                }
+                _ => {
+                    i_prot.skip(field_ident.field_type)?;
+                }
+            };
+            i_prot.read_field_end()?;
+        }
+        i_prot.read_struct_end()?;
+        verify_required_field_exists("BenchError.code", &f_1)?;
+        verify_required_field_exists("BenchError.message", &f_2)?;
+        let ret = BenchError {
+            code: f_1.expect("auto-generated code should have checked for presence of required fields"),
+            message: f_2.expect("auto-generated code should have checked for presence of required fields"),
+        };
+        Ok(ret)
+    }
+    fn write_to_out_protocol(&self, o_prot: &mut dyn TOutputProtocol) -> thrift::Result<()> {
+        let struct_ident = TStructIdentifier::new("BenchError");
+        o_prot.write_struct_begin(&struct_ident)?;
+        o_prot.write_field_begin(&TFieldIdentifier::new("code", TType::I32, 1))?;
+        o_prot.write_i32(self.code)?;
+        o_prot.write_field_end()?;
+        o_prot.write_field_begin(&TFieldIdentifier::new("message", TType::String, 2))?;
+        o_prot.write_string(&self.message)?;
+        o_prot.write_field_end()?;
+        o_prot.write_field_stop()?;
+        o_prot.write_struct_end()
+    }
+}
+
+impl Error for BenchError {}
+
+impl From<BenchError> for thrift::Error {
+    fn from(e: BenchError) -> Self {
+        thrift::Error::User(Box::new(e))
+    }
+}
+
+impl Display for BenchError {
+    fn fmt(&self, f: &mut Formatter) -> fmt::Result {
+        write!(f, "remote service threw BenchError")
+    }
+}
+
+//
 // Bench service client
 //
 
@@ -1010,12 +1089,32 @@ impl TBenchProcessFunctions {
             Ok(handler_return) => {
                 let message_ident = TMessageIdentifier::new("Multiply", TMessageType::Reply, incoming_sequence_number);
                 o_prot.write_message_begin(&message_ident)?;
-                let ret = BenchMultiplyResult { result_value: Some(handler_return) };
+                let ret = BenchMultiplyResult { result_value: Some(handler_return), error: None };
                 ret.write_to_out_protocol(o_prot)?;
                 o_prot.write_message_end()?;
                 o_prot.flush()
             }
             Err(e) => match e {
+                thrift::Error::User(usr_err) => {
+                    if usr_err.downcast_ref::<BenchError>().is_some() {
+                        let err = usr_err.downcast::<BenchError>().expect("downcast already checked");
+                        let ret_err = BenchMultiplyResult { result_value: None, error: Some(*err) };
+                        let message_ident =
+                            TMessageIdentifier::new("Multiply", TMessageType::Reply, incoming_sequence_number);
+                        o_prot.write_message_begin(&message_ident)?;
+                        ret_err.write_to_out_protocol(o_prot)?;
+                        o_prot.write_message_end()?;
+                        o_prot.flush()
+                    } else {
+                        let ret_err = { ApplicationError::new(ApplicationErrorKind::Unknown, usr_err.to_string()) };
+                        let message_ident =
+                            TMessageIdentifier::new("Multiply", TMessageType::Exception, incoming_sequence_number);
+                        o_prot.write_message_begin(&message_ident)?;
+                        thrift::Error::write_application_error_to_out_protocol(&ret_err, o_prot)?;
+                        o_prot.write_message_end()?;
+                        o_prot.flush()
+                    }
+                }
                 thrift::Error::Application(app_err) => {
                     let message_ident =
                         TMessageIdentifier::new("Multiply", TMessageType::Exception, incoming_sequence_number);
@@ -1047,12 +1146,32 @@ impl TBenchProcessFunctions {
             Ok(handler_return) => {
                 let message_ident = TMessageIdentifier::new("Echo", TMessageType::Reply, incoming_sequence_number);
                 o_prot.write_message_begin(&message_ident)?;
-                let ret = BenchEchoResult { result_value: Some(handler_return) };
+                let ret = BenchEchoResult { result_value: Some(handler_return), error: None };
                 ret.write_to_out_protocol(o_prot)?;
                 o_prot.write_message_end()?;
                 o_prot.flush()
             }
             Err(e) => match e {
+                thrift::Error::User(usr_err) => {
+                    if usr_err.downcast_ref::<BenchError>().is_some() {
+                        let err = usr_err.downcast::<BenchError>().expect("downcast already checked");
+                        let ret_err = BenchEchoResult { result_value: None, error: Some(*err) };
+                        let message_ident =
+                            TMessageIdentifier::new("Echo", TMessageType::Reply, incoming_sequence_number);
+                        o_prot.write_message_begin(&message_ident)?;
+                        ret_err.write_to_out_protocol(o_prot)?;
+                        o_prot.write_message_end()?;
+                        o_prot.flush()
+                    } else {
+                        let ret_err = { ApplicationError::new(ApplicationErrorKind::Unknown, usr_err.to_string()) };
+                        let message_ident =
+                            TMessageIdentifier::new("Echo", TMessageType::Exception, incoming_sequence_number);
+                        o_prot.write_message_begin(&message_ident)?;
+                        thrift::Error::write_application_error_to_out_protocol(&ret_err, o_prot)?;
+                        o_prot.write_message_end()?;
+                        o_prot.flush()
+                    }
+                }
                 thrift::Error::Application(app_err) => {
                     let message_ident =
                         TMessageIdentifier::new("Echo", TMessageType::Exception, incoming_sequence_number);
@@ -1084,12 +1203,32 @@ impl TBenchProcessFunctions {
             Ok(handler_return) => {
                 let message_ident = TMessageIdentifier::new("Digest", TMessageType::Reply, incoming_sequence_number);
                 o_prot.write_message_begin(&message_ident)?;
-                let ret = BenchDigestResult { result_value: Some(handler_return) };
+                let ret = BenchDigestResult { result_value: Some(handler_return), error: None };
                 ret.write_to_out_protocol(o_prot)?;
                 o_prot.write_message_end()?;
                 o_prot.flush()
             }
             Err(e) => match e {
+                thrift::Error::User(usr_err) => {
+                    if usr_err.downcast_ref::<BenchError>().is_some() {
+                        let err = usr_err.downcast::<BenchError>().expect("downcast already checked");
+                        let ret_err = BenchDigestResult { result_value: None, error: Some(*err) };
+                        let message_ident =
+                            TMessageIdentifier::new("Digest", TMessageType::Reply, incoming_sequence_number);
+                        o_prot.write_message_begin(&message_ident)?;
+                        ret_err.write_to_out_protocol(o_prot)?;
+                        o_prot.write_message_end()?;
+                        o_prot.flush()
+                    } else {
+                        let ret_err = { ApplicationError::new(ApplicationErrorKind::Unknown, usr_err.to_string()) };
+                        let message_ident =
+                            TMessageIdentifier::new("Digest", TMessageType::Exception, incoming_sequence_number);
+                        o_prot.write_message_begin(&message_ident)?;
+                        thrift::Error::write_application_error_to_out_protocol(&ret_err, o_prot)?;
+                        o_prot.write_message_end()?;
+                        o_prot.flush()
+                    }
+                }
                 thrift::Error::Application(app_err) => {
                     let message_ident =
                         TMessageIdentifier::new("Digest", TMessageType::Exception, incoming_sequence_number);
@@ -1183,11 +1322,14 @@ impl BenchMultiplyArgs {
 #[derive(Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 struct BenchMultiplyResult {
     result_value: Option<MultiplyReply>,
+    error: Option<BenchError>,
 }
 
 impl BenchMultiplyResult {
     fn ok_or(self) -> thrift::Result<MultiplyReply> {
-        if self.result_value.is_some() {
+        if self.error.is_some() {
+            Err(thrift::Error::User(Box::new(self.error.unwrap())))
+        } else if self.result_value.is_some() {
             Ok(self.result_value.unwrap())
         } else {
             Err(thrift::Error::Application(ApplicationError::new(
@@ -1199,6 +1341,7 @@ impl BenchMultiplyResult {
     fn read_from_in_protocol(i_prot: &mut dyn TInputProtocol) -> thrift::Result<BenchMultiplyResult> {
         i_prot.read_struct_begin()?;
         let mut f_0: Option<MultiplyReply> = None;
+        let mut f_1: Option<BenchError> = None;
         loop {
             let field_ident = i_prot.read_field_begin()?;
             if field_ident.field_type == TType::Stop {
@@ -1210,6 +1353,10 @@ impl BenchMultiplyResult {
                     let val = MultiplyReply::read_from_in_protocol(i_prot)?;
                     f_0 = Some(val);
                 }
+                1 => {
+                    let val = BenchError::read_from_in_protocol(i_prot)?;
+                    f_1 = Some(val);
+                }
                 _ => {
                     i_prot.skip(field_ident.field_type)?;
                 }
@@ -1217,7 +1364,7 @@ impl BenchMultiplyResult {
             i_prot.read_field_end()?;
         }
         i_prot.read_struct_end()?;
-        let ret = BenchMultiplyResult { result_value: f_0 };
+        let ret = BenchMultiplyResult { result_value: f_0, error: f_1 };
         Ok(ret)
     }
     fn write_to_out_protocol(&self, o_prot: &mut dyn TOutputProtocol) -> thrift::Result<()> {
@@ -1225,6 +1372,11 @@ impl BenchMultiplyResult {
         o_prot.write_struct_begin(&struct_ident)?;
         if let Some(ref fld_var) = self.result_value {
             o_prot.write_field_begin(&TFieldIdentifier::new("result_value", TType::Struct, 0))?;
+            fld_var.write_to_out_protocol(o_prot)?;
+            o_prot.write_field_end()?
+        }
+        if let Some(ref fld_var) = self.error {
+            o_prot.write_field_begin(&TFieldIdentifier::new("error", TType::Struct, 1))?;
             fld_var.write_to_out_protocol(o_prot)?;
             o_prot.write_field_end()?
         }
@@ -1288,11 +1440,14 @@ impl BenchEchoArgs {
 #[derive(Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 struct BenchEchoResult {
     result_value: Option<EchoReply>,
+    error: Option<BenchError>,
 }
 
 impl BenchEchoResult {
     fn ok_or(self) -> thrift::Result<EchoReply> {
-        if self.result_value.is_some() {
+        if self.error.is_some() {
+            Err(thrift::Error::User(Box::new(self.error.unwrap())))
+        } else if self.result_value.is_some() {
             Ok(self.result_value.unwrap())
         } else {
             Err(thrift::Error::Application(ApplicationError::new(
@@ -1304,6 +1459,7 @@ impl BenchEchoResult {
     fn read_from_in_protocol(i_prot: &mut dyn TInputProtocol) -> thrift::Result<BenchEchoResult> {
         i_prot.read_struct_begin()?;
         let mut f_0: Option<EchoReply> = None;
+        let mut f_1: Option<BenchError> = None;
         loop {
             let field_ident = i_prot.read_field_begin()?;
             if field_ident.field_type == TType::Stop {
@@ -1315,6 +1471,10 @@ impl BenchEchoResult {
                     let val = EchoReply::read_from_in_protocol(i_prot)?;
                     f_0 = Some(val);
                 }
+                1 => {
+                    let val = BenchError::read_from_in_protocol(i_prot)?;
+                    f_1 = Some(val);
+                }
                 _ => {
                     i_prot.skip(field_ident.field_type)?;
                 }
@@ -1322,7 +1482,7 @@ impl BenchEchoResult {
             i_prot.read_field_end()?;
         }
         i_prot.read_struct_end()?;
-        let ret = BenchEchoResult { result_value: f_0 };
+        let ret = BenchEchoResult { result_value: f_0, error: f_1 };
         Ok(ret)
     }
     fn write_to_out_protocol(&self, o_prot: &mut dyn TOutputProtocol) -> thrift::Result<()> {
@@ -1330,6 +1490,11 @@ impl BenchEchoResult {
         o_prot.write_struct_begin(&struct_ident)?;
         if let Some(ref fld_var) = self.result_value {
             o_prot.write_field_begin(&TFieldIdentifier::new("result_value", TType::Struct, 0))?;
+            fld_var.write_to_out_protocol(o_prot)?;
+            o_prot.write_field_end()?
+        }
+        if let Some(ref fld_var) = self.error {
+            o_prot.write_field_begin(&TFieldIdentifier::new("error", TType::Struct, 1))?;
             fld_var.write_to_out_protocol(o_prot)?;
             o_prot.write_field_end()?
         }
@@ -1393,11 +1558,14 @@ impl BenchDigestArgs {
 #[derive(Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 struct BenchDigestResult {
     result_value: Option<DigestReply>,
+    error: Option<BenchError>,
 }
 
 impl BenchDigestResult {
     fn ok_or(self) -> thrift::Result<DigestReply> {
-        if self.result_value.is_some() {
+        if self.error.is_some() {
+            Err(thrift::Error::User(Box::new(self.error.unwrap())))
+        } else if self.result_value.is_some() {
             Ok(self.result_value.unwrap())
         } else {
             Err(thrift::Error::Application(ApplicationError::new(
@@ -1409,6 +1577,7 @@ impl BenchDigestResult {
     fn read_from_in_protocol(i_prot: &mut dyn TInputProtocol) -> thrift::Result<BenchDigestResult> {
         i_prot.read_struct_begin()?;
         let mut f_0: Option<DigestReply> = None;
+        let mut f_1: Option<BenchError> = None;
         loop {
             let field_ident = i_prot.read_field_begin()?;
             if field_ident.field_type == TType::Stop {
@@ -1420,6 +1589,10 @@ impl BenchDigestResult {
                     let val = DigestReply::read_from_in_protocol(i_prot)?;
                     f_0 = Some(val);
                 }
+                1 => {
+                    let val = BenchError::read_from_in_protocol(i_prot)?;
+                    f_1 = Some(val);
+                }
                 _ => {
                     i_prot.skip(field_ident.field_type)?;
                 }
@@ -1427,7 +1600,7 @@ impl BenchDigestResult {
             i_prot.read_field_end()?;
         }
         i_prot.read_struct_end()?;
-        let ret = BenchDigestResult { result_value: f_0 };
+        let ret = BenchDigestResult { result_value: f_0, error: f_1 };
         Ok(ret)
     }
     fn write_to_out_protocol(&self, o_prot: &mut dyn TOutputProtocol) -> thrift::Result<()> {
@@ -1435,6 +1608,11 @@ impl BenchDigestResult {
         o_prot.write_struct_begin(&struct_ident)?;
         if let Some(ref fld_var) = self.result_value {
             o_prot.write_field_begin(&TFieldIdentifier::new("result_value", TType::Struct, 0))?;
+            fld_var.write_to_out_protocol(o_prot)?;
+            o_prot.write_field_end()?
+        }
+        if let Some(ref fld_var) = self.error {
+            o_prot.write_field_begin(&TFieldIdentifier::new("error", TType::Struct, 1))?;
             fld_var.write_to_out_protocol(o_prot)?;
             o_prot.write_field_end()?
         }

@@ -27,6 +27,8 @@ use crate::{
 
 pub mod capnp_rpc;
 pub mod grpc;
+pub mod thrift_rpc;
+pub mod volo_thrift;
 pub mod jsonrpsee;
 pub mod tarpc;
 
