@@ -254,6 +254,7 @@ registry! {
     }
     frameworks {
         Grpc => "grpc", framework::grpc::Grpc;
+        ZeroRpc => "zerorpc", framework::zerorpc::ZeroRpc;
     }
     brokers {}
 }

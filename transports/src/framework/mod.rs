@@ -25,6 +25,7 @@ use crate::{
 };
 
 pub mod grpc;
+pub mod zerorpc;
 
 /// A stock RPC framework as a type, so the harness monomorphizes its timed
 /// loop over it.
