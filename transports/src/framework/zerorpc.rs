@@ -180,7 +180,9 @@ pub(crate) fn write_result(out: &mut Vec<u8>, reply: &Reply<'_>) -> Result<(), r
     match reply {
         Reply::Multiply { product } => rmp_serde::encode::write_named(out, &MultiplyResult { product: *product }),
         Reply::Echo { payload } => rmp_serde::encode::write_named(out, &Payload { payload }),
-        Reply::Digest(d) => rmp_serde::encode::write_named(out, &DigestReply { records: d.records, checksum: d.checksum }),
+        Reply::Digest(d) => {
+            rmp_serde::encode::write_named(out, &DigestReply { records: d.records, checksum: d.checksum })
+        }
     }
 }
 
@@ -203,7 +205,12 @@ mod tests {
     use super::*;
 
     fn workloads() -> [Workload; 4] {
-        [Workload::Multiply, Workload::Echo { size: 0 }, Workload::Echo { size: 70_000 }, Workload::Digest { records: 20 }]
+        [
+            Workload::Multiply,
+            Workload::Echo { size: 0 },
+            Workload::Echo { size: 70_000 },
+            Workload::Digest { records: 20 },
+        ]
     }
 
     #[test]

@@ -125,7 +125,11 @@ impl ZeroRpcClient {
         super::write_args(&mut frame, request).map_err(|e| CallError::Protocol(format!("zerorpc: {e}")))?;
         let size = frame.len();
         if size > self.max_message + ENVELOPE_ALLOWANCE {
-            return Err(CallError::TooLarge { transport: KIND.name(), size, limit: self.max_message + ENVELOPE_ALLOWANCE });
+            return Err(CallError::TooLarge {
+                transport: KIND.name(),
+                size,
+                limit: self.max_message + ENVELOPE_ALLOWANCE,
+            });
         }
         let open = conn.open(id);
         crate::with_timeout(self.timeout, conn.send(frame)).await?;
@@ -142,8 +146,8 @@ impl ZeroRpcClient {
         let mut total = Counters::default();
         for conn in &self.conns {
             let (sent, received) = conn.wire.borrow_mut().read()?;
-            total = total
-                + Counters { bytes_sent: sent, bytes_received: received, late_replies: conn.state.borrow().late };
+            total =
+                total + Counters { bytes_sent: sent, bytes_received: received, late_replies: conn.state.borrow().late };
         }
         Some(total)
     }
@@ -320,7 +324,9 @@ impl Conn {
                 Ok((name, message)) => CallError::Status(event::status_of(&name, &message)),
                 Err(e) => CallError::Protocol(e.to_string()),
             }),
-            other => Outcome::Err(CallError::Protocol(format!("zerorpc: a {other:?} event answers a request-reply call"))),
+            other => {
+                Outcome::Err(CallError::Protocol(format!("zerorpc: a {other:?} event answers a request-reply call")))
+            }
         };
         if call.outcome.is_some() {
             st.late += 1;
@@ -461,6 +467,9 @@ mod tests {
         assert!(err.to_string().contains("2 values"), "{err}");
         let err = decode(Method::Multiply, &[0x91, 0xa1, b'x']).unwrap_err();
         assert!(matches!(err, CallError::Protocol(_)), "{err}");
-        assert_eq!(decode(Method::Multiply, &[0x91, 0x81, 0xa7, b'p', b'r', b'o', b'd', b'u', b'c', b't', 0x05]).unwrap(), Reply::Multiply { product: 5 });
+        assert_eq!(
+            decode(Method::Multiply, &[0x91, 0x81, 0xa7, b'p', b'r', b'o', b'd', b'u', b'c', b't', 0x05]).unwrap(),
+            Reply::Multiply { product: 5 }
+        );
     }
 }

@@ -21,16 +21,16 @@ use std::hash::{BuildHasher, Hasher};
 use wirebench_formats::{Code, Status};
 
 /// The protocol version zerorpc 0.6 speaks.
-pub(crate) const VERSION: u64 = 3;
+pub const VERSION: u64 = 3;
 /// A successful reply.
-pub(crate) const OK: &str = "OK";
+pub const OK: &str = "OK";
 /// An error reply.
-pub(crate) const ERR: &str = "ERR";
+pub const ERR: &str = "ERR";
 /// A heartbeat on an open channel.
-pub(crate) const HEARTBEAT: &str = "_zpc_hb";
+pub const HEARTBEAT: &str = "_zpc_hb";
 /// Stream flow control (zerorpc's `BufferedChannel`); nothing to do for
 /// request-reply.
-pub(crate) const MORE: &str = "_zpc_more";
+pub const MORE: &str = "_zpc_more";
 
 /// Nesting depth accepted inside a header value that is skipped.
 const MAX_DEPTH: u32 = 32;
@@ -78,31 +78,31 @@ pub enum EventError {
 
 /// An event read in place from its frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Envelope<'a> {
+pub struct Envelope<'a> {
     /// `header.message_id`.
-    pub(crate) message_id: Option<&'a [u8]>,
+    pub message_id: Option<&'a [u8]>,
     /// `header.response_to`: the channel this event belongs to.
-    pub(crate) response_to: Option<&'a [u8]>,
+    pub response_to: Option<&'a [u8]>,
     /// `header.v`, if present and a non-negative integer.
-    pub(crate) version: Option<u64>,
+    pub version: Option<u64>,
     /// The event name.
-    pub(crate) name: &'a str,
+    pub name: &'a str,
     /// The MessagePack `args` value: the rest of the frame.
-    pub(crate) args: &'a [u8],
+    pub args: &'a [u8],
     /// Offset of `args` in the frame.
-    pub(crate) args_at: usize,
+    pub args_at: usize,
 }
 
 impl Envelope<'_> {
     /// The protocol version as zerorpc's server reads it: a missing `v`
     /// counts as 1 (`header.get('v', 1)`).
-    pub(crate) fn server_version(&self) -> u64 {
+    pub fn server_version(&self) -> u64 {
         self.version.unwrap_or(1)
     }
 }
 
 /// Reads the envelope of `frame`.
-pub(crate) fn parse(frame: &[u8]) -> Result<Envelope<'_>, EventError> {
+pub fn parse(frame: &[u8]) -> Result<Envelope<'_>, EventError> {
     let mut r = Reader::new(frame);
     let n = r.array_len("event")?;
     if n != 3 {
@@ -132,7 +132,7 @@ pub(crate) fn parse(frame: &[u8]) -> Result<Envelope<'_>, EventError> {
 /// The only argument of `args`: the array must hold exactly one value;
 /// returns that value's bytes (the rest of the frame), or how many
 /// arguments there were.
-pub(crate) fn single_arg(args: &[u8]) -> Result<Result<&[u8], u32>, EventError> {
+pub fn single_arg(args: &[u8]) -> Result<Result<&[u8], u32>, EventError> {
     let mut r = Reader::new(args);
     let n = r.array_len("args")?;
     Ok(if n == 1 { Ok(&args[r.pos..]) } else { Err(n) })
@@ -141,7 +141,7 @@ pub(crate) fn single_arg(args: &[u8]) -> Result<Result<&[u8], u32>, EventError> 
 /// An `ERR` reply's arguments: `[name, message, traceback]` (v2 and up),
 /// or `[message]` (v1). Strings may be `bin` or `nil`, which zerorpc
 /// tolerates.
-pub(crate) fn error_args(args: &[u8]) -> Result<(String, String), EventError> {
+pub fn error_args(args: &[u8]) -> Result<(String, String), EventError> {
     let mut r = Reader::new(args);
     match r.array_len("error args")? {
         1 => Ok(("RemoteError".to_owned(), r.text("error message")?)),
@@ -156,7 +156,7 @@ pub(crate) fn error_args(args: &[u8]) -> Result<(String, String), EventError> {
 
 /// Appends the envelope of an event up to and including its name; the
 /// caller appends `args`.
-pub(crate) fn write_head(out: &mut Vec<u8>, message_id: &[u8], response_to: Option<&[u8]>, name: &str) {
+pub fn write_head(out: &mut Vec<u8>, message_id: &[u8], response_to: Option<&[u8]>, name: &str) {
     out.push(0x93);
     out.push(if response_to.is_some() { 0x83 } else { 0x82 });
     write_str(out, "message_id");
@@ -171,7 +171,7 @@ pub(crate) fn write_head(out: &mut Vec<u8>, message_id: &[u8], response_to: Opti
 }
 
 /// Appends a MessagePack array header.
-pub(crate) fn write_array_len(out: &mut Vec<u8>, n: u32) {
+pub fn write_array_len(out: &mut Vec<u8>, n: u32) {
     if n < 16 {
         out.push(0x90 | n as u8);
     } else if let Ok(n) = u16::try_from(n) {
@@ -184,7 +184,7 @@ pub(crate) fn write_array_len(out: &mut Vec<u8>, n: u32) {
 }
 
 /// Appends a MessagePack map header.
-pub(crate) fn write_map_len(out: &mut Vec<u8>, n: u32) {
+pub fn write_map_len(out: &mut Vec<u8>, n: u32) {
     if n < 16 {
         out.push(0x80 | n as u8);
     } else if let Ok(n) = u16::try_from(n) {
@@ -198,7 +198,7 @@ pub(crate) fn write_map_len(out: &mut Vec<u8>, n: u32) {
 
 /// Appends a MessagePack string. Strings here are names and messages,
 /// far below 4 GiB; a longer one is cut at a character boundary.
-pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
+pub fn write_str(out: &mut Vec<u8>, s: &str) {
     let mut end = s.len().min(u32::MAX as usize);
     while !s.is_char_boundary(end) {
         end -= 1;
@@ -220,7 +220,7 @@ pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Appends MessagePack `bin` (message ids: 32 bytes).
-pub(crate) fn write_bin(out: &mut Vec<u8>, b: &[u8]) {
+pub fn write_bin(out: &mut Vec<u8>, b: &[u8]) {
     let b = &b[..b.len().min(u32::MAX as usize)];
     let n = b.len();
     if n <= u8::MAX as usize {
@@ -237,14 +237,14 @@ pub(crate) fn write_bin(out: &mut Vec<u8>, b: &[u8]) {
 
 /// Appends a heartbeat on the channel `channel`: `_zpc_hb` with `[0]`
 /// (the 0 keeps protocol v2 peers happy, as zerorpc sends it).
-pub(crate) fn write_heartbeat(out: &mut Vec<u8>, message_id: &[u8], channel: &[u8]) {
+pub fn write_heartbeat(out: &mut Vec<u8>, message_id: &[u8], channel: &[u8]) {
     write_head(out, message_id, Some(channel), HEARTBEAT);
     out.extend_from_slice(&[0x91, 0x00]);
 }
 
 /// Appends an `ERR` reply to `channel`: `[name, message, nil]` for v2 and
 /// up, `[message]` for v1, as zerorpc's server answers each.
-pub(crate) fn write_error(out: &mut Vec<u8>, message_id: &[u8], channel: &[u8], version: u64, status: &Status) {
+pub fn write_error(out: &mut Vec<u8>, message_id: &[u8], channel: &[u8], version: u64, status: &Status) {
     write_head(out, message_id, Some(channel), ERR);
     if version < 2 {
         write_array_len(out, 1);
@@ -262,7 +262,7 @@ pub(crate) fn write_error(out: &mut Vec<u8>, message_id: &[u8], channel: &[u8], 
 /// The Python exception name an `ERR` reply carries for `code`: zerorpc's
 /// error form is the exception's type name, so Python clients see the
 /// exception they would have seen from a Python server.
-pub(crate) fn exception_name(code: Code) -> &'static str {
+pub fn exception_name(code: Code) -> &'static str {
     match code {
         Code::OutOfRange => "OverflowError",
         Code::InvalidArgument => "ValueError",
@@ -278,7 +278,7 @@ pub(crate) fn exception_name(code: Code) -> &'static str {
 
 /// The status for an `ERR` reply's exception name and message; names
 /// outside the table are `Internal`, with the name kept in the message.
-pub(crate) fn status_of(name: &str, message: &str) -> Status {
+pub fn status_of(name: &str, message: &str) -> Status {
     let code = match name {
         "OverflowError" => Code::OutOfRange,
         "ValueError" | "TypeError" | "KeyError" => Code::InvalidArgument,
@@ -310,7 +310,9 @@ impl Ids {
         let random = |salt: u64| {
             let mut h = std::collections::hash_map::RandomState::new().build_hasher();
             h.write_u64(salt);
-            h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+            h.write_u128(
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos(),
+            );
             h.write_u32(std::process::id());
             h.finish()
         };
@@ -427,9 +429,7 @@ impl<'a> Reader<'a> {
     fn str(&mut self, what: &'static str) -> Result<&'a str, EventError> {
         let m = self.byte(what)?;
         match self.str_or_bin_len(m, what) {
-            Some(Ok((true, n))) => {
-                std::str::from_utf8(self.take(what, n)?).map_err(|_| EventError::Utf8(what))
-            }
+            Some(Ok((true, n))) => std::str::from_utf8(self.take(what, n)?).map_err(|_| EventError::Utf8(what)),
             Some(Err(e)) => Err(e),
             _ => Err(self.wrong(what, "a string", m)),
         }

@@ -122,8 +122,11 @@ impl Monitor {
     /// Starts monitoring `socket` for `events` (a `ZMQ_EVENT_*` mask).
     pub fn start(socket: &zmq::Socket, events: u16) -> io::Result<Monitor> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let endpoint =
-            format!("inproc://wirebench-zerorpc-monitor-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let endpoint = format!(
+            "inproc://wirebench-zerorpc-monitor-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
         socket.monitor(&endpoint, i32::from(events)).map_err(super::io_error)?;
         let pair = super::context().socket(zmq::PAIR).map_err(super::io_error)?;
         pair.set_linger(0).map_err(super::io_error)?;
@@ -285,9 +288,8 @@ fn tcp_bytes(fd: RawFd) -> Option<(u64, u64)> {
         let mut len = std::mem::size_of::<TcpInfo>() as libc::socklen_t;
         // SAFETY: the kernel writes at most `len` bytes into `info`, a
         // plain-old-data struct of that size, and reports how many it did.
-        let rc = unsafe {
-            libc::getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_INFO, (&raw mut info).cast(), &raw mut len)
-        };
+        let rc =
+            unsafe { libc::getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_INFO, (&raw mut info).cast(), &raw mut len) };
         (rc == 0 && len as usize >= std::mem::size_of::<TcpInfo>()).then_some(info)
     };
     let unread = || -> Option<u64> {
