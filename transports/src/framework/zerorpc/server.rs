@@ -32,7 +32,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use wirebench_formats::codec::respond_owned;
 use wirebench_formats::format::msgpack::MsgPack;
-use wirebench_formats::{Code, Format, Method, Status};
+use wirebench_formats::{Code, Format, FormatId, Method, Status};
 
 use super::event::{self, Ids};
 use super::evented::Evented;
@@ -391,7 +391,7 @@ impl Serving {
 
     /// Answers `request` with `OK` or `ERR`.
     fn serve(&mut self, request: &Request) {
-        self.handler.count_call();
+        self.handler.count_call(FormatId::MsgPack);
         let (_, reply_id) = self.ids.next();
         let mut out = Vec::with_capacity(64);
         let answered = match &request.target {
