@@ -342,6 +342,7 @@ registry! {
         VoloThrift => "volo-thrift", framework::volo_thrift::VoloThrift;
         CapnpRpc => "capnp-rpc", framework::capnp_rpc::CapnpRpc;
         Tarpc => "tarpc", framework::tarpc::Tarpc;
+        ZeroRpc => "zerorpc", framework::zerorpc::ZeroRpc;
         Jsonrpsee => "jsonrpsee", framework::jsonrpsee::Jsonrpsee;
     }
     brokers {}

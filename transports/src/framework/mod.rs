@@ -31,6 +31,7 @@ pub mod thrift_rpc;
 pub mod volo_thrift;
 pub mod jsonrpsee;
 pub mod tarpc;
+pub mod zerorpc;
 
 /// A stock RPC framework as a type, so the harness monomorphizes its timed
 /// loop over it.
