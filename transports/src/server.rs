@@ -31,6 +31,21 @@ pub struct ServerConfig {
     /// Test-only: pause all RPC serving periodically, like a GC pause (the
     /// raw ping-pong floor, which has no service, is not paused).
     pub stall: Option<Stall>,
+    /// Called with each call's number (0, 1, ...) as the handler starts
+    /// serving it; `wirebench instructions` marks its counted windows
+    /// with it.
+    pub on_call: Option<CallHook>,
+}
+
+/// A function the handler calls at the start of every call, with the
+/// call's number.
+#[derive(Clone)]
+pub struct CallHook(pub Arc<dyn Fn(u64) + Send + Sync>);
+
+impl std::fmt::Debug for CallHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CallHook")
+    }
 }
 
 impl Default for ServerConfig {
@@ -41,6 +56,7 @@ impl Default for ServerConfig {
             tls: false,
             fault: Fault::None,
             stall: None,
+            on_call: None,
         }
     }
 }
@@ -74,6 +90,7 @@ pub struct Handler {
     pub(crate) max_message: usize,
     pub(crate) max_datagram: usize,
     calls: AtomicU64,
+    on_call: Option<CallHook>,
 }
 
 impl Handler {
@@ -86,6 +103,7 @@ impl Handler {
             max_message: config.max_message,
             max_datagram: config.max_datagram,
             calls: AtomicU64::new(0),
+            on_call: config.on_call.clone(),
         })
     }
 
@@ -114,7 +132,7 @@ impl Handler {
         format: u8,
         body: &[u8],
     ) -> Result<&'s [u8], Status> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.count_call();
         let method =
             Method::from_id(call).ok_or_else(|| Status::new(Code::Unimplemented, format!("unknown call id {call}")))?;
         let format = FormatId::from_wire(format)
@@ -124,8 +142,12 @@ impl Handler {
 
     /// Counts a call served outside [`Handler::handle`] (the tonic
     /// reference decodes its own requests).
+    #[inline]
     pub fn count_call(&self) {
-        self.calls.fetch_add(1, Ordering::Relaxed);
+        let n = self.calls.fetch_add(1, Ordering::Relaxed);
+        if let Some(hook) = &self.on_call {
+            (hook.0)(n);
+        }
     }
 
     /// Calls served so far.
