@@ -12,6 +12,9 @@
 //!   into an atomically written results file that survives failures and
 //!   Ctrl-C.
 //! - [`serve`], [`commands`]: the other subcommands.
+//! - [`instructions`], [`call_counts`], [`syscalls`], [`valgrind`]: exact
+//!   costs, counted under valgrind: instructions per codec operation, and
+//!   instructions and system calls per whole call, client and server.
 //!
 //! The key design decision: the measured window is defined by the
 //! snapshots taken at its edges (client thread CPU, wire counters, server
@@ -19,6 +22,7 @@
 //! per-call figure divides quantities measured over the same interval.
 
 pub mod affinity;
+pub mod call_counts;
 pub mod cell;
 pub mod cli;
 pub mod commands;
@@ -34,3 +38,5 @@ pub mod progress;
 pub mod run;
 pub mod serve;
 pub mod servers;
+pub mod syscalls;
+pub mod valgrind;

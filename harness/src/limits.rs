@@ -35,6 +35,9 @@ pub const PASSES: Count = Count { min: 1, max: 100 };
 pub const RECORDS: Count = Count { min: 1, max: 100_000 };
 /// Server runtime worker threads.
 pub const WORKER_THREADS: Count = Count { min: 1, max: 256 };
+/// Counted calls per cell and side of `instructions` (each takes
+/// milliseconds to seconds under valgrind).
+pub const CALLS: Count = Count { min: 1, max: 10_000 };
 /// The data seed: any 64-bit value.
 pub const SEED: Count = Count { min: 0, max: u64::MAX };
 

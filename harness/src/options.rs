@@ -340,6 +340,7 @@ pub fn resolve(args: &RunArgs, given: &dyn Given) -> anyhow::Result<RunOptions> 
         tls: args.tls,
         fault: args.server_fault.as_deref().map(crate::serve::parse_fault).transpose()?.unwrap_or_default(),
         stall: args.server_stall.as_deref().map(crate::serve::parse_stall).transpose()?,
+        ..ServerConfig::default()
     };
     check_messages(&matrix, args.max_message, args.seed)?;
     Ok(RunOptions {
