@@ -174,10 +174,9 @@ SYSCALL[2338,1](231) exit_group( 0 ) --> [pre-success] Success(0x0)
         // The monotonic clock and gettimeofday come from the vDSO; the
         // CPU-time clock (2) does not. The completion of the blocked write
         // is not a second write; failed calls are calls.
-        let expected: BTreeMap<String, u64> =
-            [("clock_gettime", 1), ("write", 1), ("epoll_wait", 1), ("recvfrom", 1)]
-                .map(|(n, c)| (n.to_owned(), c))
-                .into();
+        let expected: BTreeMap<String, u64> = [("clock_gettime", 1), ("write", 1), ("epoll_wait", 1), ("recvfrom", 1)]
+            .map(|(n, c)| (n.to_owned(), c))
+            .into();
         assert_eq!(w[0].calls, expected);
         assert_eq!(w[0].total(), 4);
         assert_eq!(w[1].calls, [("exit_group".to_owned(), 1)].into());

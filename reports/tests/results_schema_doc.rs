@@ -17,7 +17,8 @@ fn doc() -> String {
 fn field_names(v: &Value, parent: &str, out: &mut BTreeSet<String>) {
     match v {
         Value::Object(map) => {
-            let is_map = matches!(parent, "cells" | "formats" | "transports" | "crate_versions" | "counts" | "syscalls");
+            let is_map =
+                matches!(parent, "cells" | "formats" | "transports" | "crate_versions" | "counts" | "syscalls");
             for (k, child) in map {
                 if !is_map {
                     out.insert(k.clone());

@@ -292,9 +292,10 @@ impl<'a, C: Client> FormatVisitor for Framed<'a, C> {
                     Ok(encoded) => self.client.call(method, F::ID, encoded).await.map_err(|e| e.to_string()),
                     Err(e) => Err(e.to_string()),
                 };
-                let decoded = reply.as_ref().map_err(Clone::clone).and_then(|reply| {
-                    F::decode_reply(method, reply).map_err(|e| format!("undecodable reply: {e}"))
-                });
+                let decoded = reply
+                    .as_ref()
+                    .map_err(Clone::clone)
+                    .and_then(|reply| F::decode_reply(method, reply).map_err(|e| format!("undecodable reply: {e}")));
                 marks.after_reply(i);
                 let decoded = decoded.map_err(|e| anyhow::anyhow!("{key}: call {i}: {e}"))?;
                 self.data.verify(&decoded).map_err(|w| anyhow::anyhow!("{key}: call {i}: {}", w.0))?;
@@ -357,7 +358,8 @@ mod tests {
         // Without valgrind the marks are no-ops: this runs every step of
         // the client side for real, replies verified.
         let schedule = Schedule { warmup: 1, calls: 2 };
-        for (format, workload) in [(FormatId::Capnp, Workload::Multiply), (FormatId::Json, Workload::Digest { records: 3 })]
+        for (format, workload) in
+            [(FormatId::Capnp, Workload::Multiply), (FormatId::Json, Workload::Digest { records: 3 })]
         {
             let cell = CallCell { workload, format, transport: TransportKind::Inproc };
             call_cell(cell, None, 1, schedule).unwrap();

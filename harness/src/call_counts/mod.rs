@@ -311,7 +311,8 @@ fn count_transport(
 ) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find the wirebench binary")?;
     let schedule = request.schedule;
-    let calls = ["--warmup-calls".to_owned(), schedule.warmup.to_string(), "--calls".into(), schedule.calls.to_string()];
+    let calls =
+        ["--warmup-calls".to_owned(), schedule.warmup.to_string(), "--calls".into(), schedule.calls.to_string()];
     let server_out = dir.join(format!("{transport}-server"));
     let client_out = dir.join(format!("{transport}-client"));
     let mut server = None;
@@ -349,7 +350,8 @@ fn count_transport(
                     bail!("the server said {line:?}; see {}", server.stderr.display());
                 }
             }
-            let endpoint = endpoint.with_context(|| format!("the server did not listen; see {}", server.stderr.display()))?;
+            let endpoint =
+                endpoint.with_context(|| format!("the server did not listen; see {}", server.stderr.display()))?;
             command = format!("{command} {endpoint}");
         }
         client.send(&command)?;
@@ -497,15 +499,15 @@ impl Counted {
 
     fn send(&mut self, command: &str) -> anyhow::Result<()> {
         let stdin = self.stdin.as_mut().context("a counted process's stdin is closed")?;
-        writeln!(stdin, "{command}").and_then(|()| stdin.flush()).with_context(|| {
-            format!("a counted process is gone; see {}", self.stderr.display())
-        })
+        writeln!(stdin, "{command}")
+            .and_then(|()| stdin.flush())
+            .with_context(|| format!("a counted process is gone; see {}", self.stderr.display()))
     }
 
     fn line(&mut self) -> anyhow::Result<String> {
-        self.lines.recv_timeout(ANSWER_TIMEOUT).map_err(|_| {
-            anyhow::anyhow!("a counted process stopped answering; see {}", self.stderr.display())
-        })
+        self.lines
+            .recv_timeout(ANSWER_TIMEOUT)
+            .map_err(|_| anyhow::anyhow!("a counted process stopped answering; see {}", self.stderr.display()))
     }
 
     /// The pid of the child a command forked.
