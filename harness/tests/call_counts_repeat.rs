@@ -27,10 +27,19 @@ fn count(out: &std::path::Path) -> Instructions {
     Results::read(out).unwrap().instructions.unwrap()
 }
 
-/// Instructions per call may differ between runs by this fraction: the
-/// largest difference measured over repeated runs of every transport
-/// (README, "Whole-call counts") with room to spare.
-const INSTRUCTION_TOLERANCE: f64 = 0.02;
+/// How far two runs' counts per call may differ over `transport` with 4
+/// counted calls: (fraction of the instructions, system calls). tcp, unix,
+/// udp, http2 and inproc repeated to within 0.2% and exactly (README,
+/// "Whole-call counts"). quic (quinn's ACK-delay, pacing and loss timers)
+/// and grpc (tonic's client) run timers whose firing depends on time,
+/// which valgrind stretches: one extra timer event in a window moved a
+/// call's count by up to a fifth and its system calls by 0.6 over 5 calls.
+fn tolerance(transport: &str) -> (f64, f64) {
+    match transport {
+        "quic" | "grpc" => (0.35, 1.0),
+        _ => (0.01, 0.0),
+    }
+}
 
 #[test]
 fn two_runs_count_the_same_whole_calls() {
@@ -58,11 +67,12 @@ fn two_runs_count_the_same_whole_calls() {
     assert_eq!(calls, b.counts.keys().filter(|k| k.contains("/call/")).collect(), "the runs counted other cells");
     assert_eq!(a.syscalls.keys().collect::<BTreeSet<_>>(), calls, "every whole-call count has its system calls");
     for key in calls {
+        let (instructions, syscalls) = tolerance(key.split('/').nth(2).unwrap());
         let (x, y) = (a.counts[key] as f64, b.counts[key] as f64);
         assert!(x > 0.0, "{key}");
-        assert!((x - y).abs() <= INSTRUCTION_TOLERANCE * x.min(y), "{key}: {x} then {y} instructions per call");
-        // System calls per call repeat exactly.
-        assert_eq!(a.syscalls[key], b.syscalls[key], "{key}: system calls per call");
+        assert!((x - y).abs() <= instructions * x.min(y), "{key}: {x} then {y} instructions per call");
+        let (x, y) = (a.syscalls[key], b.syscalls[key]);
+        assert!((x - y).abs() <= syscalls, "{key}: {x} then {y} system calls per call");
         // Every call over a socket enters the kernel on both sides; inproc
         // never does.
         if key.contains("/inproc/") {
