@@ -212,11 +212,13 @@ struct InstructionsArgs {
     /// operations, the quick matrix's for whole calls).
     #[arg(long, value_delimiter = ',')]
     workloads: Option<Vec<String>>,
-    /// Transports whose whole calls to count, comma-separated, all, or none
-    /// for codec operations only (all: every transport and framework).
-    #[arg(long, value_name = "T,..", value_delimiter = ',', default_value = "all",
+    /// Transports whose whole calls to count, comma-separated, all (every
+    /// transport and framework), or none for codec operations only
+    /// (default: the quick matrix's transports, each with its formats
+    /// there, unless --formats is given: then all).
+    #[arg(long, value_name = "T,..", value_delimiter = ',',
           value_parser = Ranged::new(call_counts::transport_choice))]
-    transports: Vec<call_counts::TransportChoice>,
+    transports: Option<Vec<call_counts::TransportChoice>>,
     /// Keep the whole calls' callgrind profiles and valgrind logs here, for
     /// callgrind_annotate (default: removed).
     #[arg(long, value_name = "DIR")]
@@ -529,12 +531,21 @@ fn instructions_command(args: InstructionsArgs) -> anyhow::Result<ExitCode> {
         Some(w) => (plan::parse_workloads(w)?, plan::parse_workloads(w)?),
         None => (Workload::defaults(), resolve_run(["wirebench", "run", "--quick"])?.matrix.workloads()),
     };
-    let transports = call_counts::transports(&args.transports).map_err(anyhow::Error::msg)?;
+    // Whole calls: by default the quick matrix's cells, its transports each
+    // with its formats there; named formats or transports, their product.
+    let pairs = match (&args.formats, &args.transports) {
+        (None, None) => call_counts::matrix_pairs(&resolve_run(["wirebench", "run", "--quick"])?.matrix),
+        (_, choices) => {
+            let choices = choices.as_deref().unwrap_or(&[call_counts::TransportChoice::All]);
+            let transports = call_counts::transports(choices).map_err(anyhow::Error::msg)?;
+            transports.into_iter().map(|t| (t, formats.clone())).collect()
+        }
+    };
+    let transports: Vec<TransportKind> = pairs.iter().map(|(t, _)| *t).collect();
     let mut counts = instructions::count(&args.valgrind, &formats, &workloads, args.seed)?;
     let request = call_counts::Request {
         valgrind: &args.valgrind,
-        transports: &transports,
-        formats: &formats,
+        transports: &pairs,
         workloads: &call_workloads,
         seed: args.seed,
         schedule: call_counts::Schedule { warmup: call_counts::WARMUP_CALLS, calls: args.calls },

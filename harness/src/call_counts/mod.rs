@@ -158,6 +158,29 @@ pub fn transports(choices: &[TransportChoice]) -> Result<Vec<TransportKind>, Str
         .collect())
 }
 
+/// The transports of `matrix` (brokers left out), each with the formats
+/// the matrix runs over it: what `instructions` counts by default, the
+/// quick matrix's cells.
+pub fn matrix_pairs(matrix: &crate::plan::Matrix) -> Vec<(TransportKind, Vec<FormatId>)> {
+    let mut pairs = Vec::new();
+    for transport in matrix.transports().into_iter().filter(|t| t.family() != Family::Broker) {
+        let mut formats: Vec<FormatId> = Vec::new();
+        for slice in matrix.slices.iter().filter(|s| s.transports.contains(&transport)) {
+            for choice in &slice.formats {
+                let format = match *choice {
+                    crate::plan::FormatChoice::One(f) => Some(f),
+                    crate::plan::FormatChoice::Own => transport.own_format(),
+                };
+                if let Some(f) = format.filter(|f| !formats.contains(f)) {
+                    formats.push(f);
+                }
+            }
+        }
+        pairs.push((transport, formats));
+    }
+    pairs
+}
+
 struct SizesOf<'a>(&'a Dataset);
 
 impl FormatVisitor for SizesOf<'_> {
@@ -219,10 +242,9 @@ pub struct CallCounts {
 pub struct Request<'a> {
     /// The valgrind binary.
     pub valgrind: &'a Path,
-    /// Transports, each counted by its own pair of processes.
-    pub transports: &'a [TransportKind],
-    /// Formats.
-    pub formats: &'a [FormatId],
+    /// Transports, each counted by its own pair of processes, each with
+    /// the formats to count over it.
+    pub transports: &'a [(TransportKind, Vec<FormatId>)],
     /// Workloads.
     pub workloads: &'a [Workload],
     /// Data seed.
@@ -278,12 +300,13 @@ impl Drop for TempDir {
 pub fn count(request: &Request<'_>, dir: &Path) -> anyhow::Result<CallCounts> {
     let mut counts = CallCounts::default();
     let cpu = lockstep_cpu()?;
-    for &transport in request.transports {
-        let cells = plan(transport, request.formats, request.workloads, request.seed)?;
+    for (transport, formats) in request.transports {
+        let (transport, formats) = (*transport, formats.as_slice());
+        let cells = plan(transport, formats, request.workloads, request.seed)?;
         if cells.is_empty() {
             continue;
         }
-        count_transport(request, transport, &cells, dir, cpu, &mut counts)
+        count_transport(request, transport, formats, &cells, dir, cpu, &mut counts)
             .with_context(|| format!("counting {transport}"))?;
     }
     Ok(counts)
@@ -304,6 +327,7 @@ fn valgrind_args(out: &Path) -> Vec<String> {
 fn count_transport(
     request: &Request<'_>,
     transport: TransportKind,
+    formats: &[FormatId],
     cells: &[CallCell],
     dir: &Path,
     cpu: usize,
@@ -322,7 +346,7 @@ fn count_transport(
         server = Some(Counted::spawn(request.valgrind, &exe, &server_out, &args, &[], cpu)?);
     }
     let workloads: Vec<String> = request.workloads.iter().map(ToString::to_string).collect();
-    let formats: Vec<&str> = request.formats.iter().map(|f| f.name()).collect();
+    let formats: Vec<&str> = formats.iter().map(|f| f.name()).collect();
     let mut args = vec!["__count-calls".to_owned(), "--transport".into(), transport.name().into()];
     args.extend(["--formats".into(), formats.join(","), "--workloads".into(), workloads.join(",")]);
     args.extend(["--seed".into(), request.seed.to_string()]);
