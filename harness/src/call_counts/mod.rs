@@ -597,6 +597,32 @@ mod tests {
     }
 
     #[test]
+    fn matrix_pairs_follow_the_slices() {
+        use crate::plan::{FormatChoice, Matrix, Slice};
+        let slice = |formats: Vec<FormatChoice>, transports: Vec<TransportKind>| Slice {
+            formats,
+            transports,
+            workloads: vec![Workload::Multiply],
+            loads: vec![],
+        };
+        let json = FormatChoice::One(FormatId::Json);
+        let matrix = Matrix {
+            name: "m".into(),
+            slices: vec![
+                slice(vec![json, FormatChoice::One(FormatId::Bincode)], vec![TransportKind::Tcp]),
+                slice(vec![json, FormatChoice::Own], vec![TransportKind::Tcp, TransportKind::Grpc]),
+            ],
+        };
+        assert_eq!(
+            matrix_pairs(&matrix),
+            vec![
+                (TransportKind::Tcp, vec![FormatId::Json, FormatId::Bincode]),
+                (TransportKind::Grpc, vec![FormatId::Json, FormatId::Protobuf]),
+            ]
+        );
+    }
+
+    #[test]
     fn transports_resolve_all_none_and_names() {
         let all = transports(&[TransportChoice::All]).unwrap();
         assert!(all.contains(&TransportKind::Grpc) && all.contains(&TransportKind::Inproc));
