@@ -30,6 +30,10 @@ use crate::plan::{CellSpec, LoadModel, Subject, Timing};
 pub enum ServerCpuSource {
     /// The server-stats control call on this tcp endpoint.
     Control(Endpoint),
+    /// The same, over a connection made inside this network namespace
+    /// (the server's, with `--link`: the control calls do not cross the
+    /// link).
+    ControlInNetns(Endpoint, std::path::PathBuf),
     /// The server runs in this process: process CPU minus the client
     /// thread's.
     InProcess,
@@ -56,6 +60,9 @@ pub struct CellJob {
     pub server_cpu: ServerCpuSource,
     /// Seed for open-loop arrivals.
     pub seed: u64,
+    /// Set in a `--clients` child process: its start gate and where its
+    /// raw totals go.
+    pub child: Option<Arc<crate::clients::ChildHooks>>,
 }
 
 /// How a cell ended.
@@ -94,7 +101,7 @@ pub fn skeleton(spec: &CellSpec, status: CellStatus, error: Option<String>) -> C
         size: spec.workload.size().map(|s| s as u64),
         format: spec.subject.to_string(),
         transport: spec.transport.name().to_owned(),
-        load: spec.load.to_model(),
+        load: wirebench_reports::model::Load { clients: spec.clients, ..spec.load.to_model() },
         status,
         error,
         baseline: spec.baseline_key(),
@@ -104,6 +111,8 @@ pub fn skeleton(spec: &CellSpec, status: CellStatus, error: Option<String>) -> C
         histogram: None,
         histogram_uncorrected: None,
         passes: Vec::new(),
+        link: spec.link.as_ref().map(crate::link::cell_link),
+        clients: Vec::new(),
     }
 }
 
@@ -271,6 +280,13 @@ async fn server_cpu(job: &CellJob) -> (AnyServerCpu, String) {
             match <wirebench_transports::tcp::Tcp as Transport>::connect(endpoint, &config).await {
                 Ok(client) => (AnyServerCpu::Control(ControlCpu(client)), "server process, getrusage".into()),
                 Err(e) => (AnyServerCpu::None(NoServerCpu), format!("unavailable: control connection failed: {e}")),
+            }
+        }
+        ServerCpuSource::ControlInNetns(endpoint, netns) => {
+            let config = ClientConfig { connections: 1, ..job.client.clone() };
+            match crate::link::control_client(endpoint, netns, &config).await {
+                Ok(client) => (AnyServerCpu::Control(ControlCpu(client)), "server process, getrusage".into()),
+                Err(e) => (AnyServerCpu::None(NoServerCpu), format!("unavailable: {e}")),
             }
         }
         ServerCpuSource::InProcess => {
@@ -470,9 +486,18 @@ async fn probe<C: Caller>(caller: &C) -> Option<u64> {
 async fn measure_cell<C: Caller>(job: &CellJob, caller: Rc<C>, sizes: Sizes, stop: Arc<AtomicBool>) -> Outcome {
     let (mut server, server_cpu) = server_cpu(job).await;
     let probe = if job.spec.transport == TransportKind::Inproc { None } else { probe(&*caller).await };
+    // A `--clients` child: connected and probed, it waits for the others.
+    if let Some(child) = &job.child
+        && !child.start().await
+    {
+        return Outcome::Interrupted;
+    }
     let measured = measure::run(caller, job.spec.load, job.timing, job.seed, &mut server, stop).await;
     if measured.interrupted {
         return Outcome::Interrupted;
+    }
+    if let Some(child) = &job.child {
+        child.keep(&measured);
     }
     let mut cell = to_cell(job, measured, sizes, server_cpu);
     if let Some(m) = cell.metrics.as_mut() {

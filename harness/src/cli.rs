@@ -76,6 +76,10 @@ enum Command {
     /// The counting client of `instructions` (internal).
     #[command(name = "__count-calls", hide = true)]
     CountCalls(call_counts::CallsArgs),
+    /// One client process of a `run --clients K` cell (internal): its job
+    /// on stdin, its result on stdout.
+    #[command(name = "__client", hide = true)]
+    Client,
 }
 
 #[derive(Debug, Args)]
@@ -470,6 +474,10 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Instructions(args) => instructions_command(args),
+        Command::Client => {
+            crate::clients::child_main()?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Count(args) => {
             let format: FormatId = args.format.parse().map_err(anyhow::Error::msg)?;
             instructions::child(format, &plan::parse_workloads(&args.workloads)?, args.seed)?;

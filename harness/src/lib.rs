@@ -11,6 +11,12 @@
 //! - [`run`], [`passes`]: the matrix, cell by cell and pass by pass,
 //!   into an atomically written results file that survives failures and
 //!   Ctrl-C.
+//! - [`link`]: `--link`: the emulated links a run crosses, measured and
+//!   recorded, torn down on every way out.
+//! - [`clients`]: `--clients K`: K client processes per cell, started
+//!   together, merged exactly.
+//! - [`remote`]: the server's own machine, read over the control
+//!   connection.
 //! - [`serve`], [`commands`]: the other subcommands.
 //! - [`instructions`], [`call_counts`], [`syscalls`], [`valgrind`]: exact
 //!   costs, counted under valgrind: instructions per codec operation, and
@@ -25,16 +31,19 @@ pub mod affinity;
 pub mod call_counts;
 pub mod cell;
 pub mod cli;
+pub mod clients;
 pub mod commands;
 pub mod environment;
 pub mod instructions;
 pub mod limits;
+pub mod link;
 pub mod measure;
 pub mod options;
 pub mod output;
 pub mod passes;
 pub mod plan;
 pub mod progress;
+pub mod remote;
 pub mod run;
 pub mod serve;
 pub mod servers;

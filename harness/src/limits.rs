@@ -38,6 +38,9 @@ pub const WORKER_THREADS: Count = Count { min: 1, max: 256 };
 /// Counted calls per cell and side of `instructions` (each takes
 /// milliseconds to seconds under valgrind).
 pub const CALLS: Count = Count { min: 1, max: 10_000 };
+/// Client processes per cell (`--clients`): as many as a link has client
+/// namespaces (its address plan's limit), with or without a link.
+pub const CLIENTS: Count = Count { min: 1, max: wirebench_link::MAX_CLIENTS as u64 };
 /// The data seed: any 64-bit value.
 pub const SEED: Count = Count { min: 0, max: u64::MAX };
 

@@ -16,6 +16,7 @@ use anyhow::bail;
 use clap::Args;
 use wirebench_formats::dataset::{DEFAULT_SEED, format_size};
 use wirebench_formats::{Dataset, FormatId, FormatVisitor, Workload};
+use wirebench_link::LinkSpec;
 use wirebench_transports::{ClientConfig, Endpoint, Family, ServerConfig, TransportKind};
 
 use crate::affinity;
@@ -240,6 +241,17 @@ pub struct RunArgs {
     /// Run the servers inside this process instead of a child process.
     #[arg(long, conflicts_with = "connect")]
     pub in_process: bool,
+    /// Put client and server on an emulated network link: a profile (lan,
+    /// wan, lossy, mobile) or rtt=,loss=,rate=,queue=,jitter= keys; repeat
+    /// to make link an axis of the matrix. Needs root and /dev/net/tun.
+    #[arg(long = "link", value_name = "SPEC", value_parser = Parser::new(crate::link::parse_spec),
+          conflicts_with_all = ["in_process", "connect"])]
+    pub link: Vec<LinkSpec>,
+    /// Client processes per cell, 1 to 250, each driving the cell's load,
+    /// started together; their histograms are merged.
+    #[arg(long, value_name = "K", default_value = "1",
+          value_parser = limits::count_usize(limits::CLIENTS), allow_hyphen_values = true)]
+    pub clients: usize,
     /// Drive a running `wirebench serve`: T=ADDR[,T=ADDR..], with #sha256:PIN
     /// for quic and for http2 with --tls (as `serve` prints them).
     #[arg(long, value_name = "T=ADDR,..", value_delimiter = ',', value_parser = Parser::new(connect_item))]
@@ -361,6 +373,8 @@ pub fn resolve(args: &RunArgs, given: &dyn Given) -> anyhow::Result<RunOptions> 
     let timeout = pick!("timeout", args.timeout, timeout, |s: &String| limits::TIMEOUT.parse(s));
     let passes = pick!("passes", args.passes, passes, |n: &u64| limits::PASSES.check(*n));
     let rate = pick!("rate", args.rate, rate, |r: &f64| limits::parse_rate(&r.to_string()).map(Some));
+    let links = pick!("link", args.link.clone(), link, |v: &Vec<String>| each(v, crate::link::parse_spec));
+    let clients = pick!("clients", args.clients, clients, |n: &u64| limits::CLIENTS.check(*n).map(|n| n as usize));
     let poisson = args.poisson || file.poisson.unwrap_or(false);
     if poisson && rate.is_none() {
         bail!("poisson needs a rate (--rate R)");
@@ -411,7 +425,7 @@ pub fn resolve(args: &RunArgs, given: &dyn Given) -> anyhow::Result<RunOptions> 
                 };
                 out.push(Slice { formats, transports, workloads: slice_workloads, loads: loads_of(&concurrency) });
             }
-            Matrix { name, slices: out }
+            Matrix { name, slices: out, clients: 1, links: Vec::new() }
         }
         _ => {
             let workloads =
@@ -422,7 +436,7 @@ pub fn resolve(args: &RunArgs, given: &dyn Given) -> anyhow::Result<RunOptions> 
                 workloads,
                 loads: loads_of(&concurrency),
             };
-            Matrix { name, slices: vec![slice] }
+            Matrix { name, slices: vec![slice], clients: 1, links: Vec::new() }
         }
     };
 
@@ -434,6 +448,15 @@ pub fn resolve(args: &RunArgs, given: &dyn Given) -> anyhow::Result<RunOptions> 
     if let Mode::Remote(endpoints) = &mode {
         check_connect(endpoints, &mut matrix, given.given("transports") || file.transports.is_some(), args.tls)?;
     }
+    check_links(
+        &links,
+        file.link.is_some() && !given.given("link"),
+        args.in_process,
+        args.connect.is_some(),
+        args.list,
+    )?;
+    matrix.clients = clients;
+    matrix.links = links;
     let timing = Timing { warmup, duration, samples: samples as u32, timeout };
 
     let (client_cpus, server_cpus) = pins(&args.pin)?;
@@ -462,6 +485,8 @@ pub fn resolve(args: &RunArgs, given: &dyn Given) -> anyhow::Result<RunOptions> 
             config: server_config,
             cpus: if matches!(mode, Mode::Remote(_)) { None } else { server_cpus },
             crash_after: args.server_crash_after,
+            netns: None,
+            listen_ip: None,
         },
         mode,
         client,
@@ -564,6 +589,30 @@ fn check_connect(
             missing.join(", "),
             if missing.len() == 1 { "it" } else { "them" }
         );
+    }
+    Ok(())
+}
+
+/// `--link`: each link once, a server process to put behind it, and a
+/// machine that can emulate one (root, /dev/net/tun, `ip`), found before
+/// anything starts. `--list` only names cells, so it needs no link.
+fn check_links(links: &[LinkSpec], from_file: bool, in_process: bool, connect: bool, list: bool) -> anyhow::Result<()> {
+    if links.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = links.iter().map(crate::link::name).collect();
+    for (i, name) in names.iter().enumerate() {
+        if names[..i].contains(name) {
+            bail!("--link {name} is given twice (specs with the same figures are the same link)");
+        }
+    }
+    // The flags conflict in clap; a matrix file's links meet them here.
+    if from_file && (in_process || connect) {
+        let other = if in_process { "--in-process" } else { "--connect" };
+        bail!("a link puts the server process behind the emulator; {other} cannot cross one");
+    }
+    if !list {
+        wirebench_link::check_available().map_err(|e| anyhow::anyhow!("--link: {e}"))?;
     }
     Ok(())
 }

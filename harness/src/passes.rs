@@ -170,7 +170,7 @@ mod tests {
             size: None,
             format: "json".into(),
             transport: "tcp".into(),
-            load: Load { model: "closed".into(), in_flight: 1, connections: 1, rate: None },
+            load: Load { model: "closed".into(), in_flight: 1, connections: 1, rate: None, clients: 1 },
             status,
             error: (status == CellStatus::Failed).then(|| "1 errors".to_owned()),
             baseline: None,
@@ -180,6 +180,8 @@ mod tests {
             histogram: histogram::encode(&h).ok(),
             histogram_uncorrected: None,
             passes: Vec::new(),
+            link: None,
+            clients: Vec::new(),
         }
     }
 

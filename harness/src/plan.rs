@@ -7,7 +7,9 @@
 //! `{workload}/{format}/{transport}/{load}`, where load is `c1` (closed
 //! loop, 1 call in flight), `c64x4` (64 in flight over 4 connections),
 //! `r1000c8` (open loop at 1000 calls/s, at most 8 in flight) or
-//! `p1000c8` (the same with Poisson arrivals).
+//! `p1000c8` (the same with Poisson arrivals), then `k4` with four client
+//! processes (`--clients`), and `@wan` when the cell crosses an emulated
+//! link (`--link`; the link's profile name or its canonical spec).
 
 use std::fmt;
 use std::time::Duration;
@@ -15,6 +17,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Deserialize;
 use wirebench_formats::{FormatId, Workload};
+use wirebench_link::LinkSpec;
 use wirebench_transports::TransportKind;
 
 /// How a cell's calls are issued.
@@ -73,6 +76,7 @@ impl LoadSpec {
             in_flight: self.in_flight,
             connections: self.connections,
             rate,
+            clients: 1,
         }
     }
 }
@@ -106,12 +110,25 @@ pub struct CellSpec {
     pub transport: TransportKind,
     /// The load.
     pub load: LoadSpec,
+    /// Client processes, each driving `load` (`--clients`).
+    pub clients: usize,
+    /// The emulated link crossed; `None` on loopback.
+    pub link: Option<LinkSpec>,
 }
 
 impl CellSpec {
-    /// `{workload}/{format}/{transport}/{load}`.
+    /// `{workload}/{format}/{transport}/{load}[k{clients}][@{link}]`: a
+    /// loopback cell of one client keeps the key it always had.
     pub fn key(&self) -> String {
-        format!("{}/{}/{}/{}", self.workload, self.subject, self.transport, self.load)
+        let mut key = format!("{}/{}/{}/{}", self.workload, self.subject, self.transport, self.load);
+        if self.clients > 1 {
+            key.push_str(&format!("k{}", self.clients));
+        }
+        if let Some(link) = &self.link {
+            key.push('@');
+            key.push_str(&crate::link::name(link));
+        }
+        key
     }
 
     /// The key of the raw baseline this cell is compared with.
@@ -173,6 +190,11 @@ pub struct Matrix {
     pub name: String,
     /// Its slices.
     pub slices: Vec<Slice>,
+    /// Client processes per cell (`--clients`).
+    pub clients: usize,
+    /// The emulated links, an axis of the matrix (the outermost); empty:
+    /// loopback.
+    pub links: Vec<LinkSpec>,
 }
 
 impl Matrix {
@@ -185,7 +207,7 @@ impl Matrix {
         loads: Vec<LoadSpec>,
     ) -> Matrix {
         let formats = formats.into_iter().map(FormatChoice::One).collect();
-        Matrix { name, slices: vec![Slice { formats, transports, workloads, loads }] }
+        Matrix { name, slices: vec![Slice { formats, transports, workloads, loads }], clients: 1, links: Vec::new() }
     }
 
     /// Every format the matrix names (each framework's own, for `own`).
@@ -233,6 +255,17 @@ impl Matrix {
     /// reports show the gap; [`FormatChoice::Own`] asks for none of those.
     pub fn cells(&self) -> Vec<CellSpec> {
         let mut cells: Vec<CellSpec> = Vec::new();
+        let links: Vec<Option<LinkSpec>> =
+            if self.links.is_empty() { vec![None] } else { self.links.iter().copied().map(Some).collect() };
+        let clients = self.clients.max(1);
+        for link in links {
+            self.cells_of(link, clients, &mut cells);
+        }
+        cells
+    }
+
+    /// The cells of one link, in run order.
+    fn cells_of(&self, link: Option<LinkSpec>, clients: usize, cells: &mut Vec<CellSpec>) {
         for workload in self.workloads() {
             for load in self.loads() {
                 let here: Vec<&Slice> =
@@ -246,7 +279,8 @@ impl Matrix {
                                 FormatChoice::Own => transport.own_format(),
                             };
                             if let Some(format) = format {
-                                let cell = CellSpec { workload, subject: Subject::Format(format), transport, load };
+                                let subject = Subject::Format(format);
+                                let cell = CellSpec { workload, subject, transport, load, clients, link };
                                 if !formatted.contains(&cell) {
                                     formatted.push(cell);
                                 }
@@ -263,11 +297,12 @@ impl Matrix {
                     subject: Subject::Raw,
                     transport,
                     load,
+                    clients,
+                    link,
                 }));
                 cells.extend(formatted);
             }
         }
-        cells
     }
 }
 
@@ -315,6 +350,10 @@ pub struct ConfigFile {
     pub rate: Option<f64>,
     /// Poisson arrivals for the open loop.
     pub poisson: Option<bool>,
+    /// Emulated links (`--link`), each a profile or a spec.
+    pub link: Option<Vec<String>>,
+    /// Client processes per cell.
+    pub clients: Option<u64>,
     /// The matrix as a union of products: each slice names its own
     /// `formats` (`own`: each framework's own), `transports` (names, or the
     /// families `transports`, `frameworks`, `brokers`), `workloads` and
@@ -406,6 +445,8 @@ mod tests {
             subject: Subject::Format(FormatId::Json),
             transport: TransportKind::Tcp,
             load: closed(64),
+            clients: 1,
+            link: None,
         };
         assert_eq!(cell.key(), "echo-1KiB/json/tcp/c64");
         assert_eq!(cell.baseline_key().as_deref(), Some("echo-1KiB/raw/tcp/c64"));
@@ -413,6 +454,48 @@ mod tests {
         assert_eq!(grpc.baseline_key().as_deref(), Some("echo-1KiB/raw/http2/c64"));
         let open = LoadSpec { model: LoadModel::Open { rate: 1000.0, poisson: true }, in_flight: 8, connections: 4 };
         assert_eq!(open.to_string(), "p1000c8x4");
+    }
+
+    #[test]
+    fn clients_and_links_extend_keys_as_the_grammar_says() {
+        let wan: LinkSpec = "wan".parse().unwrap();
+        let cell = CellSpec {
+            workload: Workload::Multiply,
+            subject: Subject::Format(FormatId::Bincode),
+            transport: TransportKind::Tcp,
+            load: LoadSpec { model: LoadModel::Closed, in_flight: 64, connections: 1 },
+            clients: 1,
+            link: Some(wan),
+        };
+        assert_eq!(cell.key(), "multiply/bincode/tcp/c64@wan");
+        assert_eq!(cell.baseline_key().as_deref(), Some("multiply/raw/tcp/c64@wan"));
+        let many = CellSpec { clients: 4, load: LoadSpec { connections: 2, ..cell.load }, ..cell };
+        assert_eq!(many.key(), "multiply/bincode/tcp/c64x2k4@wan");
+        // A spec that is no profile is named by its canonical form, which
+        // has no `/`, so the key still splits into its parts.
+        let odd = CellSpec { link: Some("rtt=20ms,loss=0.5%".parse().unwrap()), clients: 2, ..cell };
+        assert_eq!(odd.key(), "multiply/bincode/tcp/c64k2@rtt=20ms,loss=0.5%");
+        // A spec with a profile's figures is that profile.
+        let named = CellSpec { link: Some("rtt=40ms,rate=100mbit,queue=512KiB".parse().unwrap()), ..cell };
+        assert_eq!(named.key(), "multiply/bincode/tcp/c64@wan");
+        assert_eq!(CellSpec { link: None, clients: 1, ..cell }.key(), "multiply/bincode/tcp/c64");
+    }
+
+    #[test]
+    fn links_are_the_outermost_axis() {
+        let links: Vec<LinkSpec> = vec!["lan".parse().unwrap(), "wan".parse().unwrap()];
+        let one = everything().cells();
+        let two = Matrix { links: links.clone(), clients: 2, ..everything() }.cells();
+        assert_eq!(two.len(), 2 * one.len());
+        assert!(two[..one.len()].iter().all(|c| c.link == Some(links[0]) && c.clients == 2));
+        assert!(two[one.len()..].iter().all(|c| c.link == Some(links[1])));
+        let keys: std::collections::HashSet<_> = two.iter().map(CellSpec::key).collect();
+        assert_eq!(keys.len(), two.len(), "keys are unique across links");
+        for cell in &two {
+            if let Some(baseline) = cell.baseline_key() {
+                assert!(keys.contains(&baseline), "{} has no baseline {baseline} on its link", cell.key());
+            }
+        }
     }
 
     #[test]
@@ -461,6 +544,8 @@ mod tests {
                 ),
                 slice(vec![FormatChoice::Own], vec![TransportKind::Grpc, TransportKind::Tcp], vec![Workload::Multiply]),
             ],
+            clients: 1,
+            links: Vec::new(),
         };
         let keys: Vec<String> = m.cells().iter().map(CellSpec::key).collect();
         assert_eq!(

@@ -70,13 +70,19 @@ pub struct RunSummary {
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
+/// A second signal arrived while links were up.
+static SECOND: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_sigint(_: libc::c_int) {
     if STOP.swap(true, Ordering::SeqCst) {
         // A second Ctrl-C: leave now. The file on disk is complete as of
-        // the last write (writes are atomic).
-        // SAFETY: _exit is async-signal-safe.
-        unsafe { libc::_exit(130) };
+        // the last write (writes are atomic). Links must be torn down
+        // first, which takes locks and runs `ip`: the relay thread does it.
+        if !crate::link::any_up() {
+            // SAFETY: _exit is async-signal-safe.
+            unsafe { libc::_exit(130) };
+        }
+        SECOND.store(true, Ordering::SeqCst);
     }
 }
 
@@ -96,6 +102,10 @@ fn install_interrupt() -> Arc<AtomicBool> {
             std::thread::sleep(Duration::from_millis(20));
         }
         relay.store(true, Ordering::SeqCst);
+        while !SECOND.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        crate::link::teardown_on_second_signal();
     });
     flag
 }
@@ -141,6 +151,8 @@ fn transport_infos(transports: &[TransportKind]) -> BTreeMap<String, TransportIn
         .map(|t| {
             let p = t.properties();
             let info = TransportInfo {
+                family: t.family().name().into(),
+                format: t.own_format().map(|f| f.name().to_owned()),
                 library: p.library.into(),
                 security: p.security.into(),
                 delivery: p.delivery.into(),
@@ -192,6 +204,8 @@ pub fn empty_results(options: &RunOptions, cells: &[CellSpec]) -> Results {
         planned: Vec::new(),
         instructions: None,
         interrupted: false,
+        links: Vec::new(),
+        server_environment: None,
     }
 }
 
@@ -237,14 +251,25 @@ fn set_overhead(cell: &mut Cell, cells: &BTreeMap<String, Cell>) {
     }
 }
 
-/// Runs one cell on a fresh thread pinned to the client CPUs; a panic in
-/// the cell fails the cell, not the run.
-fn run_on_client_thread(job: CellJob, stop: Arc<AtomicBool>, cpus: Option<Vec<usize>>) -> Outcome {
+/// Runs one cell on a fresh thread pinned to the client CPUs (inside the
+/// link's first client namespace with `--link`); a panic in the cell fails
+/// the cell, not the run.
+fn run_on_client_thread(
+    job: CellJob,
+    stop: Arc<AtomicBool>,
+    cpus: Option<Vec<usize>>,
+    netns: Option<PathBuf>,
+) -> Outcome {
     let spec = job.spec;
     let thread = std::thread::Builder::new().name("wirebench-client".into()).spawn(move || {
         if let Some(cpus) = &cpus {
             let _ = affinity::pin_current_thread(cpus);
         }
+        // The runtime and its sockets are made on this thread, so inside.
+        let _inside = match netns.as_deref().map(wirebench_link::enter_netns).transpose() {
+            Ok(guard) => guard,
+            Err(e) => return Outcome::Done(Box::new(cell::failed(&job.spec, e.to_string(), None))),
+        };
         cell::run(&job, stop)
     });
     match thread.map(std::thread::JoinHandle::join) {
@@ -265,14 +290,30 @@ fn run_on_client_thread(job: CellJob, stop: Arc<AtomicBool>, cpus: Option<Vec<us
 fn run_cell(
     spec: &CellSpec,
     options: &RunOptions,
-    servers: &mut Servers,
+    side: &mut Side,
     datasets: &BTreeMap<Workload, Arc<Dataset>>,
     shapes: &BTreeMap<Workload, RawShape>,
     stop: &Arc<AtomicBool>,
     out_dir: &Path,
 ) -> Option<Cell> {
+    if spec.link.is_some()
+        && let Some(reason) = crate::link::unsupported(spec.transport)
+    {
+        return Some(cell::unsupported(spec, reason.to_owned()));
+    }
+    let server_options = side.server_options.clone();
+    let network = side.network.as_ref();
+    let (servers, network) = match (&mut side.servers, network) {
+        (Some(servers), network) => (servers, network),
+        (None, Some(network)) => {
+            let why = network.validation_error().unwrap_or("it did not come up");
+            let name = crate::link::name(network.spec());
+            return Some(cell::failed(spec, format!("link {name} failed its validation: {why}"), None));
+        }
+        (None, None) => return Some(cell::failed(spec, "no servers for this cell".into(), None)),
+    };
     // A server that died between cells is restarted before the next.
-    if let Some(note) = servers.check_child(&options.server, out_dir) {
+    if let Some(note) = servers.check_child(&server_options, out_dir) {
         tracing::warn!("{note}");
     }
     let Some(endpoint) = servers.endpoint(spec.transport).cloned() else {
@@ -287,14 +328,36 @@ fn run_cell(
         raw_shape: shapes[&spec.workload],
         server_cpu: servers.cpu_source(),
         seed: options.seed,
+        child: None,
     };
-    let mut cell = match run_on_client_thread(job, stop.clone(), options.client_cpus.clone()) {
+    let outcome = if spec.clients > 1 {
+        let netns = match network {
+            Some(n) => match (0..spec.clients).map(|i| n.client_netns(i)).collect::<anyhow::Result<Vec<_>>>() {
+                Ok(netns) => netns,
+                Err(e) => return Some(cell::failed(spec, format!("{e:#}"), None)),
+            },
+            None => Vec::new(),
+        };
+        let placement = crate::clients::Placement {
+            netns,
+            cpus: options.client_cpus.clone(),
+            log: crate::clients::log_path(out_dir),
+        };
+        crate::clients::run(&job, spec.clients, &placement, stop)
+    } else {
+        let netns = match network.map(|n| n.client_netns(0)).transpose() {
+            Ok(netns) => netns,
+            Err(e) => return Some(cell::failed(spec, format!("{e:#}"), None)),
+        };
+        run_on_client_thread(job, stop.clone(), options.client_cpus.clone(), netns)
+    };
+    let mut cell = match outcome {
         Outcome::Interrupted => return None,
         Outcome::Done(cell) => *cell,
     };
     // A server that died during the cell fails it, whatever the cell
     // itself saw.
-    if let Some(note) = servers.check_child(&options.server, out_dir) {
+    if let Some(note) = servers.check_child(&server_options, out_dir) {
         let seen = cell.error.take().map(|e| format!(" (the cell saw: {e})")).unwrap_or_default();
         cell.status = CellStatus::Failed;
         cell.error = Some(format!("{note} during this cell{seen}"));
@@ -315,9 +378,25 @@ pub fn run(options: RunOptions) -> anyhow::Result<RunSummary> {
         options.matrix.workloads().into_iter().map(|w| (w, Arc::new(Dataset::generate(w, options.seed)))).collect();
     let shapes: BTreeMap<Workload, RawShape> = datasets.iter().map(|(&w, d)| (w, raw_shape(d))).collect();
 
-    let mut servers = Servers::start(&options.mode, &transports_needed(&cells), &options.server, &out_dir)?;
+    // One side per link (its network, then its servers inside), or
+    // loopback's; dropped in reverse, servers before their network.
+    let mut sides: Vec<Side> = Vec::new();
+    if options.matrix.links.is_empty() {
+        sides.push(Side::loopback(&options, &transports_needed(&cells), &out_dir)?);
+    } else {
+        for spec in &options.matrix.links {
+            sides.push(Side::linked(&options, spec, &transports_needed(&cells), &out_dir)?);
+        }
+    }
     let mut results = empty_results(&options, &cells);
     results.planned = cells.iter().map(CellSpec::key).collect();
+    results.links = sides.iter().filter_map(|s| s.network.as_ref()).map(|n| n.record(options.seed)).collect();
+    results.server_environment = sides.iter().find_map(|s| {
+        let servers = s.servers.as_ref()?;
+        crate::remote::server_environment(&servers.cpu_source(), &options.client)
+            .map_err(|e| tracing::warn!("the server did not describe its machine: {e}"))
+            .ok()
+    });
     results.write_atomic(&results_path).with_context(|| format!("cannot write {}", results_path.display()))?;
 
     let passes = options.passes.max(1);
@@ -340,7 +419,9 @@ pub fn run(options: RunOptions) -> anyhow::Result<RunSummary> {
             }
             progress.start(&spec.key());
             let offset_s = started.elapsed().as_secs_f64();
-            let Some(mut cell) = run_cell(spec, &options, &mut servers, &datasets, &shapes, &stop, &out_dir) else {
+            let side_index = options.matrix.links.iter().position(|l| Some(*l) == spec.link).unwrap_or(0);
+            let side = &mut sides[side_index];
+            let Some(mut cell) = run_cell(spec, &options, side, &datasets, &shapes, &stop, &out_dir) else {
                 interrupted = true;
                 break 'passes;
             };
@@ -363,9 +444,57 @@ pub fn run(options: RunOptions) -> anyhow::Result<RunSummary> {
     progress.done();
     results.interrupted = interrupted;
     results.environment.finished_at = environment::now_rfc3339();
+    results.links = sides.iter().filter_map(|s| s.network.as_ref()).map(|n| n.record(options.seed)).collect();
     results.write_atomic(&results_path).with_context(|| format!("cannot write {}", results_path.display()))?;
-    drop(servers);
+    // Servers first, then the networks they were in (Side's field order),
+    // last side first.
+    while let Some(side) = sides.pop() {
+        drop(side);
+    }
     Ok(RunSummary { out_dir, results_path, results, interrupted })
+}
+
+/// One side of a run's cells: the network they cross (none on loopback)
+/// and the servers behind it. Fields drop in order: servers, then the
+/// network they were inside.
+#[derive(Debug)]
+struct Side {
+    /// `None` when the link failed its validation (its cells are failed).
+    servers: Option<Servers>,
+    /// The options the servers were started with (and restart with).
+    server_options: ServerOptions,
+    network: Option<crate::link::Network>,
+}
+
+impl Side {
+    fn loopback(options: &RunOptions, transports: &[TransportKind], out_dir: &Path) -> anyhow::Result<Side> {
+        let servers = Servers::start(&options.mode, transports, &options.server, out_dir)?;
+        Ok(Side { servers: Some(servers), server_options: options.server.clone(), network: None })
+    }
+
+    /// Brings up `spec`, measures it, and starts the server process in its
+    /// server namespace for the transports that cross a link.
+    fn linked(
+        options: &RunOptions,
+        spec: &wirebench_link::LinkSpec,
+        transports: &[TransportKind],
+        out_dir: &Path,
+    ) -> anyhow::Result<Side> {
+        let network = crate::link::Network::up(spec, options.matrix.clients.max(1), options.seed, options.quiet)?;
+        let server_options = ServerOptions {
+            netns: Some(network.server_netns()),
+            listen_ip: Some(network.server_ip()),
+            ..options.server.clone()
+        };
+        if network.validation_error().is_some() {
+            return Ok(Side { servers: None, server_options, network: Some(network) });
+        }
+        let crossing: Vec<TransportKind> =
+            transports.iter().copied().filter(|t| crate::link::unsupported(*t).is_none()).collect();
+        let servers = Servers::start(&options.mode, &crossing, &server_options, out_dir)
+            .with_context(|| format!("cannot start the server behind link {}", crate::link::name(spec)))?;
+        Ok(Side { servers: Some(servers), server_options, network: Some(network) })
+    }
 }
 
 /// Creates the run's output directory: the one asked for (which may
@@ -431,6 +560,8 @@ mod tests {
             subject,
             transport: TransportKind::Tcp,
             load: crate::plan::LoadSpec { model: crate::plan::LoadModel::Closed, in_flight: 1, connections: 1 },
+            clients: 1,
+            link: None,
         };
         let with_p50 = |spec: &CellSpec, p50| {
             let mut c = cell::skeleton(spec, CellStatus::Ok, None);

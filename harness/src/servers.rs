@@ -36,6 +36,11 @@ pub struct ServerOptions {
     pub cpus: Option<Vec<usize>>,
     /// Test-only: the child aborts after this long (first start only).
     pub crash_after: Option<Duration>,
+    /// `--link`: the child starts in this network namespace (the link's
+    /// server side)...
+    pub netns: Option<PathBuf>,
+    /// ...and listens on this address (default 127.0.0.1).
+    pub listen_ip: Option<std::net::IpAddr>,
 }
 
 /// The running servers of a run.
@@ -103,12 +108,12 @@ impl Servers {
                     endpoints.insert(kind, endpoint);
                 }
                 child = Some(spawned.0);
-                ServerCpuSource::Control(endpoints[&TransportKind::Tcp].clone())
+                control_source(endpoints[&TransportKind::Tcp].clone(), options)
             }
             Mode::InProcess => {
                 let unix_dir = sockets.insert(SocketDir::new()?);
                 for &kind in control_first(&wanted).iter() {
-                    let listen = listen_address(kind, &unix_dir.0);
+                    let listen = listen_address(kind, &unix_dir.0, None);
                     let address = Address::parse(kind, &listen).map_err(anyhow::Error::msg)?;
                     let server = runtime
                         .block_on(wirebench_transports::serve_kind(kind, &address, options.config.clone()))
@@ -156,7 +161,7 @@ impl Servers {
                     self.endpoints.insert(kind, endpoint);
                 }
                 if let Some(tcp) = self.endpoints.get(&TransportKind::Tcp) {
-                    self.control = ServerCpuSource::Control(tcp.clone());
+                    self.control = control_source(tcp.clone(), options);
                 }
                 *child = new;
                 Some(format!("the server process {how}; a new one was started"))
@@ -181,6 +186,15 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
         (Some(code), _) => format!("exited with status {code}"),
         (None, Some(signal)) => format!("was killed by signal {signal}"),
         _ => "exited".into(),
+    }
+}
+
+/// The stats call on the child's tcp endpoint, from inside its namespace
+/// when it has one.
+fn control_source(tcp: Endpoint, options: &ServerOptions) -> ServerCpuSource {
+    match &options.netns {
+        Some(netns) => ServerCpuSource::ControlInNetns(tcp, netns.clone()),
+        None => ServerCpuSource::Control(tcp),
     }
 }
 
@@ -213,10 +227,10 @@ impl Drop for SocketDir {
     }
 }
 
-fn listen_address(kind: TransportKind, unix_dir: &Path) -> String {
+fn listen_address(kind: TransportKind, unix_dir: &Path, ip: Option<std::net::IpAddr>) -> String {
     match kind {
         TransportKind::Unix => unix_dir.join("wirebench.sock").display().to_string(),
-        _ => "127.0.0.1:0".into(),
+        _ => std::net::SocketAddr::new(ip.unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()), 0).to_string(),
     }
 }
 
@@ -236,7 +250,7 @@ impl ChildServer {
                 "--transport".into(),
                 kind.name().into(),
                 "--listen".into(),
-                listen_address(kind, &unix_dir.0),
+                listen_address(kind, &unix_dir.0, options.listen_ip),
             ]);
         }
         let c = &options.config;
@@ -289,6 +303,9 @@ impl ChildServer {
                 libc::setpgid(0, 0);
                 Ok(())
             });
+        }
+        if let Some(netns) = &options.netns {
+            wirebench_link::command_in_netns(&mut command, netns)?;
         }
         let mut child = command.spawn().with_context(|| format!("cannot start {}", exe.display()))?;
         let stdout = child.stdout.take().context("no stdout from the server")?;

@@ -39,6 +39,11 @@
       return CELLS.some(function (c) { return c.workload === w && c.transport === t; });
     });
   }
+  // The links cells crossed, in run order; [null] on loopback.
+  var LINKS = (D.links || []).map(function (l) { return l.name; });
+  function linkNames() { return LINKS.length ? LINKS : [null]; }
+  function linkOf(l) { return l.link || null; }
+  var LINK_COLORS = ['#2f5ea8', '#e07b00', '#c62828', '#6a3d9a', '#1a7f37', '#8c6d31', '#17a2a8', '#555555'];
   function colorOf(f) { return D.colors[f] || '#777'; }
   function tColorOf(t) { return D.transport_colors[t] || '#777'; }
   function tDash(t) { var i = D.transports.indexOf(t); return DASHES[(i < 0 ? 0 : i) % DASHES.length]; }
@@ -445,11 +450,16 @@
       var rp = state.ref.split('/');
       var refF = rp[0], refT = rp.slice(1).join('/');
       D.workloads.forEach(function (w) {
-        var block = h('div', { class: 'hm-workload' }, h('h3', null, w.id));
-        var row = h('div', { class: 'hm-row' });
-        loadsOf(w.id).forEach(function (l) { row.appendChild(heatmap(w.id, l, metric, refF, refT)); });
-        block.appendChild(row);
-        target.appendChild(block);
+        // One row of heat maps per link: the link is an axis of the summary.
+        linkNames().forEach(function (ln) {
+          var loads = loadsOf(w.id).filter(function (l) { return linkOf(l) === ln; });
+          if (!loads.length) return;
+          var block = h('div', { class: 'hm-workload' }, h('h3', null, w.id + (ln ? ' over ' + ln : '')));
+          var row = h('div', { class: 'hm-row' });
+          loads.forEach(function (l) { row.appendChild(heatmap(w.id, l, metric, refF, refT)); });
+          block.appendChild(row);
+          target.appendChild(block);
+        });
       });
     }
     draw();
@@ -632,6 +642,7 @@
     if (l.model === 'closed') t += l.in_flight + ' in flight';
     else t += (l.model === 'open-poisson' ? 'Poisson ' : 'constant ') + (l.rate || '?') + ' calls/s, ≤' + l.in_flight + ' in flight';
     if (l.connections > 1) t += ' over ' + l.connections + ' connections';
+    if (l.link) t += ', link ' + l.link;
     return t;
   }
 
@@ -677,13 +688,14 @@
     if (!CELLS.length) return;
     var kinds = [];
     D.workloads.forEach(function (w) { if (w.size != null && kinds.indexOf(w.kind) < 0) kinds.push(w.kind); });
-    var closed = D.loads.filter(function (l) { return l.model === 'closed'; });
     var state = {
+      link: linkNames()[0],
       transport: pick(D.transports, ['tcp', 'unix', 'http2']),
       workload: D.workloads.length ? D.workloads[0].id : '',
       kind: pick(kinds, ['echo']),
       load: D.loads.length ? D.loads[0].label : ''
     };
+    if (LINKS.length > 1) ctrl.appendChild(select('Link ', LINKS.map(function (n) { return { value: n, text: n }; }), state.link, function (v) { state.link = v; draw(); }));
     ctrl.appendChild(select('Transport ', D.transports.map(function (t) { return { value: t, text: t }; }), state.transport, function (v) { state.transport = v; draw(); }));
     ctrl.appendChild(select('Concurrency: workload ', D.workloads.map(function (w) { return { value: w.id, text: w.id }; }), state.workload, function (v) { state.workload = v; draw(); }));
     if (kinds.length) ctrl.appendChild(select('Payload size: workload kind ', kinds.map(function (k) { return { value: k, text: k === 'echo' ? 'echo (payload bytes)' : k === 'digest' ? 'digest (records)' : k }; }), state.kind, function (v) { state.kind = v; draw(); }));
@@ -691,6 +703,8 @@
     function draw() {
       target.textContent = '';
       var grid = h('div', { class: 'charts' });
+      // Points on one link only: the same load on two links is two points.
+      var closed = D.loads.filter(function (l) { return l.model === 'closed' && linkOf(l) === state.link; });
       var conns = [];
       closed.forEach(function (l) { if (conns.indexOf(l.connections) < 0) conns.push(l.connections); });
       function concurrencySeries(get) {
@@ -777,6 +791,54 @@
   }
 
   // ------------------------------------------------------------------
+  // 7. Links: one format's cells on every transport, side by side per link.
+
+  function baseLabel(l) { var i = l.label.indexOf('@'); return i < 0 ? l.label : l.label.slice(0, i); }
+  function renderLinks() {
+    var target = $('#links-charts'), ctrl = $('#links-controls');
+    if (!CELLS.length) return;
+    var bases = uniq(D.loads.map(baseLabel));
+    var state = {
+      metric: 'p50',
+      workload: D.workloads.length ? D.workloads[0].id : '',
+      format: pick(D.formats, ['protobuf', 'bincode', 'json']),
+      base: bases.length ? bases[bases.length - 1] : ''
+    };
+    var metrics = METRICS.filter(function (m) { return m.id === 'p50' || m.id === 'p99' || m.id === 'rate'; });
+    ctrl.appendChild(select('Metric ', metrics.map(function (m) { return { value: m.id, text: m.label }; }), state.metric, function (v) { state.metric = v; draw(); }));
+    ctrl.appendChild(select('Workload ', D.workloads.map(function (w) { return { value: w.id, text: w.id }; }), state.workload, function (v) { state.workload = v; draw(); }));
+    ctrl.appendChild(select('Format ', D.formats.map(function (f) { return { value: f, text: f }; }), state.format, function (v) { state.format = v; draw(); }));
+    ctrl.appendChild(select('Load ', bases.map(function (b) { return { value: b, text: b }; }), state.base, function (v) { state.base = v; draw(); }));
+    function draw() {
+      target.textContent = '';
+      var metric = metrics.filter(function (m) { return m.id === state.metric; })[0];
+      var ts = transportsOf(state.workload).filter(function (t) {
+        return LINKS.some(function (ln) { return !!at(state.workload, state.format, t, state.base + '@' + ln); });
+      });
+      var grid = h('div', { class: 'charts one' });
+      grid.appendChild(barChart({
+        title: state.workload + ' in ' + state.format + ' at ' + state.base + ': ' + metric.label + ' per transport on each link',
+        yLabel: metric.label + (metric.better === 'low' ? ' (lower is better)' : ' (higher is better)'), xLabel: 'transport',
+        width: 1320, height: 340,
+        groups: ts,
+        series: LINKS.map(function (ln, i) { return { name: ln, color: LINK_COLORS[i % LINK_COLORS.length] }; }),
+        y: { type: 'log', fmt: metric.fmt },
+        empty: 'No cell of this format on a link at this load',
+        get: function (gi, si) {
+          var key = state.workload + '/' + state.format + '/' + ts[gi] + '/' + state.base + '@' + LINKS[si];
+          var c = at(state.workload, state.format, ts[gi], state.base + '@' + LINKS[si]);
+          if (!ok(c)) return c ? { missing: key + ': ' + whyNot(c), failed: c.status === 'failed' } : { missing: key + ': not run' };
+          var v = metric.get(c.metrics);
+          return { v: v, tip: c.key + '\n' + metric.label + ' ' + metric.fmt(v) + '\np50 ' + fmtNs(c.metrics.latency.p50) + ' · ' + fmtRate(c.metrics.calls_per_sec) + ' calls/s · ' + (c.metrics.timeouts || 0) + ' timeouts' };
+        },
+        note: 'Bars are links here (their own colours). A failed cell (✗) kept its measurements: see All cells; over a lossy link udp calls time out by design.'
+      }));
+      target.appendChild(grid);
+    }
+    draw();
+  }
+
+  // ------------------------------------------------------------------
   // 10. All cells.
 
   function lat(k) { return function (c) { return c.metrics ? c.metrics.latency[k] : null; }; }
@@ -796,6 +858,8 @@
     { label: 'format', text: true, get: function (c) { return c.format; } },
     { label: 'transport', text: true, get: function (c) { return c.transport; } },
     { label: 'load', text: true, get: function (c) { return c.load; } },
+    { label: 'link', text: true, get: function (c) { return c.link || ''; } },
+    { label: 'clients', get: function (c) { return c.clients || 1; }, fmt: String },
     { label: 'replicates', get: function (c) { return c.nrep; }, fmt: String },
     { label: 'p50', get: lat('p50'), fmt: fmtNs },
     { label: 'p50 across replicates', text: true, get: function (c) { return across(c, 'p50', fmtNs); } },
@@ -892,6 +956,7 @@
   guard('#payload-charts', renderPayload);
   guard('#scaling-charts', renderScaling);
   guard('#overhead-charts', renderOverhead);
+  if (LINKS.length) guard('#links-charts', renderLinks);
   guard('#cells', renderTable);
   document.documentElement.setAttribute('data-rendered', 'true');
   document.documentElement.setAttribute('data-render-ms', String(Math.round(performance.now() - STARTED)));

@@ -341,6 +341,11 @@ pub enum CompareError {
         /// Its cells.
         cells: usize,
     },
+    /// The runs crossed different networks (emulated links, or loopback
+    /// against a link), or a link of one name has other figures on each
+    /// side: their cells measure different networks, never the code.
+    #[error("the runs crossed different links ({0}): a cell is only compared with the same cell on the same link")]
+    DifferentLinks(String),
     /// An `--ignore` pattern is not a glob.
     #[error(transparent)]
     Glob(#[from] GlobError),
@@ -422,6 +427,73 @@ fn describe(r: &Results) -> String {
     )
 }
 
+/// The networks a file's cells crossed: link name to canonical spec, with
+/// `loopback` for cells on no link (from the cells themselves, so a merged
+/// file or one whose `links` were lost says the same).
+fn networks(r: &Results) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for cell in r.cells.values() {
+        match &cell.link {
+            Some(l) => out.entry(l.name.clone()).or_insert_with(|| l.spec.clone()),
+            None => out.entry(LOOPBACK.to_owned()).or_insert_with(|| LOOPBACK.to_owned()),
+        };
+    }
+    for l in &r.links {
+        out.entry(l.name.clone()).or_insert_with(|| l.spec.clone());
+    }
+    out
+}
+
+/// What a cell on no link is called when links are compared.
+const LOOPBACK: &str = "loopback";
+
+fn describe_networks(n: &BTreeMap<String, String>) -> String {
+    let names: Vec<String> =
+        n.iter().map(|(name, spec)| if name == spec { name.clone() } else { format!("{name} = {spec}") }).collect();
+    if names.is_empty() { "no cells".into() } else { names.join(", ") }
+}
+
+/// Refuses runs whose cells crossed different networks, and a link name
+/// with other figures on each side (a profile redefined between versions);
+/// with some links in common, the others' cells are only added or removed,
+/// and the warning says so.
+fn check_links(base: &Results, new: &Results) -> Result<Option<String>, CompareError> {
+    let (b, n) = (networks(base), networks(new));
+    for (name, spec) in &b {
+        if let Some(other) = n.get(name)
+            && other != spec
+        {
+            return Err(CompareError::DifferentLinks(format!("link {name} is {spec} in base and {other} in new")));
+        }
+    }
+    let common = b.keys().filter(|k| n.contains_key(*k)).count();
+    if common == 0 && !b.is_empty() && !n.is_empty() {
+        return Err(CompareError::DifferentLinks(format!(
+            "base: {}; new: {}",
+            describe_networks(&b),
+            describe_networks(&n)
+        )));
+    }
+    let only = |x: &BTreeMap<String, String>, y: &BTreeMap<String, String>| {
+        x.keys().filter(|k| !y.contains_key(*k)).cloned().collect::<Vec<_>>()
+    };
+    let (only_base, only_new) = (only(&b, &n), only(&n, &b));
+    if only_base.is_empty() && only_new.is_empty() {
+        return Ok(None);
+    }
+    let mut parts = Vec::new();
+    if !only_base.is_empty() {
+        parts.push(format!("only in base: {}", only_base.join(", ")));
+    }
+    if !only_new.is_empty() {
+        parts.push(format!("only in new: {}", only_new.join(", ")));
+    }
+    Ok(Some(format!(
+        "different links ({}): their cells are removed or added, never compared across links",
+        parts.join("; ")
+    )))
+}
+
 /// Refuses a comparison that would judge nothing.
 fn check_judgeable(base: &Results, new: &Results) -> Result<(), CompareError> {
     if base.cells.is_empty() && new.cells.is_empty() {
@@ -459,9 +531,12 @@ pub fn compare(base: &Results, new: &Results, options: &Options) -> Result<Compa
         let text = format!("{key}:{metric}");
         globs.iter().any(|g| g.matches(&text))
     };
+    let mut warnings = Vec::new();
+    if let Some(warning) = check_links(base, new)? {
+        warnings.push(warning);
+    }
     check_judgeable(base, new)?;
 
-    let mut warnings = Vec::new();
     let reference = machine(environments(base)[0]);
     let mut machine_diff: Vec<String> = Vec::new();
     for env in environments(base).into_iter().chain(environments(new)) {

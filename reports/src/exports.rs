@@ -283,6 +283,19 @@ pub fn merge(inputs: Vec<(String, Results)>, force: bool) -> Result<Results, Mer
                 ),
             });
         }
+        for link in &run.links {
+            match merged.links.iter().find(|l| l.name == link.name) {
+                Some(l) if l.spec != link.spec => {
+                    return Err(MergeError::Settings {
+                        first: first_name.clone(),
+                        other: name,
+                        detail: format!("link {} is {} vs {}", link.name, l.spec, link.spec),
+                    });
+                }
+                Some(_) => {}
+                None => merged.links.push(link.clone()),
+            }
+        }
         let runs = runs_of(&run);
         for r in &runs {
             if let Some(holder) = holders.get(&r.run_id) {

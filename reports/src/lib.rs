@@ -3,6 +3,8 @@
 //! - [`model`]: the results file (versioned JSON), read and written
 //!   atomically.
 //! - [`histogram`]: latency histograms as they are stored in it.
+//! - [`links`]: the emulated links a run crossed, the server's machine,
+//!   and the client processes of a cell.
 //! - [`render`]: the reports rendered from it: a self-contained HTML page,
 //!   a Markdown summary and a CSV of every cell.
 //! - [`compare`]: two results files judged against each other, metric by
@@ -23,6 +25,7 @@
 pub mod compare;
 pub mod exports;
 pub mod histogram;
+pub mod links;
 pub mod model;
 pub mod render;
 pub mod replicates;

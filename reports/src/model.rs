@@ -12,6 +12,11 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::links::{
+    CellLink, ClientFigures, EmulatorCheck, LinkRecord, LinkUsage, LinkValidation, LossCheck, LossDirectionCheck,
+    RttCheck, ServerEnvironment, ThroughputCheck,
+};
+
 /// The version this build writes and the newest it reads.
 pub const SCHEMA_VERSION: u32 = 2;
 
@@ -60,6 +65,14 @@ pub struct Results {
     /// The run stopped early (Ctrl-C): cells not in `cells` never ran.
     #[serde(default)]
     pub interrupted: bool,
+    /// `--link`: every emulated link of the run, in run order, with what
+    /// was measured of it. Empty: client and server shared loopback (or a
+    /// real network, with `--connect`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<LinkRecord>,
+    /// The server's machine as it reported it over the control connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_environment: Option<ServerEnvironment>,
 }
 
 /// The writer of a results file.
@@ -160,6 +173,16 @@ pub struct FormatInfo {
 /// A transport's properties.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransportInfo {
+    /// The family: `transport` (wirebench's own, any format), `framework`
+    /// (a stock RPC framework) or `broker` (a message broker); empty in
+    /// older files (the reports then treat grpc as a framework and every
+    /// other name as a transport).
+    #[serde(default)]
+    pub family: String,
+    /// The one format a framework carries; none for transports that carry
+    /// any format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
     /// Library.
     pub library: String,
     /// Encryption and authentication.
@@ -198,6 +221,14 @@ pub struct Load {
     /// Target calls per second (open loop).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<f64>,
+    /// Client processes, each driving the load above (`--clients`; the
+    /// key's `k` part); 1 in older files.
+    #[serde(default = "one_usize")]
+    pub clients: usize,
+}
+
+fn one_usize() -> usize {
+    1
 }
 
 /// One cell of the matrix.
@@ -246,6 +277,14 @@ pub struct Cell {
     /// cell's `metrics` and histograms are over all passes together.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub passes: Vec<PassFigures>,
+    /// The emulated link the cell ran over (the key's `@` part); absent on
+    /// loopback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<CellLink>,
+    /// With `--clients K` (K > 1): each client process's own share, in
+    /// client order (the last pass's, with `--passes`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clients: Vec<ClientFigures>,
 }
 
 /// One sample group: which run and which pass of it.

@@ -13,6 +13,7 @@ use crate::model::{self, ReadError, Results};
 
 mod csv;
 mod html;
+mod links;
 mod markdown;
 mod text;
 mod view;

@@ -31,6 +31,51 @@ fn field_names(v: &Value, parent: &str, out: &mut BTreeSet<String>) {
     }
 }
 
+use wirebench_reports::model as m;
+
+/// A link with every optional part filled.
+fn link_record() -> m::LinkRecord {
+    let direction = m::LossDirectionCheck { sent: 10, received: 10, rate: 0.0, low: 0.0, high: 0.1 };
+    m::LinkRecord {
+        name: "wan".into(),
+        spec: "rtt=40ms,rate=100mbit,queue=512KiB".into(),
+        rtt_ns: 40_000_000,
+        loss: 0.0,
+        rate_bps: Some(100_000_000),
+        queue_bytes: Some(512 * 1024),
+        jitter_ns: 0,
+        clients: 1,
+        seed: 1,
+        validation: Some(m::LinkValidation {
+            rtt: m::RttCheck {
+                expected_ns: 1,
+                sent: 1,
+                received: 1,
+                p50_ns: Some(1),
+                p99_ns: Some(1),
+                min_ns: Some(1),
+                max_ns: Some(1),
+            },
+            loss: m::LossCheck { setting: 0.0, up: direction.clone(), down: direction },
+            throughput: m::ThroughputCheck {
+                setting_bps: Some(1),
+                goodput_bps: 1.0,
+                wire_bps: 1.0,
+                bytes: 1,
+                window_s: 1.0,
+                congestion_control: "bbr".into(),
+            },
+            emulator: m::EmulatorCheck { through_link_ns: 1, loopback_ns: 1, added_ns: 1 },
+            forwarder_cpu_us: 1,
+            forwarded_packets: 1,
+            device_drops: 0,
+            elapsed_s: 1.0,
+        }),
+        validation_error: Some("example".into()),
+        usage: Some(m::LinkUsage { forwarder_error: Some("example".into()), ..m::LinkUsage::default() }),
+    }
+}
+
 #[test]
 fn every_field_of_the_model_is_documented() {
     let mut names = BTreeSet::new();
@@ -50,7 +95,21 @@ fn every_field_of_the_model_is_documented() {
                 m.server_user_us_per_call.get_or_insert(1.0);
                 m.server_system_us_per_call.get_or_insert(1.0);
             }
+            cell.link = Some(m::CellLink { name: "wan".into(), spec: "rtt=40ms,rate=100mbit,queue=512KiB".into() });
+            cell.clients = vec![m::ClientFigures {
+                client: 0,
+                status: wirebench_reports::CellStatus::Failed,
+                error: Some("1 timeouts".into()),
+                calls: 1,
+                duration_s: 0.1,
+                calls_per_sec: 10.0,
+                p50_ns: 1,
+                p99_ns: 1,
+                cpu_us_per_call: 1.0,
+            }];
         }
+        results.links = vec![link_record()];
+        results.server_environment = Some(m::ServerEnvironment::default());
         field_names(&serde_json::to_value(&results).unwrap(), "", &mut names);
     }
     let doc = doc();

@@ -5,7 +5,8 @@ a statement of the document, run against a live server.
 
 Usage:
     wire_client.py tcp HOST:PORT     framed RPC, pipelining, statuses,
-                                     server-stats, bad input, raw mode
+                                     server-stats, server environment,
+                                     bad input, raw mode
     wire_client.py unix PATH         the same over a Unix socket
     wire_client.py udp HOST:PORT     datagrams, limits, dropped garbage,
                                      WBRW raw datagrams
@@ -31,7 +32,7 @@ M64 = (1 << 64) - 1
 I64_MAX = (1 << 63) - 1
 
 # Section 1: call ids, format ids, status codes.
-MULTIPLY, ECHO, DIGEST, STATS = 0x01, 0x02, 0x03, 0xF0
+MULTIPLY, ECHO, DIGEST, STATS, ENVIRONMENT = 0x01, 0x02, 0x03, 0xF0, 0xF1
 JSON, PROTOBUF, BINCODE = 0x01, 0x03, 0x07
 OK, INVALID_ARGUMENT, RESOURCE_EXHAUSTED, OUT_OF_RANGE, UNIMPLEMENTED = 0, 3, 8, 11, 12
 
@@ -371,6 +372,49 @@ def server_stats(t, conn, request_id, fmt):
     return stats
 
 
+def parse_environment(body):
+    """Section 10.2: u32 BE cores, then five u16 BE length-prefixed UTF-8
+    strings (at most 1024 bytes each), nothing after them."""
+    if len(body) < 4:
+        raise ValueError(f"{len(body)} bytes, shorter than the core count")
+    (cores,) = struct.unpack(">I", body[:4])
+    rest, fields = body[4:], []
+    for name in ("version", "cpu_model", "kernel", "os", "hostname"):
+        if len(rest) < 2:
+            raise ValueError(f"the body ends before {name}'s length")
+        (n,) = struct.unpack(">H", rest[:2])
+        if n > 1024 or n > len(rest) - 2:
+            raise ValueError(f"{name} declares {n} bytes, {len(rest) - 2} left")
+        fields.append(rest[2:2 + n].decode("utf-8"))
+        rest = rest[2 + n:]
+    if rest:
+        raise ValueError(f"{len(rest)} bytes after the last field")
+    return cores, dict(zip(("version", "cpu_model", "kernel", "os", "hostname"), fields))
+
+
+def server_environment(t, conn, request_id, local):
+    conn.send(frame(request_id, ENVIRONMENT, 0, b""))
+    header, body = conn.read_frame()
+    ok = (header["id"], header["call"], header["status"], header["flags"]) == (request_id, ENVIRONMENT, OK, FLAG_REPLY)
+    try:
+        cores, fields = parse_environment(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        check(t, "server-environment reply parses as section 10.2 says", False, f"{e}: {body!r}")
+        return
+    check(t, "server-environment reply parses as section 10.2 says", ok and cores >= 1,
+          f"{cores} cores, {fields}")
+    # The golden body of section 10.2 parses to the values it names.
+    golden = bytes.fromhex("00000002 0005302e312e30 000458656f6e 0005362e312e30 000644656269616e 00026831"
+                           .replace(" ", ""))
+    check(t, "section 10.2's example body parses to its values", parse_environment(golden) ==
+          (2, {"version": "0.1.0", "cpu_model": "Xeon", "kernel": "6.1.0", "os": "Debian", "hostname": "h1"}))
+    if local:
+        kernel = Path("/proc/sys/kernel/osrelease").read_text().strip()
+        host = Path("/proc/sys/kernel/hostname").read_text().strip()
+        check(t, "a server on this machine names this machine's kernel and host",
+              (fields["kernel"], fields["hostname"]) == (kernel, host), f"{fields['kernel']}, {fields['hostname']}")
+
+
 def first_byte_within(sock, seconds):
     """The next byte from `sock`, or None if none comes within `seconds`."""
     sock.settimeout(seconds)
@@ -409,6 +453,13 @@ def run_stream(t, address):
     check(t, "server-stats CPU times do not go backwards", after[0] >= before[0] and after[1] >= before[1],
           f"user {before[0]} -> {after[0]}, system {before[1]} -> {after[1]}")
 
+    # Section 10.2: the server's machine; not counted as a call.
+    local = t == "unix" or address.rsplit(":", 1)[0].strip("[]") in ("127.0.0.1", "::1", "localhost")
+    server_environment(t, conn, 0x0E0E0E0E, local)
+    again = server_stats(t, conn, 1, 0)
+    check(t, "the server-environment call is not counted as a call", again[2] == after[2],
+          f"{after[2]} -> {again[2]}")
+
     # A frame split over several writes is reassembled.
     request = frame(77, MULTIPLY, BINCODE, multiply_request(-7, -6))
     for piece in (request[:3], request[3:13], request[13:]):
@@ -418,9 +469,10 @@ def run_stream(t, address):
     check(t, "a frame sent in 3 pieces is answered once", header["id"] == 77 and multiply_reply(body) == 42,
           f"id {header['id']}, status {header['status']}")
 
-    # Bytes on the wire (3.8): 12 + body each way per call, plus the preamble.
+    # Bytes on the wire (3.8): 12 + body each way per call, plus the preamble;
+    # the four control calls (stats, stats, environment, stats) are bare headers.
     check(t, "bytes on the wire are the preamble plus whole frames",
-          conn.sent == 4 + sum(12 + len(c.body) for c in calls) + 2 * 12 + len(request),
+          conn.sent == 4 + sum(12 + len(c.body) for c in calls) + 4 * 12 + len(request),
           f"sent {conn.sent}, received {conn.received}")
 
     # 3.2 half-close: every complete request is answered, then the server closes.
@@ -556,6 +608,9 @@ def run_udp(t, address):
     # 5.1: no server-stats over udp.
     Expect("server-stats call 0xF0 over udp -> UNIMPLEMENTED", STATS, 0, b"", status=UNIMPLEMENTED,
            message="unknown call id 240").verify(t, *exchange(u, 900, STATS, 0, b""))
+    # 5.1, 10.2: nor the server's environment.
+    Expect("server-environment call 0xF1 over udp -> UNIMPLEMENTED", ENVIRONMENT, 0, b"", status=UNIMPLEMENTED,
+           message="unknown call id 241").verify(t, *exchange(u, 899, ENVIRONMENT, 0, b""))
 
     # 5.2: the reply limit. Echo reply = 12 + 3 (fb varint) + n bytes.
     fits = 1472 - 12 - 3

@@ -5,7 +5,8 @@
 //! offset  size  field
 //!      0     4  length      u32 BE: bytes after this field (8 + body)
 //!      4     4  request id  u32 BE: chosen by the client, echoed in the reply
-//!      8     1  call id     1 Multiply, 2 Echo, 3 Digest; 0xF0 server stats
+//!      8     1  call id     1 Multiply, 2 Echo, 3 Digest; 0xF0 server stats,
+//!                           0xF1 server environment
 //!      9     1  format      wire id of the format (see `FormatId`)
 //!     10     1  status      0 OK, else a gRPC status code (replies only)
 //!     11     1  flags       bit 0: 1 = reply, 0 = request; other bits 0
@@ -28,6 +29,9 @@ const LENGTH_LEN: usize = 4;
 pub const FLAG_REPLY: u8 = 1;
 /// Call id of the server-stats control call (tcp and unix).
 pub const CALL_STATS: u8 = 0xF0;
+/// Call id of the server-environment control call (tcp and unix): the
+/// server's machine, encoded by [`crate::host::HostInfo`].
+pub const CALL_ENVIRONMENT: u8 = 0xF1;
 /// The largest body a frame can declare: the length field counts 8 header
 /// bytes too.
 pub const MAX_BODY: u32 = u32::MAX - 8;

@@ -14,6 +14,7 @@
 //!
 //! - [`frame`]: the frame of tcp/unix/udp/quic, pure code over buffers.
 //! - [`grpc_wire`]: the gRPC message prefix and status trailers, pure too.
+//! - [`host`]: the server-environment control call's body, pure too.
 //! - [`stream`]: framed RPC over any byte stream, used by [`tcp`] and
 //!   [`unix`].
 //! - [`udp`], [`http2`], [`quic`], [`inproc`]: the other transports.
@@ -45,6 +46,7 @@ mod demux;
 pub mod frame;
 pub mod framework;
 pub mod grpc_wire;
+pub mod host;
 pub mod http2;
 pub mod inproc;
 pub mod quic;

@@ -120,6 +120,8 @@ pub struct Handler {
     pub(crate) max_datagram: usize,
     calls: AtomicU64,
     on_call: Option<CallHook>,
+    /// The server-environment reply body, captured once.
+    environment: Vec<u8>,
 }
 
 impl Handler {
@@ -134,6 +136,7 @@ impl Handler {
             max_datagram: config.max_datagram,
             calls: AtomicU64::new(0),
             on_call: config.on_call.clone(),
+            environment: crate::host::HostInfo::capture().encode(),
         })
     }
 
@@ -207,6 +210,12 @@ impl Handler {
         out[8..16].copy_from_slice(&(cpu.system.as_micros() as u64).to_be_bytes());
         out[16..24].copy_from_slice(&self.calls().to_be_bytes());
         out
+    }
+
+    /// The reply body of the server-environment control call (see
+    /// [`crate::host`]).
+    pub fn environment_body(&self) -> &[u8] {
+        &self.environment
     }
 }
 

@@ -23,7 +23,7 @@ use tokio::task::JoinSet;
 use wirebench_formats::{Code, FormatId, Method, ServerScratch, Status};
 
 use crate::demux::{self, Demux, Incoming};
-use crate::frame::{self, CALL_STATS, FrameError, HEADER_LEN, Header, Preamble};
+use crate::frame::{self, CALL_ENVIRONMENT, CALL_STATS, FrameError, HEADER_LEN, Header, Preamble};
 use crate::server::{Handler, ShutdownSignal};
 use crate::{CallError, ClientConfig, Counters, LiveCounters, RawShape, TransportError, TransportKind, with_timeout};
 
@@ -222,6 +222,12 @@ impl<S: SplitStream> StreamClient<S> {
     pub async fn server_stats(&self) -> Result<ServerStats, CallError> {
         let body = with_timeout(self.timeout, self.connections[0].call(CALL_STATS, 0, &[])).await?;
         ServerStats::parse(&body)
+    }
+
+    /// The server's machine (the server-environment control call).
+    pub async fn server_environment(&self) -> Result<crate::host::HostInfo, CallError> {
+        let body = with_timeout(self.timeout, self.connections[0].call(CALL_ENVIRONMENT, 0, &[])).await?;
+        crate::host::HostInfo::parse(&body)
     }
 }
 
@@ -476,6 +482,12 @@ where
                 let stats = handler.stats_body();
                 Header::reply_to(&header, 0, stats.len() as u32).put(&mut out);
                 out.extend_from_slice(&stats);
+                continue;
+            }
+            if header.call == CALL_ENVIRONMENT {
+                let body = handler.environment_body();
+                Header::reply_to(&header, 0, body.len() as u32).put(&mut out);
+                out.extend_from_slice(body);
                 continue;
             }
             match handler.handle(&mut scratch, header.call, header.format, &body) {

@@ -606,13 +606,11 @@ mod tests {
             loads: vec![],
         };
         let json = FormatChoice::One(FormatId::Json);
-        let matrix = Matrix {
-            name: "m".into(),
-            slices: vec![
-                slice(vec![json, FormatChoice::One(FormatId::Bincode)], vec![TransportKind::Tcp]),
-                slice(vec![json, FormatChoice::Own], vec![TransportKind::Tcp, TransportKind::Grpc]),
-            ],
-        };
+        let mut matrix = Matrix::product("m".into(), vec![], vec![], vec![], vec![]);
+        matrix.slices = vec![
+            slice(vec![json, FormatChoice::One(FormatId::Bincode)], vec![TransportKind::Tcp]),
+            slice(vec![json, FormatChoice::Own], vec![TransportKind::Tcp, TransportKind::Grpc]),
+        ];
         assert_eq!(
             matrix_pairs(&matrix),
             vec![

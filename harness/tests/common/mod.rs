@@ -60,3 +60,5 @@ pub fn temp() -> tempfile::TempDir {
 pub fn out_dir(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join("out")
 }
+
+pub mod link;

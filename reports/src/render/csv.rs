@@ -68,6 +68,9 @@ pub const COLUMNS: &[&str] = &[
     "samples",
     "samples_p50_ns",
     "samples_calls_per_sec",
+    "link",
+    "link_spec",
+    "clients",
 ];
 
 /// Every cell as CSV, in natural order (workload, load, format,
@@ -151,6 +154,9 @@ fn row(cell: &Cell) -> Vec<String> {
     r.push(cell.samples.len().to_string());
     r.push(cell.samples.iter().map(|s| s.p50_ns.to_string()).collect::<Vec<_>>().join(" "));
     r.push(cell.samples.iter().map(|s| f(s.calls_per_sec)).collect::<Vec<_>>().join(" "));
+    r.push(opt(cell.link.as_ref().map(|l| l.name.clone())));
+    r.push(opt(cell.link.as_ref().map(|l| l.spec.clone())));
+    r.push(cell.load.clients.to_string());
     debug_assert_eq!(r.len(), COLUMNS.len());
     r
 }

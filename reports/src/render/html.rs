@@ -56,6 +56,7 @@ pub fn html(results: &Results) -> Result<String, RenderError> {
             ("{{STYLE}}", STYLE),
             ("{{HEADER}}", &header(&view)),
             ("{{BANNER}}", &banner(&view)),
+            ("{{LINKS}}", &super::links::html_section(results)),
             ("{{STATUS}}", &status(&view)),
             ("{{PROPERTIES}}", &properties(&view)),
             ("{{ENVIRONMENT}}", &environment(results)),
@@ -93,6 +94,8 @@ struct PageData<'a> {
     transports: Vec<&'a str>,
     workloads: Vec<WorkloadData<'a>>,
     loads: Vec<LoadData<'a>>,
+    /// The emulated links, in run order (empty on loopback).
+    links: Vec<LinkData<'a>>,
     colors: BTreeMap<&'a str, &'static str>,
     transport_colors: BTreeMap<&'a str, &'static str>,
     /// The quantiles of every cell's `spectrum`.
@@ -146,8 +149,16 @@ struct WorkloadData<'a> {
 }
 
 #[derive(Serialize)]
+struct LinkData<'a> {
+    name: &'a str,
+    spec: &'a str,
+}
+
+#[derive(Serialize)]
 struct LoadData<'a> {
     label: &'a str,
+    /// The link of this load's cells (`label` ends in `@link`).
+    link: Option<&'a str>,
     model: &'a str,
     in_flight: usize,
     connections: usize,
@@ -161,6 +172,11 @@ struct CellData<'a> {
     format: &'a str,
     transport: &'a str,
     load: &'a str,
+    /// The link crossed, by name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    link: Option<&'a str>,
+    /// Client processes.
+    clients: usize,
     status: CellStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
@@ -207,12 +223,14 @@ fn page_data<'a>(view: &View<'a>) -> PageData<'a> {
             .iter()
             .map(|l| LoadData {
                 label: l.label,
+                link: l.link,
                 model: &l.load.model,
                 in_flight: l.load.in_flight,
                 connections: l.load.connections,
                 rate: l.load.rate,
             })
             .collect(),
+        links: results.links.iter().map(|l| LinkData { name: &l.name, spec: &l.spec }).collect(),
         colors,
         transport_colors,
         quantiles,
@@ -262,6 +280,8 @@ fn cell_data<'a>(cell: &'a Cell, quantiles: &[f64]) -> CellData<'a> {
         format: &cell.format,
         transport: &cell.transport,
         load: view::load_label(cell),
+        link: view::link_of(cell),
+        clients: cell.load.clients,
         status: cell.status,
         error: cell.error.as_deref(),
         baseline: cell.baseline.as_deref(),
@@ -356,11 +376,16 @@ fn header(view: &View<'_>) -> String {
         esc(&r.tool.name),
         esc(&r.tool.version),
     );
+    out.push_str(&super::links::header_html(r));
     let verdicts = view.verdicts();
     if !verdicts.is_empty() {
         out.push_str("<ul class=\"verdicts\">");
         for v in verdicts {
-            let _ = write!(out, "<li><b>{}</b>: ", esc(v.workload));
+            let _ = write!(out, "<li><b>{}</b>", esc(v.workload));
+            if let Some(link) = v.link {
+                let _ = write!(out, " over <b>{}</b>", esc(link));
+            }
+            out.push_str(": ");
             out.push_str(&verdict_html(&v));
             out.push_str("</li>");
         }
@@ -509,7 +534,9 @@ fn status(view: &View<'_>) -> String {
         let loads = view.loads_of(w.id);
         let mut rows: Vec<&str> = view.formats.clone();
         rows.push(view::RAW);
-        let _ = write!(out, "<table class=\"status-grid\"><caption>{}</caption><tr><th></th>", esc(w.id));
+        let _ = write!(out, "<table class=\"status-grid\"><caption>{}</caption>", esc(w.id));
+        family_header(&mut out, view, 1);
+        out.push_str("<tr><th></th>");
         for t in &view.transports {
             let _ = write!(out, "<th>{}</th>", esc(t));
         }
@@ -653,17 +680,28 @@ fn properties(view: &View<'_>) -> String {
         out.push_str("<p class=\"muted\">The results file lists no transport properties.</p>");
     } else {
         out.push_str(
-            "<div class=\"scroll\"><table class=\"list props\"><tr><th>transport</th><th>library</th><th>security</th>\
-             <th>delivery</th><th>multiplexing</th><th>framing</th><th>bytes on the wire</th></tr>",
+            "<p class=\"legend\">Own transports carry every format with wirebench's framing; frameworks are \
+             stock RPC systems with their own client, server, framing and codec, each carrying one format; \
+             brokers relay wirebench's frames through a real message broker.</p>\
+             <div class=\"scroll\"><table class=\"list props\"><tr><th>transport</th><th>format</th><th>library</th>\
+             <th>security</th><th>delivery</th><th>multiplexing</th><th>framing</th><th>bytes on the wire</th></tr>",
         );
         let mut names: Vec<&String> = r.transports.keys().collect();
-        names.sort_by(|a, b| view::cmp_transports(a, b));
+        let rank = |n: &str| view::FAMILIES.iter().position(|f| *f == view::family_of(r, n));
+        names.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| view::cmp_transports(a, b)));
+        let mut family = "";
         for name in names {
             let t = &r.transports[name];
+            let this = view::family_of(r, name);
+            if this != family {
+                family = this;
+                let _ = write!(out, "<tr class=\"group\"><th colspan=\"8\">{}</th></tr>", esc(family_title(family)));
+            }
             let _ = write!(
                 out,
-                "<tr><th>{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><th>{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(name),
+                esc(t.format.as_deref().unwrap_or("any")),
                 esc(&t.library),
                 esc(&t.security),
                 esc(&t.delivery),
@@ -675,6 +713,36 @@ fn properties(view: &View<'_>) -> String {
         out.push_str("</table></div>");
     }
     out
+}
+
+/// The plural heading of a family.
+fn family_title(family: &str) -> &str {
+    match family {
+        "transport" => "own transports",
+        "framework" => "frameworks",
+        "broker" => "brokers",
+        other => other,
+    }
+}
+
+/// A header row spanning each family's columns, after `lead` empty cells;
+/// nothing when every column is an own transport.
+fn family_header(out: &mut String, view: &View<'_>, lead: usize) {
+    if view.transports.iter().all(|t| view.family(t) == "transport") {
+        return;
+    }
+    out.push_str("<tr class=\"families\">");
+    for _ in 0..lead {
+        out.push_str("<th></th>");
+    }
+    let mut i = 0;
+    while i < view.transports.len() {
+        let family = view.family(view.transports[i]);
+        let span = view.transports[i..].iter().take_while(|t| view.family(t) == family).count();
+        let _ = write!(out, "<th colspan=\"{span}\">{}</th>", esc(family_title(family)));
+        i += span;
+    }
+    out.push_str("</tr>");
 }
 
 fn kv(out: &mut String, rows: &[(&str, String)]) {
@@ -734,6 +802,9 @@ fn environment(r: &Results) -> String {
         kv(&mut out, &versions);
     }
     out.push_str("</div></div>");
+    if let Some(server) = &r.server_environment {
+        out.push_str(&super::links::server_html(server));
+    }
     if let Some(instructions) = &r.instructions {
         let _ = write!(
             out,

@@ -57,31 +57,54 @@ pub fn markdown(results: &Results) -> String {
              only when its interval is apart from every other cell's; otherwise the cells tied within noise are.\n"
         );
         for v in &verdicts {
-            let _ = writeln!(out, "- {}", verdict_line(v));
+            match v.link {
+                Some(link) => {
+                    let _ = writeln!(out, "- over `{}`: {}", md_cell(link), verdict_line(v));
+                }
+                None => {
+                    let _ = writeln!(out, "- {}", verdict_line(v));
+                }
+            }
         }
         out.push('\n');
     }
 
-    // Per workload: p50 at the lowest load, calls/s at the highest.
+    // The links the run crossed, against their settings.
+    out.push_str(&super::links::markdown(results));
+
+    // Per workload (and link): p50 at the lowest load, calls/s at the
+    // highest.
     for w in &view.workloads {
-        let _ = writeln!(out, "### {}\n", md_cell(w.id));
-        if let Some(low) = view.lowest_load(w.id) {
-            let _ = writeln!(
-                out,
-                "p50 latency at {} (lowest load), lower is better; **bold** = the fastest networked cell, or every cell \
+        for &link in &view.links {
+            if view.links.len() > 1 && view.lowest_load(w.id, link).is_none() {
+                continue;
+            }
+            match link {
+                Some(name) => {
+                    let _ = writeln!(out, "### {} over {}\n", md_cell(w.id), md_cell(name));
+                }
+                None => {
+                    let _ = writeln!(out, "### {}\n", md_cell(w.id));
+                }
+            }
+            if let Some(low) = view.lowest_load(w.id, link) {
+                let _ = writeln!(
+                    out,
+                    "p50 latency at {} (lowest load), lower is better; **bold** = the fastest networked cell, or every cell \
                  tied for fastest within noise:\n",
-                low.label
-            );
-            table(&mut out, &view, w.id, low.label, Metric::P50);
-        }
-        if let Some(high) = view.highest_load(w.id) {
-            let _ = writeln!(
-                out,
-                "calls/s at {} (highest load), higher is better; **bold** = the fastest networked cell, or every cell \
+                    low.label
+                );
+                table(&mut out, &view, w.id, low.label, Metric::P50);
+            }
+            if let Some(high) = view.highest_load(w.id, link) {
+                let _ = writeln!(
+                    out,
+                    "calls/s at {} (highest load), higher is better; **bold** = the fastest networked cell, or every cell \
                  tied for fastest within noise:\n",
-                high.label
-            );
-            table(&mut out, &view, w.id, high.label, Metric::Rate);
+                    high.label
+                );
+                table(&mut out, &view, w.id, high.label, Metric::Rate);
+            }
         }
     }
 
@@ -162,6 +185,12 @@ pub(crate) fn environment_line(results: &Results) -> String {
     ];
     if c.tls {
         parts.push("TLS".into());
+    }
+    if let Some(links) = super::links::names(results) {
+        parts.push(format!("over {links}"));
+    }
+    if let Some(server) = super::links::server_line(results) {
+        parts.push(server);
     }
     parts.push(format!("{} {}", results.tool.name, results.tool.version));
     parts.join(" · ")

@@ -14,12 +14,52 @@ pub(crate) const REFERENCE: (&str, &str) = ("protobuf", "grpc");
 
 /// Formats in the order the formats crate registers them; others follow
 /// alphabetically.
-const FORMAT_ORDER: [&str; 7] = ["json", "msgpack", "protobuf", "flatbuffers", "capnp", "capnp-packed", "bincode"];
-/// Transports in the order the transports crate lists them.
-const TRANSPORT_ORDER: [&str; 7] = ["tcp", "unix", "udp", "http2", "quic", "inproc", "grpc"];
+const FORMAT_ORDER: [&str; 15] = [
+    "json",
+    "msgpack",
+    "protobuf",
+    "flatbuffers",
+    "capnp",
+    "capnp-packed",
+    "bincode",
+    "thrift-binary",
+    "thrift-compact",
+    "hessian",
+    "cbor",
+    "avro",
+    "postcard",
+    "bitcode",
+    "rkyv",
+];
+/// Transports in the order the transports crate lists them, family by
+/// family (own transports, frameworks, brokers).
+const TRANSPORT_ORDER: [&str; 19] = [
+    "tcp",
+    "unix",
+    "udp",
+    "http2",
+    "quic",
+    "inproc",
+    "grpc",
+    "thrift-rpc",
+    "thrift-rpc-binary",
+    "volo-thrift",
+    "capnp-rpc",
+    "tarpc",
+    "zerorpc",
+    "jsonrpsee",
+    "nats",
+    "rabbitmq",
+    "redis",
+    "mqtt",
+    "kafka",
+];
+/// The families of transports, in report order.
+pub(crate) const FAMILIES: [&str; 3] = ["transport", "framework", "broker"];
 
-/// The colour of each known format, the same in every chart.
-const FORMAT_COLORS: [(&str, &str); 8] = [
+/// The colour of each known format, the same in every chart (distinct
+/// hues first, then lighter shades of them).
+const FORMAT_COLORS: [(&str, &str); 16] = [
     ("json", "#e45756"),
     ("msgpack", "#f58518"),
     ("protobuf", "#4c78a8"),
@@ -27,10 +67,18 @@ const FORMAT_COLORS: [(&str, &str); 8] = [
     ("capnp", "#b279a2"),
     ("capnp-packed", "#9d755d"),
     ("bincode", "#17a2a8"),
+    ("thrift-binary", "#eeca3b"),
+    ("thrift-compact", "#b8860b"),
+    ("hessian", "#ff9da6"),
+    ("cbor", "#8c564b"),
+    ("avro", "#72b7b2"),
+    ("postcard", "#bcbd22"),
+    ("bitcode", "#393b79"),
+    ("rkyv", "#d62728"),
     (RAW, "#555555"),
 ];
 /// Colours for formats this build does not know, by a hash of the name.
-const SPARE_COLORS: [&str; 6] = ["#ff9da6", "#8c6d31", "#bcbd22", "#7f7f7f", "#393b79", "#d6616b"];
+const SPARE_COLORS: [&str; 6] = ["#8c6d31", "#7f7f7f", "#d6616b", "#637939", "#7b4173", "#a55194"];
 /// Transport colours, used only where lines or bars stand for transports
 /// (with a dash pattern each, so they are not mistaken for formats).
 const TRANSPORT_COLORS: [(&str, &str); 7] = [
@@ -68,6 +116,16 @@ pub(crate) fn cmp_formats(a: &str, b: &str) -> Ordering {
     rank(a).cmp(&rank(b)).then_with(|| a.cmp(b))
 }
 
+/// The family a results file gives a transport; files without one
+/// (before frameworks had a family) name only own transports and grpc.
+pub(crate) fn family_of<'r>(results: &'r Results, transport: &str) -> &'r str {
+    match results.transports.get(transport) {
+        Some(info) if !info.family.is_empty() => &info.family,
+        _ if transport == REFERENCE.1 => "framework",
+        _ => "transport",
+    }
+}
+
 /// Orders transport names.
 pub(crate) fn cmp_transports(a: &str, b: &str) -> Ordering {
     rank_in(&TRANSPORT_ORDER, a).cmp(&rank_in(&TRANSPORT_ORDER, b)).then_with(|| a.cmp(b))
@@ -84,8 +142,8 @@ pub(crate) fn cmp_workloads(a: &WorkloadInfo<'_>, b: &WorkloadInfo<'_>) -> Order
     rank(a).cmp(&rank(b)).then(a.kind.cmp(b.kind)).then(a.size.cmp(&b.size)).then(a.id.cmp(b.id))
 }
 
-/// Orders loads: closed before open, then by calls in flight,
-/// connections and rate.
+/// Orders loads: by link (loopback first, then the run's links in order),
+/// closed before open, then by calls in flight, connections and rate.
 pub(crate) fn cmp_loads(a: &LoadInfo<'_>, b: &LoadInfo<'_>) -> Ordering {
     let model = |l: &Load| match l.model.as_str() {
         "closed" => 0,
@@ -93,17 +151,24 @@ pub(crate) fn cmp_loads(a: &LoadInfo<'_>, b: &LoadInfo<'_>) -> Ordering {
         "open-poisson" => 2,
         _ => 3,
     };
-    model(a.load)
-        .cmp(&model(b.load))
+    a.link_rank
+        .cmp(&b.link_rank)
+        .then(model(a.load).cmp(&model(b.load)))
         .then(a.load.in_flight.cmp(&b.load.in_flight))
         .then(a.load.connections.cmp(&b.load.connections))
         .then(a.load.rate.unwrap_or(0.0).total_cmp(&b.load.rate.unwrap_or(0.0)))
         .then(a.label.cmp(b.label))
 }
 
-/// The load part of a cell's key (`c1`, `c64x4`, `r1000c8`).
+/// The load part of a cell's key (`c1`, `c64x4`, `r1000c8`), with its
+/// link (`c64@wan`): cells of different links are different points.
 pub(crate) fn load_label(cell: &Cell) -> &str {
     cell.key.rsplit('/').next().unwrap_or("")
+}
+
+/// The link a cell ran over, by name; `None` on loopback.
+pub(crate) fn link_of(cell: &Cell) -> Option<&str> {
+    cell.link.as_ref().map(|l| l.name.as_str())
 }
 
 /// A workload as reports show it.
@@ -120,10 +185,14 @@ pub(crate) struct WorkloadInfo<'a> {
 /// A load as reports show it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct LoadInfo<'a> {
-    /// `c64`.
+    /// `c64`, or `c64@wan` over a link.
     pub(crate) label: &'a str,
     /// The load.
     pub(crate) load: &'a Load,
+    /// The link its cells crossed.
+    pub(crate) link: Option<&'a str>,
+    /// The link's place in the run (0: loopback, then `links` order).
+    pub(crate) link_rank: usize,
 }
 
 /// The fastest networked cell of a workload at its lowest load (by p50,
@@ -133,6 +202,8 @@ pub(crate) struct LoadInfo<'a> {
 pub(crate) struct Verdict<'a> {
     /// The workload.
     pub(crate) workload: &'a str,
+    /// The link its cells crossed.
+    pub(crate) link: Option<&'a str>,
     /// The load compared at.
     pub(crate) load: Option<&'a str>,
     /// The fastest ok cell over a network transport, or the tied ones.
@@ -225,8 +296,10 @@ pub(crate) struct View<'a> {
     pub(crate) formats: Vec<&'a str>,
     /// Transports of format cells, listed order.
     pub(crate) transports: Vec<&'a str>,
-    /// Loads, lightest first.
+    /// Loads, lightest first (grouped by link).
     pub(crate) loads: Vec<LoadInfo<'a>>,
+    /// The links cells ran over, in run order; `[None]` on loopback.
+    pub(crate) links: Vec<Option<&'a str>>,
     by_coords: HashMap<(&'a str, &'a str, &'a str, &'a str), &'a Cell>,
 }
 
@@ -238,7 +311,15 @@ impl<'a> View<'a> {
         let mut transports = BTreeSet::new();
         let mut loads: Vec<LoadInfo<'a>> = Vec::new();
         let mut by_coords = HashMap::with_capacity(results.cells.len());
+        let link_rank = |name: Option<&str>| match name {
+            None => 0,
+            Some(n) => 1 + results.links.iter().position(|l| l.name == n).unwrap_or(results.links.len()),
+        };
+        let mut links: Vec<Option<&'a str>> = Vec::new();
         for cell in results.cells.values() {
+            if !links.contains(&link_of(cell)) {
+                links.push(link_of(cell));
+            }
             if !workloads.iter().any(|w| w.id == cell.workload) {
                 workloads.push(WorkloadInfo { id: &cell.workload, kind: &cell.workload_kind, size: cell.size });
             }
@@ -248,7 +329,8 @@ impl<'a> View<'a> {
             }
             let label = load_label(cell);
             if !loads.iter().any(|l| l.label == label) {
-                loads.push(LoadInfo { label, load: &cell.load });
+                let link = link_of(cell);
+                loads.push(LoadInfo { label, load: &cell.load, link, link_rank: link_rank(link) });
             }
             by_coords.insert((cell.workload.as_str(), cell.format.as_str(), cell.transport.as_str(), label), cell);
         }
@@ -257,8 +339,20 @@ impl<'a> View<'a> {
         let mut formats: Vec<&str> = formats.into_iter().collect();
         formats.sort_by(|a, b| cmp_formats(a, b));
         let mut transports: Vec<&str> = transports.into_iter().collect();
-        transports.sort_by(|a, b| cmp_transports(a, b));
-        View { results, workloads, formats, transports, loads, by_coords }
+        transports.sort_by(|a, b| {
+            let rank = |t: &str| FAMILIES.iter().position(|f| *f == family_of(results, t)).unwrap_or(FAMILIES.len());
+            rank(a).cmp(&rank(b)).then_with(|| cmp_transports(a, b))
+        });
+        links.sort_by_key(|l| (link_rank(*l), *l));
+        if links.is_empty() {
+            links.push(None);
+        }
+        View { results, workloads, formats, transports, loads, links, by_coords }
+    }
+
+    /// The family of a transport (`transport`, `framework` or `broker`).
+    pub(crate) fn family(&self, transport: &str) -> &'a str {
+        family_of(self.results, transport)
     }
 
     /// The cell at these coordinates.
@@ -275,35 +369,40 @@ impl<'a> View<'a> {
             .collect()
     }
 
-    /// The lightest load of a workload (fewest calls in flight).
-    pub(crate) fn lowest_load(&self, workload: &str) -> Option<LoadInfo<'a>> {
-        self.loads_of(workload).into_iter().next()
+    /// The lightest load of a workload on a link (fewest calls in flight).
+    pub(crate) fn lowest_load(&self, workload: &str, link: Option<&str>) -> Option<LoadInfo<'a>> {
+        self.loads_of(workload).into_iter().find(|l| l.link == link)
     }
 
-    /// The heaviest load of a workload (most calls in flight; closed loop
-    /// preferred).
-    pub(crate) fn highest_load(&self, workload: &str) -> Option<LoadInfo<'a>> {
-        let loads = self.loads_of(workload);
+    /// The heaviest load of a workload on a link (most calls in flight;
+    /// closed loop preferred).
+    pub(crate) fn highest_load(&self, workload: &str, link: Option<&str>) -> Option<LoadInfo<'a>> {
+        let loads: Vec<LoadInfo<'a>> = self.loads_of(workload).into_iter().filter(|l| l.link == link).collect();
         let closed: Vec<_> = loads.iter().copied().filter(|l| l.load.model == "closed").collect();
         let pool = if closed.is_empty() { loads } else { closed };
         pool.into_iter().max_by(|a, b| a.load.in_flight.cmp(&b.load.in_flight).then(cmp_loads(b, a)))
     }
 
-    /// Per workload: the fastest networked cell at the lowest load vs gRPC.
+    /// Per workload and link: the fastest networked cell at the lowest
+    /// load vs gRPC.
     pub(crate) fn verdicts(&self) -> Vec<Verdict<'a>> {
-        self.workloads
-            .iter()
-            .map(|w| {
-                let load = self.lowest_load(w.id);
+        let mut out = Vec::new();
+        for w in &self.workloads {
+            for &link in &self.links {
+                let load = self.lowest_load(w.id, link);
+                if load.is_none() && self.links.len() > 1 {
+                    continue;
+                }
                 let fastest = match load {
                     Some(l) => fastest_at(self, w.id, l.label, Metric::P50),
                     None => Fastest::Nothing,
                 };
                 let reference =
                     load.and_then(|l| self.cell(w.id, REFERENCE.0, REFERENCE.1, l.label)).filter(|c| p50(c).is_some());
-                Verdict { workload: w.id, load: load.map(|l| l.label), fastest, reference }
-            })
-            .collect()
+                out.push(Verdict { workload: w.id, link, load: load.map(|l| l.label), fastest, reference });
+            }
+        }
+        out
     }
 
     /// Whether the run meant to measure `key`: every key of its plan (for
