@@ -13,7 +13,7 @@ use crate::limits::{self, Parser as Ranged};
 use crate::options::{self, Given, RunArgs};
 use crate::plan::{self, Matrix};
 use crate::run::{self, RunOptions};
-use crate::{affinity, commands, instructions, output, progress, serve};
+use crate::{affinity, call_counts, commands, instructions, output, progress, serve};
 use wirebench_reports::Results;
 
 /// Exit status: some cell failed.
@@ -64,11 +64,18 @@ enum Command {
     Merge(MergeArgs),
     /// Write a results file in another tool's format.
     Export(ExportArgs),
-    /// Count instructions per encode/decode/access with valgrind's callgrind.
+    /// Count instructions per encode/decode/access, and instructions and
+    /// system calls per whole call, with valgrind's callgrind.
     Instructions(InstructionsArgs),
     /// The callgrind child of `instructions` (internal).
     #[command(name = "__count", hide = true)]
     Count(CountArgs),
+    /// The counting server of `instructions` (internal).
+    #[command(name = "__count-serve", hide = true)]
+    CountServe(call_counts::ServeArgs),
+    /// The counting client of `instructions` (internal).
+    #[command(name = "__count-calls", hide = true)]
+    CountCalls(call_counts::CallsArgs),
     /// One client process of a `run --clients K` cell (internal): its job
     /// on stdin, its result on stdout.
     #[command(name = "__client", hide = true)]
@@ -205,9 +212,25 @@ struct InstructionsArgs {
     #[arg(long, value_delimiter = ',', value_parser = Ranged::new(|s: &str| s.trim().parse::<FormatId>()))]
     formats: Option<Vec<FormatId>>,
     /// Workloads: multiply, echo-SIZE, digest-RECORDS, or echo/digest
-    /// for all default sizes (default: the default matrix's).
+    /// for all default sizes (default: the default matrix's for codec
+    /// operations, the quick matrix's for whole calls).
     #[arg(long, value_delimiter = ',')]
     workloads: Option<Vec<String>>,
+    /// Transports whose whole calls to count, comma-separated, all (every
+    /// transport and framework), or none for codec operations only
+    /// (default: the quick matrix's transports, each with its formats
+    /// there, unless --formats is given: then all).
+    #[arg(long, value_name = "T,..", value_delimiter = ',',
+          value_parser = Ranged::new(call_counts::transport_choice))]
+    transports: Option<Vec<call_counts::TransportChoice>>,
+    /// Keep the whole calls' callgrind profiles and valgrind logs here, for
+    /// callgrind_annotate (default: removed).
+    #[arg(long, value_name = "DIR")]
+    profiles: Option<PathBuf>,
+    /// Calls counted per cell after the warm-up, 1 to 10000.
+    #[arg(long, value_name = "N", default_value_t = call_counts::DEFAULT_CALLS,
+          value_parser = limits::count(limits::CALLS), allow_hyphen_values = true)]
+    calls: u64,
     /// Add the counts to this results file (rewritten atomically).
     #[arg(long, conflicts_with = "out")]
     into: Option<PathBuf>,
@@ -460,6 +483,14 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             instructions::child(format, &plan::parse_workloads(&args.workloads)?, args.seed)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::CountServe(args) => {
+            call_counts::serve_command(args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CountCalls(args) => {
+            call_counts::calls_command(args)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -504,17 +535,33 @@ fn compare_command(args: CompareArgs) -> anyhow::Result<ExitCode> {
 
 fn instructions_command(args: InstructionsArgs) -> anyhow::Result<ExitCode> {
     let formats = args.formats.clone().unwrap_or_else(|| FormatId::ALL.to_vec());
-    let workloads = match &args.workloads {
-        Some(w) => plan::parse_workloads(w)?,
-        None => Workload::defaults(),
+    let (workloads, call_workloads) = match &args.workloads {
+        Some(w) => (plan::parse_workloads(w)?, plan::parse_workloads(w)?),
+        None => (Workload::defaults(), resolve_run(["wirebench", "run", "--quick"])?.matrix.workloads()),
     };
-    let counts = instructions::count(&args.valgrind, &formats, &workloads, args.seed)?;
-    let mut table = String::new();
-    for (key, n) in &counts.counts {
-        table.push_str(&format!("{key:<40} {n:>14}\n"));
-    }
+    // Whole calls: by default the quick matrix's cells, its transports each
+    // with its formats there; named formats or transports, their product.
+    let pairs = match (&args.formats, &args.transports) {
+        (None, None) => call_counts::matrix_pairs(&resolve_run(["wirebench", "run", "--quick"])?.matrix),
+        (_, choices) => {
+            let choices = choices.as_deref().unwrap_or(&[call_counts::TransportChoice::All]);
+            let transports = call_counts::transports(choices).map_err(anyhow::Error::msg)?;
+            transports.into_iter().map(|t| (t, formats.clone())).collect()
+        }
+    };
+    let transports: Vec<TransportKind> = pairs.iter().map(|(t, _)| *t).collect();
+    let mut counts = instructions::count(&args.valgrind, &formats, &workloads, args.seed)?;
+    let request = call_counts::Request {
+        valgrind: &args.valgrind,
+        transports: &pairs,
+        workloads: &call_workloads,
+        seed: args.seed,
+        schedule: call_counts::Schedule { warmup: call_counts::WARMUP_CALLS, calls: args.calls },
+        profiles: args.profiles.as_deref(),
+    };
+    call_counts::add(&mut counts, &request)?;
     // The counts are the result; a closed stdout must not lose them.
-    let printed = output::stdout(&table);
+    let printed = output::stdout(&instructions::table(&counts));
     match (&args.into, &args.out) {
         (Some(path), _) => {
             let mut results = Results::read(path)?;
@@ -524,7 +571,7 @@ fn instructions_command(args: InstructionsArgs) -> anyhow::Result<ExitCode> {
         }
         (None, Some(path)) => {
             let mut options = default_run_options()?;
-            options.matrix = Matrix::product("instructions".into(), formats, vec![], workloads, vec![]);
+            options.matrix = Matrix::product("instructions".into(), formats, transports, workloads, vec![]);
             options.seed = args.seed;
             let mut results = run::empty_results(&options, &[]);
             results.instructions = Some(counts);

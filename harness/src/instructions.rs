@@ -99,7 +99,7 @@ impl FormatVisitor for Planned<'_> {
 }
 
 /// The `Ir` total of a callgrind profile.
-fn total(profile: &str) -> Option<u64> {
+pub(crate) fn total(profile: &str) -> Option<u64> {
     profile
         .lines()
         .find_map(|l| l.strip_prefix("summary:").or_else(|| l.strip_prefix("totals:")))
@@ -153,7 +153,20 @@ pub fn count(valgrind: &Path, formats: &[FormatId], workloads: &[Workload], seed
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(Instructions { tool: format!("{version} callgrind"), counts })
+    Ok(Instructions { tool: format!("{version} callgrind"), counts, ..Instructions::default() })
+}
+
+/// The counts as a table: one line per key, whole calls with their system
+/// calls per call.
+pub fn table(counts: &Instructions) -> String {
+    let mut table = String::new();
+    for (key, n) in &counts.counts {
+        match counts.syscalls.get(key) {
+            Some(s) => table.push_str(&format!("{key:<48} {n:>14} {s:>9.2} syscalls\n")),
+            None => table.push_str(&format!("{key:<48} {n:>14}\n")),
+        }
+    }
+    table
 }
 
 /// The numbered dump files of one callgrind run, in dump order. Callgrind

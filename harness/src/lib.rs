@@ -18,6 +18,9 @@
 //! - [`remote`]: the server's own machine, read over the control
 //!   connection.
 //! - [`serve`], [`commands`]: the other subcommands.
+//! - [`instructions`], [`call_counts`], [`syscalls`], [`valgrind`]: exact
+//!   costs, counted under valgrind: instructions per codec operation, and
+//!   instructions and system calls per whole call, client and server.
 //!
 //! The key design decision: the measured window is defined by the
 //! snapshots taken at its edges (client thread CPU, wire counters, server
@@ -25,6 +28,7 @@
 //! per-call figure divides quantities measured over the same interval.
 
 pub mod affinity;
+pub mod call_counts;
 pub mod cell;
 pub mod cli;
 pub mod clients;
@@ -44,3 +48,5 @@ pub mod remote;
 pub mod run;
 pub mod serve;
 pub mod servers;
+pub mod syscalls;
+pub mod valgrind;

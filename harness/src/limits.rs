@@ -35,6 +35,9 @@ pub const PASSES: Count = Count { min: 1, max: 100 };
 pub const RECORDS: Count = Count { min: 1, max: 100_000 };
 /// Server runtime worker threads.
 pub const WORKER_THREADS: Count = Count { min: 1, max: 256 };
+/// Counted calls per cell and side of `instructions` (each takes
+/// milliseconds to seconds under valgrind).
+pub const CALLS: Count = Count { min: 1, max: 10_000 };
 /// Client processes per cell (`--clients`): as many as a link has client
 /// namespaces (its address plan's limit), with or without a link.
 pub const CLIENTS: Count = Count { min: 1, max: wirebench_link::MAX_CLIENTS as u64 };

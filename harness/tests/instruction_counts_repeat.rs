@@ -15,7 +15,9 @@ fn valgrind_present() -> bool {
 
 fn count(out: &std::path::Path) -> Results {
     let status = Command::new(env!("CARGO_BIN_EXE_wirebench"))
-        .args(["instructions", "--formats", "bincode,flatbuffers", "--workloads", "multiply,digest-10", "--out"])
+        .args(["instructions", "--formats", "bincode,flatbuffers", "--workloads", "multiply,digest-10"])
+        // Codec operations only: tests/call_counts_repeat.rs counts whole calls.
+        .args(["--transports", "none", "--out"])
         .arg(out)
         .stdout(std::process::Stdio::null())
         .status()

@@ -865,8 +865,8 @@ fn exact_rows(key: &str, b: &Cell, n: &Cell, ignored: &impl Fn(&str, &str) -> bo
 }
 
 /// Every key of either file's instruction `counts`, whatever its shape
-/// (codec operations and whole calls alike), judged by the instruction
-/// threshold.
+/// (codec operations and whole calls alike), and of its whole calls'
+/// `syscalls`, judged by the instruction threshold.
 fn instruction_rows(
     base: &Results,
     new: &Results,
@@ -874,29 +874,38 @@ fn instruction_rows(
     ignored: &impl Fn(&str, &str) -> bool,
     rows: &mut Vec<Row>,
 ) {
-    let empty = BTreeMap::new();
-    let b = base.instructions.as_ref().map_or(&empty, |i| &i.counts);
-    let n = new.instructions.as_ref().map_or(&empty, |i| &i.counts);
-    let keys: BTreeSet<&String> = b.keys().chain(n.keys()).collect();
-    for key in keys {
-        let (bv, nv) = (b.get(key).copied(), n.get(key).copied());
-        let ratio = match (bv, nv) {
-            (Some(b), Some(n)) if b > 0 => Some(n as f64 / b as f64),
-            _ => None,
-        };
-        let t = options.instructions_threshold;
-        let verdict = match (bv, nv, ratio) {
-            _ if ignored(key, "instructions") => Verdict::Ignored,
-            (None, Some(_), _) => Verdict::Added,
-            (Some(_), None, _) => Verdict::Removed,
-            (_, _, Some(r)) if r > 1.0 + t => Verdict::Regressed,
-            (_, _, Some(r)) if r < 1.0 - t => Verdict::Improved,
-            _ => Verdict::Unchanged,
-        };
-        let mut row = Row::new(key, "instructions", Kind::Instructions, verdict);
-        row.base = bv.map(|v| v as f64);
-        row.new = nv.map(|v| v as f64);
-        row.ratio = ratio;
-        rows.push(row);
+    // Instruction counts, then system calls per call.
+    let values = |r: &Results| -> [BTreeMap<String, f64>; 2] {
+        match &r.instructions {
+            Some(i) => [i.counts.iter().map(|(k, v)| (k.clone(), *v as f64)).collect(), i.syscalls.clone()],
+            None => Default::default(),
+        }
+    };
+    for ((metric, b), n) in ["instructions", "syscalls"].into_iter().zip(values(base)).zip(values(new)) {
+        let keys: BTreeSet<&String> = b.keys().chain(n.keys()).collect();
+        for key in keys {
+            let (bv, nv) = (b.get(key).copied(), n.get(key).copied());
+            let ratio = match (bv, nv) {
+                (Some(b), Some(n)) if b > 0.0 => Some(n / b),
+                // No system calls on either side is no change; from none
+                // to some is any change at all.
+                (Some(_), Some(n)) => Some(if n == 0.0 { 1.0 } else { f64::INFINITY }),
+                _ => None,
+            };
+            let t = options.instructions_threshold;
+            let verdict = match (bv, nv, ratio) {
+                _ if ignored(key, metric) => Verdict::Ignored,
+                (None, Some(_), _) => Verdict::Added,
+                (Some(_), None, _) => Verdict::Removed,
+                (_, _, Some(r)) if r > 1.0 + t => Verdict::Regressed,
+                (_, _, Some(r)) if r < 1.0 - t => Verdict::Improved,
+                _ => Verdict::Unchanged,
+            };
+            let mut row = Row::new(key, metric, Kind::Instructions, verdict);
+            row.base = bv;
+            row.new = nv;
+            row.ratio = ratio.filter(|r| r.is_finite());
+            rows.push(row);
+        }
     }
 }

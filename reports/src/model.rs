@@ -590,8 +590,22 @@ fn is_zero(n: &u32) -> bool {
 pub struct Instructions {
     /// The tool and version, e.g. `valgrind-3.19.0 callgrind`.
     pub tool: String,
-    /// `{workload}/{format}/{operation}` -> instructions for one call.
+    /// `{workload}/{format}/{operation}` -> instructions for one codec
+    /// operation; `{workload}/{format}/{transport}/call/{client|server}`
+    /// -> instructions per whole call on that side.
     pub counts: BTreeMap<String, u64>,
+    /// Whole calls: how many calls of each cell were counted (after
+    /// `warmup_calls` that were not); the `call` keys are per call, over
+    /// these. Absent without whole-call counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls: Option<u64>,
+    /// Whole calls: the calls made before each cell's counted ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup_calls: Option<u64>,
+    /// `{workload}/{format}/{transport}/call/{client|server}` -> system
+    /// calls per call on that side, over the same calls as `counts`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub syscalls: BTreeMap<String, f64>,
 }
 
 /// Why a results file could not be read.

@@ -108,7 +108,8 @@ fn instruction_counts_regress_above_their_threshold() {
     counts.insert("multiply/json/tcp/call/client".to_owned(), 50_000u64);
     counts.insert("multiply/json/tcp/call/server".to_owned(), 40_000u64);
     counts.insert("some/new/shape".to_owned(), 10u64);
-    base.instructions = Some(wirebench_reports::model::Instructions { tool: "callgrind".into(), counts });
+    base.instructions =
+        Some(wirebench_reports::model::Instructions { tool: "callgrind".into(), counts, ..Default::default() });
     let mut new = base.clone();
     let n = &mut new.instructions.as_mut().unwrap().counts;
     *n.get_mut("multiply/json/encode").unwrap() = 1005; // +0.5%: fine

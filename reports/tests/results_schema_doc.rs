@@ -18,7 +18,8 @@ fn doc() -> String {
 fn field_names(v: &Value, parent: &str, out: &mut BTreeSet<String>) {
     match v {
         Value::Object(map) => {
-            let is_map = matches!(parent, "cells" | "formats" | "transports" | "crate_versions" | "counts");
+            let is_map =
+                matches!(parent, "cells" | "formats" | "transports" | "crate_versions" | "counts" | "syscalls");
             for (k, child) in map {
                 if !is_map {
                     out.insert(k.clone());
@@ -85,6 +86,9 @@ fn every_field_of_the_model_is_documented() {
         results.instructions = Some(wirebench_reports::model::Instructions {
             tool: "callgrind".into(),
             counts: [("multiply/json/encode".to_owned(), 1)].into(),
+            calls: Some(20),
+            warmup_calls: Some(5),
+            syscalls: [("multiply/json/tcp/call/client".to_owned(), 4.0)].into(),
         });
         for cell in results.cells.values_mut() {
             if let Some(m) = cell.metrics.as_mut() {

@@ -633,6 +633,9 @@ where
         .map_err(|e| format!("HTTP/2 handshake: {e}"))?;
     loop {
         tokio::select! {
+            // A fixed polling order: a call then runs the same instructions
+            // every time (`wirebench instructions` counts them).
+            biased;
             request = connection.accept() => match request {
                 Some(Ok((request, respond))) => {
                     let handler = handler.clone();

@@ -65,7 +65,7 @@ pub mod unix;
 
 pub use framework::{Framework, FrameworkClient};
 pub use mode::{Delivery, OnewayMeta, OnewayReport, PublishMeta, ReportRequest, Subscription};
-pub use server::{Handler, Inject, MAX_STREAM_REPLIES, OnewaySessions, Server, ServerConfig, Stall};
+pub use server::{CallHook, Handler, Inject, MAX_STREAM_REPLIES, OnewaySessions, Server, ServerConfig, Stall};
 pub use tls::CertPin;
 
 /// A transport's client: one or more connections to one server.

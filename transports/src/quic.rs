@@ -408,6 +408,9 @@ async fn serve_connection(
         .is_some_and(|alpn| alpn == ALPN_RAW);
     loop {
         tokio::select! {
+            // A fixed polling order: a call then runs the same instructions
+            // every time (`wirebench instructions` counts them).
+            biased;
             stream = connection.accept_bi() => match stream {
                 Ok((send, recv)) => {
                     let handler = handler.clone();

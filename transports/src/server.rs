@@ -46,6 +46,21 @@ pub struct ServerConfig {
     /// Test-only: a fixed busy-wait added to every call (of some formats),
     /// a real slowdown to prove that `compare` catches one.
     pub inject: Option<Inject>,
+    /// Called with each call's number (0, 1, ...) as the handler starts
+    /// serving it; `wirebench instructions` marks its counted windows
+    /// with it.
+    pub on_call: Option<CallHook>,
+}
+
+/// A function the handler calls at the start of every call, with the
+/// call's number.
+#[derive(Clone)]
+pub struct CallHook(pub Arc<dyn Fn(u64) + Send + Sync>);
+
+impl std::fmt::Debug for CallHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CallHook")
+    }
 }
 
 /// A busy-wait of `delay` in every call of `formats` (all when `None`):
@@ -82,6 +97,7 @@ impl Default for ServerConfig {
             stall: None,
             inject: None,
             oneway: Arc::default(),
+            on_call: None,
         }
     }
 }
@@ -264,6 +280,7 @@ pub struct Handler {
     pub(crate) max_message: usize,
     pub(crate) max_datagram: usize,
     calls: AtomicU64,
+    on_call: Option<CallHook>,
     /// The server-environment reply body, captured once.
     environment: Vec<u8>,
     oneway: Arc<OnewaySessions>,
@@ -280,6 +297,7 @@ impl Handler {
             max_message: config.max_message,
             max_datagram: config.max_datagram,
             calls: AtomicU64::new(0),
+            on_call: config.on_call.clone(),
             environment: crate::host::HostInfo::capture().encode(),
             oneway: config.oneway.clone(),
         })
@@ -321,7 +339,7 @@ impl Handler {
         format: u8,
         body: &[u8],
     ) -> Result<&'s [u8], Status> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.number_call();
         let method =
             Method::from_id(call).ok_or_else(|| Status::new(Code::Unimplemented, format!("unknown call id {call}")))?;
         let format = FormatId::from_wire(format)
@@ -364,9 +382,18 @@ impl Handler {
     /// stock frameworks decode their own requests), with its test-only
     /// injected delay.
     pub fn count_call(&self, format: FormatId) {
-        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.number_call();
         if let Some(inject) = &self.inject {
             inject.spin(format);
+        }
+    }
+
+    /// Counts a call and tells the hook its number.
+    #[inline]
+    fn number_call(&self) {
+        let n = self.calls.fetch_add(1, Ordering::Relaxed);
+        if let Some(hook) = &self.on_call {
+            (hook.0)(n);
         }
     }
 

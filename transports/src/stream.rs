@@ -531,6 +531,9 @@ pub(crate) async fn serve_connection<S: SplitStream>(
             break preamble;
         }
         tokio::select! {
+            // A fixed polling order: a call then runs the same instructions
+            // every time (`wirebench instructions` counts them).
+            biased;
             n = read.read_buf(&mut buf) => if n? == 0 { return Ok(()) },
             () = shutdown.wait() => return Ok(()),
         }
@@ -630,6 +633,9 @@ where
             buf.reserve(READ_CHUNK);
         }
         tokio::select! {
+            // A fixed polling order: a call then runs the same instructions
+            // every time (`wirebench instructions` counts them).
+            biased;
             n = read.read_buf(&mut buf) => if n? == 0 { return Ok(()) },
             () = shutdown.wait() => return Ok(()),
         }
@@ -741,6 +747,9 @@ where
             buf.reserve(READ_CHUNK.max(request));
         }
         tokio::select! {
+            // A fixed polling order: a call then runs the same instructions
+            // every time (`wirebench instructions` counts them).
+            biased;
             n = read.read_buf(&mut buf) => if n? == 0 { return Ok(()) },
             () = shutdown.wait() => return Ok(()),
         }

@@ -468,6 +468,9 @@ impl Transport for Udp {
         let handler = Handler::new(&config);
         Ok(Server::spawn(Endpoint::new(KIND, Address::Inet(local)), move |mut shutdown, set| async move {
             tokio::select! {
+                // A fixed polling order: a call then runs the same instructions
+                // every time (`wirebench instructions` counts them).
+                biased;
                 () = serve_socket(socket, &handler) => {}
                 () = shutdown.wait() => {}
             }

@@ -36,6 +36,7 @@ fn value(metric: &str, v: Option<f64>) -> String {
     match v {
         None => "-".into(),
         Some(v) if metric == "p50" || metric == "p99" => human_ns(v),
+        Some(v) if metric == "syscalls" => format!("{v:.2}"),
         Some(v) => format!("{v:.0}"),
     }
 }
@@ -151,8 +152,8 @@ fn method(c: &Comparison) -> String {
          figure), never other cells. Two or more a side: Welch's t on log values, one-sided against the {}% \
          threshold, {} correction over {} tests, alpha {}, {}% intervals. One replicate on a side: the \
          single-replicate rule (a cell flags at ×{:.2} p50, ×{:.2} p99, ×{:.2} calls/s; the `*` row at ×{:.2}, ×{:.2}, \
-         ×{:.2}). `vs raw`: the change of the cell's ratio to its raw baseline of the same pass. Instructions: threshold \
-         {}%. Exact metrics: any change. Details: docs/statistics.md.",
+         ×{:.2}). `vs raw`: the change of the cell's ratio to its raw baseline of the same pass. Instructions and system \
+         calls per call: threshold {}%. Exact metrics: any change. Details: docs/statistics.md.",
         c.options.threshold * 100.0,
         c.options.correction.name(),
         c.rows.iter().filter(|r| matches!(r.judgement, Some(Judgement::Replicates { .. }))).count(),
