@@ -255,7 +255,9 @@ registry! {
     frameworks {
         Grpc => "grpc", framework::grpc::Grpc;
     }
-    brokers {}
+    brokers {
+        Nats => "nats", broker::nats::Nats;
+    }
 }
 
 impl TransportKind {
