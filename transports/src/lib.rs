@@ -90,6 +90,10 @@ pub trait Transport: Send + Sync + 'static {
     const KIND: TransportKind;
     /// What it is, for reports.
     const PROPERTIES: TransportProperties;
+    /// Whether its clients' [`Client::counters`] count bytes on the wire:
+    /// false where the client library owns its socket out of reach (its
+    /// properties say so), and then the harness reports no wire bytes.
+    const COUNTS_WIRE: bool = true;
     /// The RPC client.
     type Client: Client;
     /// The raw baseline client.
@@ -257,6 +261,9 @@ registry! {
     }
     brokers {
         Nats => "nats", broker::nats::Nats;
+        Rabbitmq => "rabbitmq", broker::rabbitmq::Rabbitmq;
+        Redis => "redis", broker::redis::Redis;
+        Mqtt => "mqtt", broker::mqtt::Mqtt;
     }
 }
 

@@ -40,10 +40,10 @@ use crate::server::Handler;
 use crate::{CallError, RawShape, Transport, TransportError, TransportKind};
 
 pub mod daemon;
-// pub mod mqtt;
+pub mod mqtt;
 pub mod nats;
-// pub mod rabbitmq;
-// pub mod redis;
+pub mod rabbitmq;
+pub mod redis;
 
 pub use daemon::{BrokerError, RunningBroker, StartOptions};
 
