@@ -66,6 +66,8 @@ fn connect_item(s: &str) -> Result<(TransportKind, Endpoint), String> {
     if kind == TransportKind::Inproc {
         return Err("inproc has no server to connect to: it always runs in this process".into());
     }
+    // A broker row takes its broker's URL too: nats://HOST:PORT.
+    let address = kind.broker().map_or(address, |b| wirebench_transports::broker::strip_scheme(b.scheme, address));
     let endpoint = Endpoint::parse(kind, address)?;
     let needs_pin = kind == TransportKind::Quic;
     if needs_pin && endpoint.pin.is_none() {
@@ -179,7 +181,9 @@ pub struct RunArgs {
     #[arg(long, conflicts_with = "connect")]
     pub in_process: bool,
     /// Drive a running `wirebench serve`: T=ADDR[,T=ADDR..], with #sha256:PIN
-    /// for quic and for http2 with --tls (as `serve` prints them).
+    /// for quic and for http2 with --tls (as `serve` prints them). A broker
+    /// row (nats, rabbitmq, redis, mqtt) names an existing broker instead of
+    /// starting one; with brokers alone the responders still run here.
     #[arg(long, value_name = "T=ADDR,..", value_delimiter = ',', value_parser = Parser::new(connect_item))]
     pub connect: Option<Vec<(TransportKind, Endpoint)>>,
     /// Output directory (default: wirebench-results/<UTC time>, made unique).
@@ -222,6 +226,10 @@ pub struct RunArgs {
     /// Test only: the server process aborts after this long.
     #[arg(long, hide = true, value_parser = limits::span(limits::TEST_DELAY))]
     pub server_crash_after: Option<Duration>,
+    /// Test only: the broker of the cell with this key is killed halfway
+    /// through its measured window.
+    #[arg(long, hide = true, value_name = "KEY")]
+    pub broker_crash_in: Option<String>,
 }
 
 /// The option names of [`RunArgs`] that a matrix file may also set, so
@@ -297,13 +305,28 @@ pub fn resolve(args: &RunArgs, given: &dyn Given) -> anyhow::Result<RunOptions> 
     let workloads =
         expand_workloads(&workloads, &sizes, &records, given, file.sizes.is_some(), file.records.is_some())?;
 
+    // `--connect` with brokers only: existing brokers, and the responders
+    // and every other server still run here. With any other transport: a
+    // remote server, whose responders use the brokers named.
+    let connect = args.connect.clone().unwrap_or_default();
+    let brokers_only = !connect.is_empty() && connect.iter().all(|(t, _)| t.broker().is_some());
     let mode = match &args.connect {
-        Some(endpoints) => Mode::Remote(endpoints.clone()),
-        None if args.in_process => Mode::InProcess,
-        None => Mode::Process,
+        Some(endpoints) if !brokers_only => Mode::Remote(endpoints.clone()),
+        _ if args.in_process => Mode::InProcess,
+        _ => Mode::Process,
     };
+    let explicit = given.given("transports") || file.transports.is_some();
     if let Mode::Remote(endpoints) = &mode {
-        check_connect(endpoints, &mut transports, given.given("transports") || file.transports.is_some(), args.tls)?;
+        check_connect(endpoints, &mut transports, explicit, args.tls)?;
+    } else if brokers_only {
+        check_connect(&connect, &mut Vec::new(), true, false)?;
+        if !explicit {
+            transports = TransportKind::ALL
+                .iter()
+                .copied()
+                .filter(|t| connect.iter().any(|(c, _)| c == t) || *t == TransportKind::Inproc)
+                .collect();
+        }
     }
 
     let model = match rate {
@@ -350,6 +373,8 @@ pub fn resolve(args: &RunArgs, given: &dyn Given) -> anyhow::Result<RunOptions> 
             config: server_config,
             cpus: if matches!(mode, Mode::Remote(_)) { None } else { server_cpus },
             crash_after: args.server_crash_after,
+            external_brokers: if brokers_only { connect.clone() } else { Vec::new() },
+            broker_crash_in: args.broker_crash_in.clone(),
         },
         mode,
         client,

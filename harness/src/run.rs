@@ -275,6 +275,11 @@ fn run_cell(
     if let Some(note) = servers.check_child(&options.server, out_dir) {
         tracing::warn!("{note}");
     }
+    // A broker that died between cells is replaced before the next; a
+    // broker row without a broker cannot run.
+    if let Some(cell) = crate::brokers::before_cell(spec, servers, &options.server, out_dir) {
+        return Some(cell);
+    }
     let Some(endpoint) = servers.endpoint(spec.transport).cloned() else {
         return Some(cell::unsupported(spec, format!("no {} server in this run", spec.transport)));
     };
@@ -287,11 +292,18 @@ fn run_cell(
         raw_shape: shapes[&spec.workload],
         server_cpu: servers.cpu_source(),
         seed: options.seed,
+        broker_cpu: servers.broker_cpu(spec.transport),
+        broker_limit: servers.broker_limit(spec.transport),
     };
+    let crash = crate::brokers::crash_during(spec, options, servers);
     let mut cell = match run_on_client_thread(job, stop.clone(), options.client_cpus.clone()) {
         Outcome::Interrupted => return None,
         Outcome::Done(cell) => *cell,
     };
+    drop(crash);
+    // A broker that died during the cell fails it, and the next cell gets
+    // a fresh one.
+    crate::brokers::after_cell(&mut cell, servers, &options.server, out_dir);
     // A server that died during the cell fails it, whatever the cell
     // itself saw.
     if let Some(note) = servers.check_child(&options.server, out_dir) {
