@@ -45,6 +45,9 @@ fn every_field_of_the_model_is_documented() {
                 m.wire_probe_bytes.get_or_insert(1);
                 m.server_user_us_per_call.get_or_insert(1.0);
                 m.server_system_us_per_call.get_or_insert(1.0);
+                m.broker_user_us_per_call.get_or_insert(1.0);
+                m.broker_system_us_per_call.get_or_insert(1.0);
+                m.broker_cpu.get_or_insert_with(|| "broker process tree".into());
             }
         }
         field_names(&serde_json::to_value(&results).unwrap(), "", &mut names);

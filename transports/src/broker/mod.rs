@@ -20,7 +20,7 @@
 //! (the method), the format's wire id and, on replies, the status, each in
 //! the broker's own headers or properties; a request is matched to its
 //! reply by the broker's own means (a reply inbox, a correlation id, or a
-//! request id field). `docs/protocol.md` section 13 has each broker's
+//! request id field). `docs/protocol.md` section 16 has each broker's
 //! bytes. Each transport's design leaves room for the other call modes
 //! (oneway: a request with no reply address; stream: several replies to
 //! one reply address; pubsub: one subject, many subscribers) without
