@@ -200,7 +200,7 @@ struct InstructionsArgs {
     /// Formats, comma-separated (default: all).
     #[arg(long, value_delimiter = ',', value_parser = Ranged::new(|s: &str| s.trim().parse::<FormatId>()))]
     formats: Option<Vec<FormatId>>,
-    /// Workloads: multiply, echo-<size>, digest-<records>, or echo/digest
+    /// Workloads: multiply, echo-SIZE, digest-RECORDS, or echo/digest
     /// for all default sizes (default: the default matrix's).
     #[arg(long, value_delimiter = ',')]
     workloads: Option<Vec<String>>,
@@ -260,6 +260,10 @@ struct ServeArgs {
     /// Test only: pause PAUSE every PERIOD.
     #[arg(long, hide = true)]
     stall: Option<String>,
+    /// Test only: busy-wait DELAY in every call (of the formats after `:`),
+    /// e.g. 10us or 10us:json,bincode.
+    #[arg(long, hide = true, value_parser = Ranged::new(serve::parse_inject))]
+    inject_delay: Option<wirebench_transports::Inject>,
     /// Test only: abort after this long.
     #[arg(long, hide = true, value_parser = limits::span(limits::TEST_DELAY))]
     crash_after: Option<std::time::Duration>,
@@ -512,8 +516,7 @@ fn instructions_command(args: InstructionsArgs) -> anyhow::Result<ExitCode> {
         }
         (None, Some(path)) => {
             let mut options = default_run_options()?;
-            options.matrix =
-                Matrix { name: "instructions".into(), formats, transports: vec![], workloads, loads: vec![] };
+            options.matrix = Matrix::product("instructions".into(), formats, vec![], workloads, vec![]);
             options.seed = args.seed;
             let mut results = run::empty_results(&options, &[]);
             results.instructions = Some(counts);
@@ -573,6 +576,7 @@ fn serve_options(args: ServeArgs) -> anyhow::Result<serve::ServeOptions> {
         tls: args.tls,
         fault: args.fault.as_deref().map(serve::parse_fault).transpose()?.unwrap_or_default(),
         stall: args.stall.as_deref().map(serve::parse_stall).transpose()?,
+        inject: args.inject_delay,
     };
     Ok(serve::ServeOptions {
         listen,
@@ -661,11 +665,11 @@ mod tests {
         assert_eq!(bare.server.cpus, run.server.cpus);
         // What the README says the default matrix is.
         assert_eq!(bare.matrix.name, "default");
-        assert_eq!(bare.matrix.formats, FormatId::ALL.to_vec());
-        assert_eq!(bare.matrix.transports, TransportKind::ALL.to_vec());
-        assert_eq!(bare.matrix.workloads, Workload::defaults());
-        assert_eq!(bare.matrix.loads.iter().map(|l| l.in_flight).collect::<Vec<_>>(), vec![1, 64]);
-        assert!(bare.matrix.loads.iter().all(|l| l.model == LoadModel::Closed && l.connections == 1));
+        assert_eq!(bare.matrix.formats(), FormatId::ALL.to_vec());
+        assert_eq!(bare.matrix.transports(), TransportKind::ALL.to_vec());
+        assert_eq!(bare.matrix.workloads(), Workload::defaults());
+        assert_eq!(bare.matrix.loads().iter().map(|l| l.in_flight).collect::<Vec<_>>(), vec![1, 64]);
+        assert!(bare.matrix.loads().iter().all(|l| l.model == LoadModel::Closed && l.connections == 1));
         assert_eq!(
             bare.timing,
             Timing {
@@ -692,7 +696,7 @@ mod tests {
         assert!(bare.quick);
         assert_eq!(bare.matrix.name, "quick");
         assert_eq!(
-            bare.matrix.workloads,
+            bare.matrix.workloads(),
             vec![Workload::Multiply, Workload::Echo { size: 1024 }, Workload::Digest { records: 100 }]
         );
         assert_eq!(bare.timing.duration, Duration::from_millis(60));
@@ -700,7 +704,7 @@ mod tests {
         assert_eq!(bare.timing.timeout, Duration::from_secs(5));
         // A flag given beside --quick wins over quick's default.
         assert_eq!(resolve("wirebench --quick --duration 1s").timing.duration, Duration::from_secs(1));
-        assert_eq!(resolve("wirebench --quick --sizes 16B").matrix.workloads[1], Workload::Echo { size: 16 });
+        assert_eq!(resolve("wirebench --quick --sizes 16B").matrix.workloads()[1], Workload::Echo { size: 16 });
     }
 
     #[test]
@@ -708,12 +712,12 @@ mod tests {
         let o = resolve(
             "wirebench run --formats json,bincode --transports tcp --workloads echo --sizes 64KiB --concurrency 1,8",
         );
-        assert_eq!(o.matrix.formats, vec![FormatId::Json, FormatId::Bincode]);
-        assert_eq!(o.matrix.workloads, vec![Workload::Echo { size: 65536 }]);
-        assert_eq!(o.matrix.loads.iter().map(|l| l.in_flight).collect::<Vec<_>>(), vec![1, 8]);
+        assert_eq!(o.matrix.formats(), vec![FormatId::Json, FormatId::Bincode]);
+        assert_eq!(o.matrix.workloads(), vec![Workload::Echo { size: 65536 }]);
+        assert_eq!(o.matrix.loads().iter().map(|l| l.in_flight).collect::<Vec<_>>(), vec![1, 8]);
         let open = resolve("wirebench --rate 1000 --poisson --concurrency 4");
-        assert_eq!(open.matrix.loads[0].to_string(), "p1000c4");
-        assert_eq!(resolve("wirebench --workloads echo-16B,multiply").matrix.workloads.len(), 2);
+        assert_eq!(open.matrix.loads()[0].to_string(), "p1000c4");
+        assert_eq!(resolve("wirebench --workloads echo-16B,multiply").matrix.workloads().len(), 2);
     }
 
     #[test]
@@ -751,11 +755,11 @@ mod tests {
     #[test]
     fn connect_alone_runs_the_connected_transports() {
         let o = resolve("wirebench --connect tcp=127.0.0.1:1");
-        assert_eq!(o.matrix.transports, vec![TransportKind::Tcp, TransportKind::Inproc]);
+        assert_eq!(o.matrix.transports(), vec![TransportKind::Tcp, TransportKind::Inproc]);
         let pin = format!("#sha256:{}", "ab".repeat(32));
         let o =
             resolve(&format!("wirebench --connect tcp=127.0.0.1:1,quic=127.0.0.1:2{pin} --transports tcp,quic,inproc"));
-        assert_eq!(o.matrix.transports, vec![TransportKind::Tcp, TransportKind::Quic, TransportKind::Inproc]);
+        assert_eq!(o.matrix.transports(), vec![TransportKind::Tcp, TransportKind::Quic, TransportKind::Inproc]);
         assert!(error("wirebench --connect smtp=1.2.3.4:25").contains("unknown transport"));
         assert!(error("wirebench --connect tcp").contains("T=ADDR"));
     }

@@ -12,14 +12,17 @@ use crate::cell::Sizes;
 pub fn formats() -> String {
     let mut out = String::new();
     let yes = |b: bool| if b { "yes" } else { "no" };
+    let w = name_width();
+    // Wide enough for most libraries; a longer one pushes its own row only.
+    let lw = FormatId::ALL.iter().map(|f| f.properties().library.len()).max().unwrap_or(0).clamp(7, 32);
     out.push_str(&format!(
-        "{:<13} {:<26} {:<15} {:<10} {:<10} {}\n",
+        "{:<w$} {:<lw$} {:<15} {:<10} {:<10} {}\n",
         "format", "library", "self-describing", "zero-copy", "unchecked", "schema"
     ));
     for &f in FormatId::ALL {
         let p = f.properties();
         out.push_str(&format!(
-            "{:<13} {:<26} {:<15} {:<10} {:<10} {}\n",
+            "{:<w$} {:<lw$} {:<15} {:<10} {:<10} {}\n",
             f.name(),
             p.library,
             yes(p.self_describing),
@@ -34,6 +37,11 @@ pub fn formats() -> String {
         out.push_str(&format!("{}:\n  validation: {}\n  layout: {}\n", f.name(), p.validation, p.layout));
     }
     out
+}
+
+/// The width of the format-name column: the longest name.
+fn name_width() -> usize {
+    FormatId::ALL.iter().map(|f| f.name().len()).max().unwrap_or(0).max("format".len())
 }
 
 /// What `dump` writes.
@@ -118,8 +126,9 @@ impl FormatVisitor for SizesOf<'_> {
 /// `wirebench sizes`: encoded and zstd sizes of every format and workload.
 pub fn sizes(workloads: &[Workload], seed: u64) -> anyhow::Result<String> {
     let mut out = String::new();
+    let nw = name_width();
     out.push_str(&format!(
-        "{:<13} {:<12} {:>12} {:>12} {:>12} {:>12}\n",
+        "{:<nw$} {:<12} {:>12} {:>12} {:>12} {:>12}\n",
         "format", "workload", "request", "req zstd", "reply", "reply zstd"
     ));
     for &w in workloads {
@@ -128,7 +137,7 @@ pub fn sizes(workloads: &[Workload], seed: u64) -> anyhow::Result<String> {
             let s = f.visit(SizesOf(&data)).map_err(anyhow::Error::msg)?;
             let z = |v: Option<u64>| v.map_or("-".into(), |v| v.to_string());
             out.push_str(&format!(
-                "{:<13} {:<12} {:>12} {:>12} {:>12} {:>12}\n",
+                "{:<nw$} {:<12} {:>12} {:>12} {:>12} {:>12}\n",
                 f.name(),
                 w.to_string(),
                 s.request,

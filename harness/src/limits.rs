@@ -130,8 +130,8 @@ impl Span {
     }
 }
 
-/// Parses a duration with a unit (`h`, `m`, `s`, `ms`, `us`; a bare number
-/// is seconds). Refuses what `Duration` cannot hold.
+/// Parses a duration with a unit (`h`, `m`, `s`, `ms`, `us`, `ns`; a bare
+/// number is seconds). Refuses what `Duration` cannot hold.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
@@ -141,9 +141,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "s" | "" => number,
         "ms" => number / 1e3,
         "us" | "µs" => number / 1e6,
+        "ns" => number / 1e9,
         "m" | "min" => number * 60.0,
         "h" => number * 3600.0,
-        other => return Err(format!("bad duration unit {other:?} in {s:?}: use h, m, s, ms or us")),
+        other => return Err(format!("bad duration unit {other:?} in {s:?}: use h, m, s, ms, us or ns")),
     };
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("bad duration {s:?}"))
 }

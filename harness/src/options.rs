@@ -16,12 +16,12 @@ use anyhow::bail;
 use clap::Args;
 use wirebench_formats::dataset::{DEFAULT_SEED, format_size};
 use wirebench_formats::{Dataset, FormatId, FormatVisitor, Workload};
-use wirebench_transports::{ClientConfig, Endpoint, ServerConfig, TransportKind};
+use wirebench_transports::{ClientConfig, Endpoint, Family, ServerConfig, TransportKind};
 
 use crate::affinity;
 use crate::cell::Sizes;
 use crate::limits::{self, Parser};
-use crate::plan::{ConfigFile, LoadModel, LoadSpec, Matrix, Timing};
+use crate::plan::{ConfigFile, FormatChoice, LoadModel, LoadSpec, Matrix, Slice, Timing};
 use crate::run::RunOptions;
 use crate::servers::{Mode, ServerOptions};
 
@@ -45,19 +45,77 @@ fn workload_choice(s: &str) -> Result<WorkloadChoice, String> {
     }
 }
 
-/// `all`, or one name.
-fn format_choice(s: &str) -> Result<Option<FormatId>, String> {
+/// What `--formats` names: every format, each framework's own, or one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Formats {
+    /// `all`.
+    All,
+    /// `own`: each stock framework's own format, nothing elsewhere.
+    Own,
+    /// One format.
+    One(FormatId),
+}
+
+fn format_choice(s: &str) -> Result<Formats, String> {
     match s.trim() {
-        "all" => Ok(None),
-        name => name.parse().map(Some),
+        "all" => Ok(Formats::All),
+        "own" => Ok(Formats::Own),
+        name => name.parse().map(Formats::One),
     }
 }
 
-fn transport_choice(s: &str) -> Result<Option<TransportKind>, String> {
+/// What `--transports` names: all, a family, or one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transports {
+    /// `all`.
+    All,
+    /// `transports`, `frameworks` or `brokers`.
+    Family(Family),
+    /// One transport.
+    One(TransportKind),
+}
+
+fn transport_choice(s: &str) -> Result<Transports, String> {
     match s.trim() {
-        "all" => Ok(None),
-        name => name.parse().map(Some),
+        "all" => Ok(Transports::All),
+        "transports" => Ok(Transports::Family(Family::Transport)),
+        "frameworks" => Ok(Transports::Family(Family::Framework)),
+        "brokers" => Ok(Transports::Family(Family::Broker)),
+        name => name.parse().map(Transports::One),
     }
+}
+
+fn format_choices(choices: &[Formats]) -> Vec<FormatChoice> {
+    let mut out = Vec::new();
+    for choice in choices {
+        let add: Vec<FormatChoice> = match choice {
+            Formats::All => FormatId::ALL.iter().map(|&f| FormatChoice::One(f)).collect(),
+            Formats::Own => vec![FormatChoice::Own],
+            Formats::One(f) => vec![FormatChoice::One(*f)],
+        };
+        for c in add {
+            if !out.contains(&c) {
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
+fn transport_kinds(choices: &[Transports]) -> Vec<TransportKind> {
+    let mut out: Vec<TransportKind> = TransportKind::ALL
+        .iter()
+        .copied()
+        .filter(|t| {
+            choices.iter().any(|c| match c {
+                Transports::All => true,
+                Transports::Family(f) => t.family() == *f,
+                Transports::One(one) => one == t,
+            })
+        })
+        .collect();
+    out.dedup();
+    out
 }
 
 fn connect_item(s: &str) -> Result<(TransportKind, Endpoint), String> {
@@ -113,15 +171,19 @@ pub struct RunArgs {
     /// windows (about 25 seconds on 2 cores).
     #[arg(long)]
     pub quick: bool,
-    /// Formats, comma-separated, or all.
+    /// Formats, comma-separated; all; or own (each framework's own). Any of
+    /// --formats, --transports, --workloads, --sizes, --records,
+    /// --concurrency makes the matrix their full product; without them it
+    /// is the built-in default (or --quick) matrix's slices.
     #[arg(long, value_name = "F,..", value_delimiter = ',', default_value = "all",
           value_parser = Parser::new(format_choice))]
-    pub formats: Vec<Option<FormatId>>,
-    /// Transports, comma-separated, or all.
+    pub formats: Vec<Formats>,
+    /// Transports, comma-separated; all; or a family: transports,
+    /// frameworks, brokers.
     #[arg(long, value_name = "T,..", value_delimiter = ',', default_value = "all",
           value_parser = Parser::new(transport_choice))]
-    pub transports: Vec<Option<TransportKind>>,
-    /// Workloads: multiply, echo-<size>, digest-<records>, or the kinds echo
+    pub transports: Vec<Transports>,
+    /// Workloads: multiply, echo-SIZE, digest-RECORDS, or the kinds echo
     /// and digest, which take their sizes from --sizes and --records.
     #[arg(long, value_name = "W,..", value_delimiter = ',', default_value = "multiply,echo,digest",
           value_parser = Parser::new(workload_choice))]
@@ -186,7 +248,7 @@ pub struct RunArgs {
     /// starting one; with brokers alone the responders still run here.
     #[arg(long, value_name = "T=ADDR,..", value_delimiter = ',', value_parser = Parser::new(connect_item))]
     pub connect: Option<Vec<(TransportKind, Endpoint)>>,
-    /// Output directory (default: wirebench-results/<UTC time>, made unique).
+    /// Output directory (default: wirebench-results/UTC-TIME, made unique).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// No progress output.
@@ -223,6 +285,10 @@ pub struct RunArgs {
     /// Test only: the server pauses PAUSE every PERIOD, e.g. 50ms/500ms.
     #[arg(long, hide = true)]
     pub server_stall: Option<String>,
+    /// Test only: the server busy-waits DELAY in every call (of the formats
+    /// after `:`), e.g. 10us or 10us:json,bincode: a real slowdown.
+    #[arg(long, hide = true, value_parser = Parser::new(crate::serve::parse_inject))]
+    pub server_inject_delay: Option<wirebench_transports::Inject>,
     /// Test only: the server process aborts after this long.
     #[arg(long, hide = true, value_parser = limits::span(limits::TEST_DELAY))]
     pub server_crash_after: Option<Duration>,
@@ -237,6 +303,16 @@ pub struct RunArgs {
 pub trait Given {
     /// Whether `id` (a field name of [`RunArgs`]) came from the command line.
     fn given(&self, id: &str) -> bool;
+}
+
+/// Nothing given on the command line (a slice's own sizes come from its
+/// kinds, never from a conflict with the command line's).
+struct NoneGiven;
+
+impl Given for NoneGiven {
+    fn given(&self, _: &str) -> bool {
+        false
+    }
 }
 
 impl Given for clap::ArgMatches {
@@ -258,7 +334,10 @@ fn each_count(items: &[u64], range: limits::Count) -> Result<Vec<usize>, String>
 /// as a whole. `given` tells flags typed on the command line from
 /// defaults, so a matrix file can sit between the two.
 pub fn resolve(args: &RunArgs, given: &dyn Given) -> anyhow::Result<RunOptions> {
-    let file = args.config.as_deref().map(ConfigFile::read).transpose()?.unwrap_or_default();
+    let file = match &args.config {
+        Some(path) => ConfigFile::read(path)?,
+        None => ConfigFile::builtin(args.quick),
+    };
     let path = args.config.as_ref().map(|p| p.display().to_string());
     let path = path.as_deref();
 
@@ -295,15 +374,65 @@ pub fn resolve(args: &RunArgs, given: &dyn Given) -> anyhow::Result<RunOptions> 
         bail!("poisson needs a rate (--rate R)");
     }
 
-    let formats: Vec<FormatId> =
-        if formats.contains(&None) { FormatId::ALL.to_vec() } else { formats.into_iter().flatten().collect() };
-    let mut transports: Vec<TransportKind> = if transports.contains(&None) {
-        TransportKind::ALL.to_vec()
-    } else {
-        transports.into_iter().flatten().collect()
+    let model = match rate {
+        Some(rate) => LoadModel::Open { rate, poisson },
+        None => LoadModel::Closed,
     };
-    let workloads =
-        expand_workloads(&workloads, &sizes, &records, given, file.sizes.is_some(), file.records.is_some())?;
+    let loads_of = |concurrency: &[usize]| {
+        let mut loads: Vec<LoadSpec> = Vec::new();
+        for &in_flight in concurrency {
+            let load = LoadSpec { model, in_flight, connections };
+            if !loads.contains(&load) {
+                loads.push(load);
+            }
+        }
+        loads
+    };
+    let explicit_axes = ["formats", "transports", "workloads", "sizes", "records", "concurrency"];
+    let name = match (&file.name, path) {
+        (Some(name), _) => name.clone(),
+        (None, Some(path)) => path.to_owned(),
+        (None, None) if args.quick => "quick".into(),
+        (None, None) => "default".into(),
+    };
+    let mut matrix = match &file.slice {
+        Some(slices) if !explicit_axes.iter().any(|id| given.given(id)) => {
+            let mut out = Vec::new();
+            for (i, slice) in slices.iter().enumerate() {
+                let at = |e: String| anyhow::anyhow!("{}: slice {}: {e}", path.unwrap_or("the built-in matrix"), i + 1);
+                let formats = match &slice.formats {
+                    Some(v) => format_choices(&each(v, format_choice).map_err(at)?),
+                    None => format_choices(&formats),
+                };
+                let transports = match &slice.transports {
+                    Some(v) => transport_kinds(&each(v, transport_choice).map_err(at)?),
+                    None => transport_kinds(&transports),
+                };
+                let choices = match &slice.workloads {
+                    Some(v) => each(v, workload_choice).map_err(at)?,
+                    None => workloads.clone(),
+                };
+                let slice_workloads = expand_workloads(&choices, &sizes, &records, &NoneGiven, false, false)?;
+                let concurrency = match &slice.concurrency {
+                    Some(v) => each_count(v, limits::CONCURRENCY).map_err(at)?,
+                    None => concurrency.clone(),
+                };
+                out.push(Slice { formats, transports, workloads: slice_workloads, loads: loads_of(&concurrency) });
+            }
+            Matrix { name, slices: out }
+        }
+        _ => {
+            let workloads =
+                expand_workloads(&workloads, &sizes, &records, given, file.sizes.is_some(), file.records.is_some())?;
+            let slice = Slice {
+                formats: format_choices(&formats),
+                transports: transport_kinds(&transports),
+                workloads,
+                loads: loads_of(&concurrency),
+            };
+            Matrix { name, slices: vec![slice] }
+        }
+    };
 
     // `--connect` with brokers only: existing brokers, and the responders
     // and every other server still run here. With any other transport: a
@@ -317,36 +446,13 @@ pub fn resolve(args: &RunArgs, given: &dyn Given) -> anyhow::Result<RunOptions> 
     };
     let explicit = given.given("transports") || file.transports.is_some();
     if let Mode::Remote(endpoints) = &mode {
-        check_connect(endpoints, &mut transports, explicit, args.tls)?;
+        check_connect(endpoints, &mut matrix, explicit, args.tls)?;
     } else if brokers_only {
-        check_connect(&connect, &mut Vec::new(), true, false)?;
-        if !explicit {
-            transports = TransportKind::ALL
-                .iter()
-                .copied()
-                .filter(|t| connect.iter().any(|(c, _)| c == t) || *t == TransportKind::Inproc)
-                .collect();
-        }
+        // Unless the transports were chosen, only the brokers named and
+        // inproc run; chosen ones that are not named run here.
+        let mut none = Matrix::product(String::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        check_connect(&connect, if explicit { &mut none } else { &mut matrix }, false, false)?;
     }
-
-    let model = match rate {
-        Some(rate) => LoadModel::Open { rate, poisson },
-        None => LoadModel::Closed,
-    };
-    let mut loads: Vec<LoadSpec> = Vec::new();
-    for &in_flight in &concurrency {
-        let load = LoadSpec { model, in_flight, connections };
-        if !loads.contains(&load) {
-            loads.push(load);
-        }
-    }
-    let name = match (&file.name, path) {
-        (Some(name), _) => name.clone(),
-        (None, Some(path)) => path.to_owned(),
-        (None, None) if args.quick => "quick".into(),
-        (None, None) => "default".into(),
-    };
-    let matrix = Matrix { name, formats, transports, workloads, loads };
     let timing = Timing { warmup, duration, samples: samples as u32, timeout };
 
     let (client_cpus, server_cpus) = pins(&args.pin)?;
@@ -363,6 +469,7 @@ pub fn resolve(args: &RunArgs, given: &dyn Given) -> anyhow::Result<RunOptions> 
         tls: args.tls,
         fault: args.server_fault.as_deref().map(crate::serve::parse_fault).transpose()?.unwrap_or_default(),
         stall: args.server_stall.as_deref().map(crate::serve::parse_stall).transpose()?,
+        inject: args.server_inject_delay.clone(),
     };
     check_messages(&matrix, args.max_message, args.seed)?;
     Ok(RunOptions {
@@ -448,7 +555,7 @@ fn expand_workloads(
 /// matrix's transports are the connected ones and inproc, the codec floor.
 fn check_connect(
     endpoints: &[(TransportKind, Endpoint)],
-    transports: &mut Vec<TransportKind>,
+    matrix: &mut Matrix,
     explicit: bool,
     tls: bool,
 ) -> anyhow::Result<()> {
@@ -462,14 +569,11 @@ fn check_connect(
         bail!("--connect http2={e} with --tls needs the server's certificate pin: http2=ADDR#sha256:HEX");
     }
     if !explicit {
-        *transports = TransportKind::ALL
-            .iter()
-            .copied()
-            .filter(|t| connected.contains(t) || *t == TransportKind::Inproc)
-            .collect();
+        matrix.retain_transports(|t| connected.contains(&t) || t == TransportKind::Inproc);
         return Ok(());
     }
-    let missing: Vec<&str> = transports
+    let missing: Vec<&str> = matrix
+        .transports()
         .iter()
         .filter(|t| **t != TransportKind::Inproc && !connected.contains(t))
         .map(|t| t.name())
@@ -527,14 +631,15 @@ impl FormatVisitor for LargestMessage<'_> {
 /// Every message of the matrix fits `--max-message`, and the messages of
 /// all calls in flight fit in memory; refused before the run otherwise.
 fn check_messages(matrix: &Matrix, max_message: usize, seed: u64) -> anyhow::Result<()> {
-    let in_flight = matrix.loads.iter().map(|l| l.in_flight).max().unwrap_or(1);
-    for &workload in &matrix.workloads {
+    let in_flight = matrix.loads().iter().map(|l| l.in_flight).max().unwrap_or(1);
+    let formats = matrix.formats();
+    for workload in matrix.workloads() {
         if workload == Workload::Multiply {
             continue;
         }
         let data = Dataset::generate(workload, seed);
         let mut largest = (0u64, FormatId::ALL[0]);
-        for &format in &matrix.formats {
+        for &format in &formats {
             let sizes = format.visit(LargestMessage(&data)).map_err(anyhow::Error::msg)?;
             let biggest = sizes.request.max(sizes.reply);
             if biggest > largest.0 {

@@ -139,13 +139,21 @@ pub struct Timing {
     pub timeout: Duration,
 }
 
-/// A matrix: the product of its axes.
+/// A format choice of a slice: one format, or each framework's own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FormatChoice {
+    /// This format on every transport of the slice (an unsupported cell
+    /// where a transport cannot carry it, so reports show the gap).
+    One(FormatId),
+    /// Each stock framework's own format; nothing on the other families.
+    Own,
+}
+
+/// One product of axes; a matrix is a union of slices.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Matrix {
-    /// A name for reports.
-    pub name: String,
+pub struct Slice {
     /// Formats.
-    pub formats: Vec<FormatId>,
+    pub formats: Vec<FormatChoice>,
     /// Transports.
     pub transports: Vec<TransportKind>,
     /// Workloads.
@@ -154,35 +162,121 @@ pub struct Matrix {
     pub loads: Vec<LoadSpec>,
 }
 
+/// A matrix: a union of products of axes (slices). The built-in default
+/// and quick matrices are several slices (`harness/matrices/*.toml`), so
+/// each format runs the workloads and loads that tell it apart within the
+/// time budget; any axis given on the command line makes the matrix one
+/// full product.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Matrix {
+    /// A name for reports.
+    pub name: String,
+    /// Its slices.
+    pub slices: Vec<Slice>,
+}
+
 impl Matrix {
-    /// The cells, in run order: per workload and load, each transport's raw
-    /// baseline first, then its formats. A format a transport cannot carry
-    /// is still a cell (recorded as unsupported), so reports show the gap.
-    pub fn cells(&self) -> Vec<CellSpec> {
-        let mut cells = Vec::new();
-        let mut raw_transports: Vec<TransportKind> = Vec::new();
-        for t in &self.transports {
-            // gRPC is measured against raw HTTP/2, even if http2 itself is
-            // not in the matrix.
-            if !raw_transports.contains(&t.baseline()) {
-                raw_transports.push(t.baseline());
+    /// The full product of the axes.
+    pub fn product(
+        name: String,
+        formats: Vec<FormatId>,
+        transports: Vec<TransportKind>,
+        workloads: Vec<Workload>,
+        loads: Vec<LoadSpec>,
+    ) -> Matrix {
+        let formats = formats.into_iter().map(FormatChoice::One).collect();
+        Matrix { name, slices: vec![Slice { formats, transports, workloads, loads }] }
+    }
+
+    /// Every format the matrix names (each framework's own, for `own`).
+    pub fn formats(&self) -> Vec<FormatId> {
+        union(self.slices.iter().flat_map(|s| {
+            s.formats.iter().flat_map(move |choice| match *choice {
+                FormatChoice::One(f) => vec![f],
+                FormatChoice::Own => s.transports.iter().filter_map(|t| t.own_format()).collect(),
+            })
+        }))
+    }
+
+    /// Every transport of the matrix, in registry order.
+    pub fn transports(&self) -> Vec<TransportKind> {
+        union(self.slices.iter().flat_map(|s| s.transports.iter().copied()))
+    }
+
+    /// Every workload, in order.
+    pub fn workloads(&self) -> Vec<Workload> {
+        union(self.slices.iter().flat_map(|s| s.workloads.iter().copied()))
+    }
+
+    /// Every load, in the order first seen.
+    pub fn loads(&self) -> Vec<LoadSpec> {
+        let mut out: Vec<LoadSpec> = Vec::new();
+        for load in self.slices.iter().flat_map(|s| s.loads.iter().copied()) {
+            if !out.contains(&load) {
+                out.push(load);
             }
         }
-        raw_transports.sort();
-        for &workload in &self.workloads {
-            for &load in &self.loads {
-                for &transport in &raw_transports {
-                    cells.push(CellSpec { workload, subject: Subject::Raw, transport, load });
-                }
-                for &transport in &self.transports {
-                    for &format in &self.formats {
-                        cells.push(CellSpec { workload, subject: Subject::Format(format), transport, load });
+        out
+    }
+
+    /// Keeps only the transports `keep` accepts, in every slice.
+    pub fn retain_transports(&mut self, keep: impl Fn(TransportKind) -> bool) {
+        for slice in &mut self.slices {
+            slice.transports.retain(|&t| keep(t));
+        }
+        self.slices.retain(|s| !s.transports.is_empty());
+    }
+
+    /// The cells, in run order: per workload and load, the raw baseline of
+    /// each transport in play first, then every slice's cells. A format a
+    /// transport cannot carry is still a cell (recorded as unsupported), so
+    /// reports show the gap; [`FormatChoice::Own`] asks for none of those.
+    pub fn cells(&self) -> Vec<CellSpec> {
+        let mut cells: Vec<CellSpec> = Vec::new();
+        for workload in self.workloads() {
+            for load in self.loads() {
+                let here: Vec<&Slice> =
+                    self.slices.iter().filter(|s| s.workloads.contains(&workload) && s.loads.contains(&load)).collect();
+                let mut formatted = Vec::new();
+                for slice in &here {
+                    for &transport in &slice.transports {
+                        for choice in &slice.formats {
+                            let format = match *choice {
+                                FormatChoice::One(f) => Some(f),
+                                FormatChoice::Own => transport.own_format(),
+                            };
+                            if let Some(format) = format {
+                                let cell = CellSpec { workload, subject: Subject::Format(format), transport, load };
+                                if !formatted.contains(&cell) {
+                                    formatted.push(cell);
+                                }
+                            }
+                        }
                     }
                 }
+                // A framework is measured against the raw ping-pong of the
+                // transport under it, even if that transport is not itself
+                // in the matrix.
+                let raws = union(formatted.iter().map(|c| c.transport.baseline()));
+                cells.extend(raws.into_iter().map(|transport| CellSpec {
+                    workload,
+                    subject: Subject::Raw,
+                    transport,
+                    load,
+                }));
+                cells.extend(formatted);
             }
         }
         cells
     }
+}
+
+/// The distinct items, sorted.
+fn union<T: Ord>(items: impl Iterator<Item = T>) -> Vec<T> {
+    let mut out: Vec<T> = items.collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// A matrix file (`--config`): every key optional, each the `run` flag
@@ -221,6 +315,26 @@ pub struct ConfigFile {
     pub rate: Option<f64>,
     /// Poisson arrivals for the open loop.
     pub poisson: Option<bool>,
+    /// The matrix as a union of products: each slice names its own
+    /// `formats` (`own`: each framework's own), `transports` (names, or the
+    /// families `transports`, `frameworks`, `brokers`), `workloads` and
+    /// `concurrency`; what a slice omits comes from the file's top level,
+    /// then from the command line's defaults.
+    pub slice: Option<Vec<SliceFile>>,
+}
+
+/// One `[[slice]]` of a matrix file.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SliceFile {
+    /// Format names, `all`, or `own`.
+    pub formats: Option<Vec<String>>,
+    /// Transport names, family names, or `all`.
+    pub transports: Option<Vec<String>>,
+    /// Workload ids or kinds.
+    pub workloads: Option<Vec<String>>,
+    /// Calls in flight.
+    pub concurrency: Option<Vec<u64>>,
 }
 
 impl ConfigFile {
@@ -228,6 +342,17 @@ impl ConfigFile {
     pub fn read(path: &std::path::Path) -> anyhow::Result<ConfigFile> {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("{} is not a valid matrix file", path.display()))
+    }
+
+    /// A built-in matrix: `harness/matrices/{default,quick}.toml`.
+    pub fn builtin(quick: bool) -> ConfigFile {
+        let (name, text) = if quick {
+            ("quick", include_str!("../matrices/quick.toml"))
+        } else {
+            ("default", include_str!("../matrices/default.toml"))
+        };
+        // The files are part of the binary and parsed by a test.
+        toml::from_str(text).unwrap_or_else(|e| panic!("the built-in {name} matrix does not parse: {e}"))
     }
 }
 
@@ -265,13 +390,13 @@ mod tests {
     }
 
     fn everything() -> Matrix {
-        Matrix {
-            name: "test".into(),
-            formats: FormatId::ALL.to_vec(),
-            transports: TransportKind::ALL.to_vec(),
-            workloads: Workload::defaults(),
-            loads: vec![closed(1), closed(64)],
-        }
+        Matrix::product(
+            "test".into(),
+            FormatId::ALL.to_vec(),
+            TransportKind::ALL.to_vec(),
+            Workload::defaults(),
+            vec![closed(1), closed(64)],
+        )
     }
 
     #[test]
@@ -291,11 +416,12 @@ mod tests {
     }
 
     #[test]
-    fn the_default_matrix_has_every_cell_and_every_baseline() {
+    fn a_full_product_has_every_cell_and_every_baseline() {
         let cells = everything().cells();
         let formats = FormatId::ALL.len();
         let transports = TransportKind::ALL.len();
-        let per_point = transports * formats + (transports - 1);
+        let raws: std::collections::BTreeSet<_> = TransportKind::ALL.iter().map(|t| t.baseline()).collect();
+        let per_point = transports * formats + raws.len();
         assert_eq!(cells.len(), 8 * 2 * per_point);
         let keys: std::collections::HashSet<_> = cells.iter().map(CellSpec::key).collect();
         assert_eq!(keys.len(), cells.len(), "keys are unique");
@@ -307,8 +433,60 @@ mod tests {
             }
         }
         // Only grpc's raw baseline comes from another transport.
-        let only_grpc = Matrix { transports: vec![TransportKind::Grpc], ..everything() };
+        let mut only_grpc = everything();
+        only_grpc.slices[0].transports = vec![TransportKind::Grpc];
         assert!(only_grpc.cells().iter().any(|c| c.subject == Subject::Raw && c.transport == TransportKind::Http2));
+    }
+
+    #[test]
+    fn slices_union_without_repeats_and_own_formats_only_on_frameworks() {
+        let slice = |formats: Vec<FormatChoice>, transports: Vec<TransportKind>, workloads: Vec<Workload>| Slice {
+            formats,
+            transports,
+            workloads,
+            loads: vec![closed(1)],
+        };
+        let m = Matrix {
+            name: "t".into(),
+            slices: vec![
+                slice(
+                    vec![FormatChoice::One(FormatId::Json), FormatChoice::One(FormatId::Bincode)],
+                    vec![TransportKind::Tcp],
+                    vec![Workload::Multiply, Workload::Echo { size: 16 }],
+                ),
+                slice(
+                    vec![FormatChoice::One(FormatId::Json)],
+                    vec![TransportKind::Tcp, TransportKind::Udp],
+                    vec![Workload::Multiply],
+                ),
+                slice(vec![FormatChoice::Own], vec![TransportKind::Grpc, TransportKind::Tcp], vec![Workload::Multiply]),
+            ],
+        };
+        let keys: Vec<String> = m.cells().iter().map(CellSpec::key).collect();
+        assert_eq!(
+            keys,
+            vec![
+                "multiply/raw/tcp/c1",
+                "multiply/raw/udp/c1",
+                "multiply/raw/http2/c1",
+                "multiply/json/tcp/c1",
+                "multiply/bincode/tcp/c1",
+                "multiply/json/udp/c1",
+                "multiply/protobuf/grpc/c1",
+                "echo-16B/raw/tcp/c1",
+                "echo-16B/json/tcp/c1",
+                "echo-16B/bincode/tcp/c1",
+            ]
+        );
+        assert_eq!(m.formats(), vec![FormatId::Json, FormatId::Protobuf, FormatId::Bincode]);
+    }
+
+    #[test]
+    fn the_built_in_matrices_parse() {
+        for quick in [false, true] {
+            let file = ConfigFile::builtin(quick);
+            assert!(file.slice.as_ref().is_some_and(|s| !s.is_empty()));
+        }
     }
 
     #[test]

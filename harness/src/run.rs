@@ -186,7 +186,7 @@ pub fn empty_results(options: &RunOptions, cells: &[CellSpec]) -> Results {
         run_id: new_run_id(),
         replicates: Vec::new(),
         merged: Vec::new(),
-        formats: format_infos(&options.matrix.formats),
+        formats: format_infos(&options.matrix.formats()),
         transports: transport_infos(&transports_needed(cells)),
         cells: BTreeMap::new(),
         planned: Vec::new(),
@@ -324,7 +324,7 @@ pub fn run(options: RunOptions) -> anyhow::Result<RunSummary> {
     let stop = install_interrupt();
 
     let datasets: BTreeMap<Workload, Arc<Dataset>> =
-        options.matrix.workloads.iter().map(|&w| (w, Arc::new(Dataset::generate(w, options.seed)))).collect();
+        options.matrix.workloads().into_iter().map(|w| (w, Arc::new(Dataset::generate(w, options.seed)))).collect();
     let shapes: BTreeMap<Workload, RawShape> = datasets.iter().map(|(&w, d)| (w, raw_shape(d))).collect();
 
     let mut servers = Servers::start(&options.mode, &transports_needed(&cells), &options.server, &out_dir)?;

@@ -36,6 +36,21 @@ pub fn parse_stall(s: &str) -> anyhow::Result<Stall> {
     Ok(stall)
 }
 
+/// Parses `10us` or `10us:json,bincode`: a busy-wait per call, for every
+/// format or the ones named.
+pub fn parse_inject(s: &str) -> Result<wirebench_transports::Inject, String> {
+    let (delay, formats) = match s.split_once(':') {
+        Some((delay, formats)) => (delay, Some(formats)),
+        None => (s, None),
+    };
+    let delay = crate::limits::Span { min: std::time::Duration::from_nanos(1), max: std::time::Duration::from_secs(1) }
+        .parse(delay)?;
+    let formats = formats
+        .map(|f| f.split(',').map(|name| name.trim().parse::<wirebench_formats::FormatId>()).collect())
+        .transpose()?;
+    Ok(wirebench_transports::Inject { delay, formats })
+}
+
 /// Parses a test fault name.
 pub fn parse_fault(s: &str) -> anyhow::Result<Fault> {
     match s {

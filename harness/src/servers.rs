@@ -340,6 +340,16 @@ impl ChildServer {
         if c.fault == wirebench_formats::Fault::WrongReplies {
             args.extend(["--fault".into(), "wrong-replies".into()]);
         }
+        if let Some(inject) = &c.inject {
+            let formats = inject
+                .formats
+                .as_ref()
+                .map(|f| format!(":{}", f.iter().map(|f| f.name()).collect::<Vec<_>>().join(",")));
+            args.extend([
+                "--inject-delay".into(),
+                format!("{}ns{}", inject.delay.as_nanos(), formats.unwrap_or_default()),
+            ]);
+        }
         if let Some(stall) = c.stall {
             args.extend(["--stall".into(), format!("{}us/{}us", stall.duration.as_micros(), stall.every.as_micros())]);
         }

@@ -494,6 +494,7 @@
   function heatCell(w, f, t, l, metric, ref, refV, best, good, span) {
     var c = at(w, f, t, l.label);
     var key = w + '/' + f + '/' + t + '/' + l.label;
+    if (!c && D.missing.indexOf(key) < 0) return h('td', { class: 'outside', title: key + '\nnot part of this matrix' }, '·');
     if (!c) return h('td', { class: 'missing', title: key + '\nnot run' + (D.interrupted ? ': the run was interrupted before this cell' : ': not in the results file') }, '∅ not run');
     if (c.status === 'unsupported') return h('td', { class: 'unsupported', title: key + '\nunsupported: ' + (c.error || 'no reason given') }, '– n/a');
     if (c.status === 'failed') return h('td', { class: 'failed', title: key + '\nFAILED: ' + (c.error || 'no reason given') }, '✗ failed');

@@ -56,7 +56,7 @@ pub mod udp;
 pub mod unix;
 
 pub use framework::{Framework, FrameworkClient};
-pub use server::{Handler, Server, ServerConfig, Stall};
+pub use server::{Handler, Inject, Server, ServerConfig, Stall};
 pub use tls::CertPin;
 
 /// A transport's client: one or more connections to one server.

@@ -31,6 +31,33 @@ pub struct ServerConfig {
     /// Test-only: pause all RPC serving periodically, like a GC pause (the
     /// raw ping-pong floor, which has no service, is not paused).
     pub stall: Option<Stall>,
+    /// Test-only: a fixed busy-wait added to every call (of some formats),
+    /// a real slowdown to prove that `compare` catches one.
+    pub inject: Option<Inject>,
+}
+
+/// A busy-wait of `delay` in every call of `formats` (all when `None`):
+/// CPU spent on the server's thread, as slower code would spend it, not a
+/// sleep that frees the core.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inject {
+    /// How long each call spins.
+    pub delay: Duration,
+    /// The formats slowed down; `None` for all.
+    pub formats: Option<Vec<FormatId>>,
+}
+
+impl Inject {
+    /// Spins for the delay if `format` is one of those slowed down.
+    #[inline]
+    fn spin(&self, format: FormatId) {
+        if self.formats.as_ref().is_none_or(|f| f.contains(&format)) {
+            let until = Instant::now() + self.delay;
+            while Instant::now() < until {
+                std::hint::spin_loop();
+            }
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -41,6 +68,7 @@ impl Default for ServerConfig {
             tls: false,
             fault: Fault::None,
             stall: None,
+            inject: None,
         }
     }
 }
@@ -70,6 +98,7 @@ impl Stall {
 pub struct Handler {
     service: Service,
     stall: Option<Stall>,
+    inject: Option<Inject>,
     started: Instant,
     pub(crate) max_message: usize,
     pub(crate) max_datagram: usize,
@@ -82,6 +111,7 @@ impl Handler {
         Arc::new(Handler {
             service: Service::with_fault(config.fault),
             stall: config.stall,
+            inject: config.inject.clone(),
             started: Instant::now(),
             max_message: config.max_message,
             max_datagram: config.max_datagram,
@@ -119,12 +149,27 @@ impl Handler {
             Method::from_id(call).ok_or_else(|| Status::new(Code::Unimplemented, format!("unknown call id {call}")))?;
         let format = FormatId::from_wire(format)
             .ok_or_else(|| Status::new(Code::Unimplemented, format!("unknown format id {format}")))?;
+        if let Some(inject) = &self.inject {
+            inject.spin(format);
+        }
         wirebench_formats::serve(&self.service, scratch, format, method, body)
     }
 
-    /// Counts a call served outside [`Handler::handle`] (the tonic
-    /// reference decodes its own requests).
-    pub fn count_call(&self) {
+    /// Counts a call of `format` served outside [`Handler::handle`] (the
+    /// stock frameworks decode their own requests), with its test-only
+    /// injected delay.
+    pub fn count_call(&self, format: FormatId) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if let Some(inject) = &self.inject {
+            inject.spin(format);
+        }
+    }
+
+    /// Counts a request refused before its format was known (a broker
+    /// request with unreadable ids or an oversized body), as
+    /// [`Handler::handle`] counts its early refusals: without the
+    /// injected delay.
+    pub fn count_refused(&self) {
         self.calls.fetch_add(1, Ordering::Relaxed);
     }
 

@@ -1345,13 +1345,13 @@ impl Format for Hessian {
     const NAME: &'static str = NAME;
     const GRPC_SUBTYPE: &'static str = NAME;
     const PROPERTIES: Properties = Properties {
-        library: "own Hessian 2.0 codec (checked against Caucho Hessian 4.0.38)",
+        library: "own Hessian 2.0 codec",
         self_describing: true,
         schema: "none (Java classes wirebench.*, docs/protocol.md)",
         zero_copy: false,
         validation: "full parse to owned values; lengths checked against the input, nesting and reference expansion bounded",
         unvalidated_access: false,
-        layout: "one object per message, class definitions first; Java's compact number forms, 32 Ki chunks",
+        layout: "one object per message, class definitions first; Java's compact number forms, 32 Ki chunks; byte-identical to Caucho Hessian 4.0.38",
     };
 
     type Request = OwnedRequest<Batch>;

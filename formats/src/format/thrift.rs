@@ -160,20 +160,16 @@ impl<const COMPACT: bool> Format for ThriftFormat<COMPACT> {
     const NAME: &'static str = Self::NAME;
     const GRPC_SUBTYPE: &'static str = Self::NAME;
     const PROPERTIES: Properties = Properties {
-        library: if COMPACT {
-            "thrift 0.25, TCompactProtocol (code from thrift 0.17)"
-        } else {
-            "thrift 0.25, TBinaryProtocol (code from thrift 0.17)"
-        },
+        library: if COMPACT { "thrift 0.25 (compact)" } else { "thrift 0.25 (binary)" },
         self_describing: false,
         schema: "formats/schemas/bench.thrift",
         zero_copy: false,
         validation: "full parse to owned values; string, list and message limits set to the input's length",
         unvalidated_access: false,
         layout: if COMPACT {
-            "TCompactProtocol, a bare struct per message; unsigned as same-width signed, weight as double"
+            "TCompactProtocol (code from the thrift 0.17 compiler), a bare struct per message; unsigned as same-width signed, weight as double"
         } else {
-            "TBinaryProtocol, a bare struct per message; unsigned as same-width signed, weight as double"
+            "TBinaryProtocol (code from the thrift 0.17 compiler), a bare struct per message; unsigned as same-width signed, weight as double"
         },
     };
 

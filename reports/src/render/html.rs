@@ -100,6 +100,9 @@ struct PageData<'a> {
     /// `format/transport` of the default reference cell.
     reference: String,
     interrupted: bool,
+    /// Keys the run planned and did not record (shown as "not run"; other
+    /// absent cells are outside the matrix).
+    missing: Vec<String>,
     /// Per workload, load and timing metric: the fastest networked cell,
     /// or the cells tied for fastest (`replicates::fastest`).
     winners: Vec<WinnerData<'a>>,
@@ -215,6 +218,7 @@ fn page_data<'a>(view: &View<'a>) -> PageData<'a> {
         quantiles,
         reference: format!("{}/{}", view::REFERENCE.0, view::REFERENCE.1),
         interrupted: results.interrupted,
+        missing: view.missing(),
         winners: winners(view),
         cells,
     }
@@ -534,6 +538,7 @@ fn status(view: &View<'_>) -> String {
                             );
                         }
                         None if f == view::RAW => {}
+                        None if !view.planned(&format!("{}/{f}/{t}/{}", w.id, l.label)) => {}
                         None => {
                             let _ = write!(
                                 out,

@@ -260,6 +260,7 @@ fn table(out: &mut String, view: &View<'_>, workload: &str, load: &str, metric: 
         let _ = write!(out, "| {} |", md_cell(f));
         for t in &view.transports {
             let text = match view.cell(workload, f, t, load) {
+                None if !view.planned(&format!("{workload}/{f}/{t}/{load}")) => "·".to_owned(),
                 None => "not run".to_owned(),
                 Some(c) => match (c.status, view::ok_metrics(c)) {
                     (CellStatus::Ok, Some(m)) => {

@@ -306,6 +306,12 @@ impl<'a> View<'a> {
             .collect()
     }
 
+    /// Whether the run meant to measure `key`: every key of its plan (for
+    /// files before version 2, which have no plan, every key).
+    pub(crate) fn planned(&self, key: &str) -> bool {
+        self.results.planned.is_empty() || self.results.planned.iter().any(|k| k == key)
+    }
+
     /// Cells the run meant to measure but the file lacks: its planned
     /// keys (files before version 2, which did not list them: every
     /// workload x format x transport x load seen), plus baselines that

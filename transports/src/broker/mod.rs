@@ -216,12 +216,12 @@ pub(crate) fn serve_request<'s>(
     let (call, format) = match ids {
         Ok(ids) => ids,
         Err(status) => {
-            handler.count_call();
+            handler.count_refused();
             return Answer::error(status);
         }
     };
     if body.len() > handler.max_message {
-        handler.count_call();
+        handler.count_refused();
         return Answer::error(Status::new(
             Code::ResourceExhausted,
             format!("a {}-byte request exceeds the {}-byte limit", body.len(), handler.max_message),

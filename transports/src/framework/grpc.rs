@@ -128,7 +128,7 @@ impl Bench for BenchService {
         request: tonic::Request<pb::MultiplyRequest>,
     ) -> Result<tonic::Response<pb::MultiplyReply>, tonic::Status> {
         self.handler.admit().await;
-        self.handler.count_call();
+        self.handler.count_call(FormatId::Protobuf);
         let m = request.into_inner();
         let product = self.handler.service().multiply(m.a, m.b).map_err(to_tonic)?;
         Ok(tonic::Response::new(pb::MultiplyReply { product }))
@@ -139,7 +139,7 @@ impl Bench for BenchService {
         request: tonic::Request<pb::EchoRequest>,
     ) -> Result<tonic::Response<pb::EchoReply>, tonic::Status> {
         self.handler.admit().await;
-        self.handler.count_call();
+        self.handler.count_call(FormatId::Protobuf);
         let payload = request.into_inner().payload;
         // The reply moves the request's bytes, as a tonic server would,
         // unless a test fault made the service answer something else.
@@ -156,7 +156,7 @@ impl Bench for BenchService {
         request: tonic::Request<pb::Batch>,
     ) -> Result<tonic::Response<pb::DigestReply>, tonic::Status> {
         self.handler.admit().await;
-        self.handler.count_call();
+        self.handler.count_call(FormatId::Protobuf);
         let batch = request.into_inner();
         let d = self.handler.service().digest(&batch.records).map_err(|e| to_tonic(e.into()))?;
         Ok(tonic::Response::new(pb::DigestReply { records: d.records, checksum: d.checksum }))
