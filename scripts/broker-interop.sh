@@ -25,10 +25,13 @@ if [ "${1:-}" = "--install" ]; then
   python3 -m pip install -q nats-py pika redis paho-mqtt
 fi
 
-cargo build --quiet --release --manifest-path "$root/Cargo.toml" -p wirebench --bin wirebench
-cargo build --quiet --release --manifest-path "$root/Cargo.toml" -p wirebench-transports --example broker_daemon
-wirebench=$root/target/release/wirebench
-daemon=$root/target/release/examples/broker_daemon
+# Release, as CI has built it already; WIREBENCH_PROFILE=dev for a debug build.
+profile=${WIREBENCH_PROFILE:-release}
+dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
+cargo build --quiet --profile "$profile" --manifest-path "$root/Cargo.toml" -p wirebench --bin wirebench
+cargo build --quiet --profile "$profile" --manifest-path "$root/Cargo.toml" -p wirebench-transports --example broker_daemon
+wirebench=$root/target/$dir/wirebench
+daemon=$root/target/$dir/examples/broker_daemon
 
 work=$(mktemp -d)
 serve_pid=
