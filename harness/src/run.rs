@@ -141,6 +141,8 @@ fn transport_infos(transports: &[TransportKind]) -> BTreeMap<String, TransportIn
         .map(|t| {
             let p = t.properties();
             let info = TransportInfo {
+                family: t.family().name().into(),
+                format: t.own_format().map(|f| f.name().to_owned()),
                 library: p.library.into(),
                 security: p.security.into(),
                 delivery: p.delivery.into(),

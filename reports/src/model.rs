@@ -160,6 +160,16 @@ pub struct FormatInfo {
 /// A transport's properties.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransportInfo {
+    /// The family: `transport` (wirebench's own, any format), `framework`
+    /// (a stock RPC framework) or `broker` (a message broker); empty in
+    /// older files (the reports then treat grpc as a framework and every
+    /// other name as a transport).
+    #[serde(default)]
+    pub family: String,
+    /// The one format a framework carries; none for transports that carry
+    /// any format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
     /// Library.
     pub library: String,
     /// Encryption and authentication.

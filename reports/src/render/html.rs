@@ -509,7 +509,9 @@ fn status(view: &View<'_>) -> String {
         let loads = view.loads_of(w.id);
         let mut rows: Vec<&str> = view.formats.clone();
         rows.push(view::RAW);
-        let _ = write!(out, "<table class=\"status-grid\"><caption>{}</caption><tr><th></th>", esc(w.id));
+        let _ = write!(out, "<table class=\"status-grid\"><caption>{}</caption>", esc(w.id));
+        family_header(&mut out, view, 1);
+        out.push_str("<tr><th></th>");
         for t in &view.transports {
             let _ = write!(out, "<th>{}</th>", esc(t));
         }
@@ -653,17 +655,28 @@ fn properties(view: &View<'_>) -> String {
         out.push_str("<p class=\"muted\">The results file lists no transport properties.</p>");
     } else {
         out.push_str(
-            "<div class=\"scroll\"><table class=\"list props\"><tr><th>transport</th><th>library</th><th>security</th>\
-             <th>delivery</th><th>multiplexing</th><th>framing</th><th>bytes on the wire</th></tr>",
+            "<p class=\"legend\">Own transports carry every format with wirebench's framing; frameworks are \
+             stock RPC systems with their own client, server, framing and codec, each carrying one format; \
+             brokers relay wirebench's frames through a real message broker.</p>\
+             <div class=\"scroll\"><table class=\"list props\"><tr><th>transport</th><th>format</th><th>library</th>\
+             <th>security</th><th>delivery</th><th>multiplexing</th><th>framing</th><th>bytes on the wire</th></tr>",
         );
         let mut names: Vec<&String> = r.transports.keys().collect();
-        names.sort_by(|a, b| view::cmp_transports(a, b));
+        let rank = |n: &str| view::FAMILIES.iter().position(|f| *f == view::family_of(r, n));
+        names.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| view::cmp_transports(a, b)));
+        let mut family = "";
         for name in names {
             let t = &r.transports[name];
+            let this = view::family_of(r, name);
+            if this != family {
+                family = this;
+                let _ = write!(out, "<tr class=\"group\"><th colspan=\"8\">{}</th></tr>", esc(family_title(family)));
+            }
             let _ = write!(
                 out,
-                "<tr><th>{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><th>{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(name),
+                esc(t.format.as_deref().unwrap_or("any")),
                 esc(&t.library),
                 esc(&t.security),
                 esc(&t.delivery),
@@ -675,6 +688,36 @@ fn properties(view: &View<'_>) -> String {
         out.push_str("</table></div>");
     }
     out
+}
+
+/// The plural heading of a family.
+fn family_title(family: &str) -> &str {
+    match family {
+        "transport" => "own transports",
+        "framework" => "frameworks",
+        "broker" => "brokers",
+        other => other,
+    }
+}
+
+/// A header row spanning each family's columns, after `lead` empty cells;
+/// nothing when every column is an own transport.
+fn family_header(out: &mut String, view: &View<'_>, lead: usize) {
+    if view.transports.iter().all(|t| view.family(t) == "transport") {
+        return;
+    }
+    out.push_str("<tr class=\"families\">");
+    for _ in 0..lead {
+        out.push_str("<th></th>");
+    }
+    let mut i = 0;
+    while i < view.transports.len() {
+        let family = view.family(view.transports[i]);
+        let span = view.transports[i..].iter().take_while(|t| view.family(t) == family).count();
+        let _ = write!(out, "<th colspan=\"{span}\">{}</th>", esc(family_title(family)));
+        i += span;
+    }
+    out.push_str("</tr>");
 }
 
 fn kv(out: &mut String, rows: &[(&str, String)]) {

@@ -14,12 +14,52 @@ pub(crate) const REFERENCE: (&str, &str) = ("protobuf", "grpc");
 
 /// Formats in the order the formats crate registers them; others follow
 /// alphabetically.
-const FORMAT_ORDER: [&str; 7] = ["json", "msgpack", "protobuf", "flatbuffers", "capnp", "capnp-packed", "bincode"];
-/// Transports in the order the transports crate lists them.
-const TRANSPORT_ORDER: [&str; 7] = ["tcp", "unix", "udp", "http2", "quic", "inproc", "grpc"];
+const FORMAT_ORDER: [&str; 15] = [
+    "json",
+    "msgpack",
+    "protobuf",
+    "flatbuffers",
+    "capnp",
+    "capnp-packed",
+    "bincode",
+    "thrift-binary",
+    "thrift-compact",
+    "hessian",
+    "cbor",
+    "avro",
+    "postcard",
+    "bitcode",
+    "rkyv",
+];
+/// Transports in the order the transports crate lists them, family by
+/// family (own transports, frameworks, brokers).
+const TRANSPORT_ORDER: [&str; 19] = [
+    "tcp",
+    "unix",
+    "udp",
+    "http2",
+    "quic",
+    "inproc",
+    "grpc",
+    "thrift-rpc",
+    "thrift-rpc-binary",
+    "volo-thrift",
+    "capnp-rpc",
+    "tarpc",
+    "zerorpc",
+    "jsonrpsee",
+    "nats",
+    "rabbitmq",
+    "redis",
+    "mqtt",
+    "kafka",
+];
+/// The families of transports, in report order.
+pub(crate) const FAMILIES: [&str; 3] = ["transport", "framework", "broker"];
 
-/// The colour of each known format, the same in every chart.
-const FORMAT_COLORS: [(&str, &str); 8] = [
+/// The colour of each known format, the same in every chart (distinct
+/// hues first, then lighter shades of them).
+const FORMAT_COLORS: [(&str, &str); 16] = [
     ("json", "#e45756"),
     ("msgpack", "#f58518"),
     ("protobuf", "#4c78a8"),
@@ -27,10 +67,18 @@ const FORMAT_COLORS: [(&str, &str); 8] = [
     ("capnp", "#b279a2"),
     ("capnp-packed", "#9d755d"),
     ("bincode", "#17a2a8"),
+    ("thrift-binary", "#eeca3b"),
+    ("thrift-compact", "#b8860b"),
+    ("hessian", "#ff9da6"),
+    ("cbor", "#8c564b"),
+    ("avro", "#72b7b2"),
+    ("postcard", "#bcbd22"),
+    ("bitcode", "#393b79"),
+    ("rkyv", "#d62728"),
     (RAW, "#555555"),
 ];
 /// Colours for formats this build does not know, by a hash of the name.
-const SPARE_COLORS: [&str; 6] = ["#ff9da6", "#8c6d31", "#bcbd22", "#7f7f7f", "#393b79", "#d6616b"];
+const SPARE_COLORS: [&str; 6] = ["#8c6d31", "#7f7f7f", "#d6616b", "#637939", "#7b4173", "#a55194"];
 /// Transport colours, used only where lines or bars stand for transports
 /// (with a dash pattern each, so they are not mistaken for formats).
 const TRANSPORT_COLORS: [(&str, &str); 7] = [
@@ -66,6 +114,16 @@ fn rank_in(order: &[&str], name: &str) -> usize {
 pub(crate) fn cmp_formats(a: &str, b: &str) -> Ordering {
     let rank = |n: &str| (n == RAW, rank_in(&FORMAT_ORDER, n));
     rank(a).cmp(&rank(b)).then_with(|| a.cmp(b))
+}
+
+/// The family a results file gives a transport; files without one
+/// (before frameworks had a family) name only own transports and grpc.
+pub(crate) fn family_of<'r>(results: &'r Results, transport: &str) -> &'r str {
+    match results.transports.get(transport) {
+        Some(info) if !info.family.is_empty() => &info.family,
+        _ if transport == REFERENCE.1 => "framework",
+        _ => "transport",
+    }
 }
 
 /// Orders transport names.
@@ -257,8 +315,16 @@ impl<'a> View<'a> {
         let mut formats: Vec<&str> = formats.into_iter().collect();
         formats.sort_by(|a, b| cmp_formats(a, b));
         let mut transports: Vec<&str> = transports.into_iter().collect();
-        transports.sort_by(|a, b| cmp_transports(a, b));
+        transports.sort_by(|a, b| {
+            let rank = |t: &str| FAMILIES.iter().position(|f| *f == family_of(results, t)).unwrap_or(FAMILIES.len());
+            rank(a).cmp(&rank(b)).then_with(|| cmp_transports(a, b))
+        });
         View { results, workloads, formats, transports, loads, by_coords }
+    }
+
+    /// The family of a transport (`transport`, `framework` or `broker`).
+    pub(crate) fn family(&self, transport: &str) -> &'a str {
+        family_of(self.results, transport)
     }
 
     /// The cell at these coordinates.
