@@ -198,8 +198,12 @@ impl Brokers {
         self.slots.remove(&kind);
         let fresh = self.launch(kind);
         let note = match &fresh {
-            Slot::Running(r) => format!("the {kind} broker ({which}) {how}; a fresh one was started at {}", r.address()),
-            Slot::Broken(e) | Slot::Missing(e) => format!("the {kind} broker ({which}) {how}, and starting a fresh one failed: {e}"),
+            Slot::Running(r) => {
+                format!("the {kind} broker ({which}) {how}; a fresh one was started at {}", r.address())
+            }
+            Slot::Broken(e) | Slot::Missing(e) => {
+                format!("the {kind} broker ({which}) {how}, and starting a fresh one failed: {e}")
+            }
             Slot::External(_) => format!("the {kind} broker ({which}) {how}"),
         };
         self.slots.insert(kind, fresh);

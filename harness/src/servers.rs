@@ -202,9 +202,9 @@ impl Servers {
             });
         }
         if let (Some(runtime), true) = (&self._runtime, matches!(self.control, ServerCpuSource::InProcess)) {
-            let served = Address::parse(kind, &listen)
-                .map_err(anyhow::Error::msg)
-                .and_then(|address| Ok(runtime.block_on(wirebench_transports::serve_kind(kind, &address, calm.config.clone()))?));
+            let served = Address::parse(kind, &listen).map_err(anyhow::Error::msg).and_then(|address| {
+                Ok(runtime.block_on(wirebench_transports::serve_kind(kind, &address, calm.config.clone()))?)
+            });
             return Some(match served {
                 Ok(server) => {
                     self.endpoints.insert(kind, server.endpoint().clone());

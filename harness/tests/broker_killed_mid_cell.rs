@@ -30,8 +30,18 @@ fn a_broker_killed_mid_cell_fails_that_cell_only() {
     let out = common::out_dir(&dir);
     let killed = "multiply/json/nats/c1";
     let flags = [
-        "--transports", "nats", "--formats", "json", "--workloads", "multiply", "--concurrency", "1,4",
-        "--timeout", "1s", "--broker-crash-in", killed,
+        "--transports",
+        "nats",
+        "--formats",
+        "json",
+        "--workloads",
+        "multiply",
+        "--concurrency",
+        "1,4",
+        "--timeout",
+        "1s",
+        "--broker-crash-in",
+        killed,
     ];
     let child = common::command(&out, &flags)
         .stdout(std::process::Stdio::piped())
@@ -55,7 +65,11 @@ fn a_broker_killed_mid_cell_fails_that_cell_only() {
         } else {
             assert_eq!(*status, CellStatus::Ok, "{key}: {:?}", cell.error);
             let m = cell.metrics.as_ref().unwrap();
-            assert!(m.broker_cpu.as_deref().is_some_and(|b| b.starts_with("broker process tree")), "{key}: {:?}", m.broker_cpu);
+            assert!(
+                m.broker_cpu.as_deref().is_some_and(|b| b.starts_with("broker process tree")),
+                "{key}: {:?}",
+                m.broker_cpu
+            );
             assert!(m.broker_user_us_per_call.is_some(), "{key}");
         }
     }

@@ -8,8 +8,8 @@ mod common;
 use std::future::Future;
 use std::pin::Pin;
 
-use common::*;
 use common::broker;
+use common::*;
 use wirebench_formats::{FormatId, Workload};
 use wirebench_transports::udp::DEFAULT_MAX_DATAGRAM;
 use wirebench_transports::{

@@ -140,10 +140,14 @@ impl RunningBroker {
     /// client handshake succeeds.
     pub async fn start(info: &BrokerInfo, options: &StartOptions) -> Result<RunningBroker, BrokerError> {
         let broker = info.kind.name();
-        let binary = find_binary(info.daemon.binary).ok_or_else(|| BrokerError::NotInstalled(info.daemon.install_hint()))?;
+        let binary =
+            find_binary(info.daemon.binary).ok_or_else(|| BrokerError::NotInstalled(info.daemon.install_hint()))?;
         if let Some(parent) = options.log.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|cause| BrokerError::Setup { broker, path: parent.display().to_string(), cause })?;
+            std::fs::create_dir_all(parent).map_err(|cause| BrokerError::Setup {
+                broker,
+                path: parent.display().to_string(),
+                cause,
+            })?;
         }
         let mut attempt = 1;
         loop {
@@ -154,7 +158,11 @@ impl RunningBroker {
         }
     }
 
-    async fn start_once(info: &BrokerInfo, options: &StartOptions, binary: &Path) -> Result<RunningBroker, BrokerError> {
+    async fn start_once(
+        info: &BrokerInfo,
+        options: &StartOptions,
+        binary: &Path,
+    ) -> Result<RunningBroker, BrokerError> {
         let broker = info.kind.name();
         let setup = |path: &Path, cause| BrokerError::Setup { broker, path: path.display().to_string(), cause };
         let dir = throwaway_dir(broker).map_err(|cause| setup(&std::env::temp_dir(), cause))?;

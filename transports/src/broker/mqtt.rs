@@ -109,7 +109,10 @@ async fn open(
             match events.poll().await {
                 Ok(Event::Incoming(Packet::ConnAck(ack))) if ack.code == ConnectReturnCode::Success => break,
                 Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                    return Err(TransportError::handshake(KIND, format!("{address} refused the connection: {:?}", ack.code)));
+                    return Err(TransportError::handshake(
+                        KIND,
+                        format!("{address} refused the connection: {:?}", ack.code),
+                    ));
                 }
                 Ok(_) => continue,
                 Err(e) => return Err(TransportError::handshake(KIND, format!("cannot connect to {address}: {e}"))),
@@ -126,7 +129,10 @@ async fn open(
                         if ack.return_codes.iter().all(|c| matches!(c, SubscribeReasonCode::Success(_))) {
                             break;
                         }
-                        return Err(TransportError::handshake(KIND, format!("{address} refused {topic}: {:?}", ack.return_codes)));
+                        return Err(TransportError::handshake(
+                            KIND,
+                            format!("{address} refused {topic}: {:?}", ack.return_codes),
+                        ));
                     }
                     Ok(_) => continue,
                     Err(e) => return Err(TransportError::handshake(KIND, format!("subscribing to {topic}: {e}"))),
@@ -251,7 +257,11 @@ pub struct MqttClient {
 }
 
 impl MqttClient {
-    async fn connect(endpoint: &Endpoint, config: &ClientConfig, raw: Option<Bytes>) -> Result<MqttClient, TransportError> {
+    async fn connect(
+        endpoint: &Endpoint,
+        config: &ClientConfig,
+        raw: Option<Bytes>,
+    ) -> Result<MqttClient, TransportError> {
         let address = endpoint.address.inet(KIND)?;
         let mut connections = Vec::with_capacity(config.connections);
         for _ in 0..config.connections.max(1) {
@@ -325,7 +335,11 @@ impl crate::RawClient for MqttRaw {
         let request = self.client.raw.clone().unwrap_or_default();
         let reply = with_timeout(self.client.timeout, self.client.call_on(self.client.pick(), None, request)).await?;
         if reply.len() != self.reply_len {
-            return Err(CallError::Protocol(format!("mqtt: a raw reply of {} bytes, expected {}", reply.len(), self.reply_len)));
+            return Err(CallError::Protocol(format!(
+                "mqtt: a raw reply of {} bytes, expected {}",
+                reply.len(),
+                self.reply_len
+            )));
         }
         Ok(())
     }
@@ -387,7 +401,11 @@ async fn respond(
     }
 }
 
-async fn drive_responder(mut events: EventLoop, requests: mpsc::UnboundedSender<Publish>, mut shutdown: ShutdownSignal) {
+async fn drive_responder(
+    mut events: EventLoop,
+    requests: mpsc::UnboundedSender<Publish>,
+    mut shutdown: ShutdownSignal,
+) {
     loop {
         let event = tokio::select! {
             _ = shutdown.wait() => return,
@@ -426,7 +444,11 @@ impl Transport for Mqtt {
         MqttClient::connect(endpoint, config, None).await
     }
 
-    async fn connect_raw(endpoint: &Endpoint, config: &ClientConfig, shape: RawShape) -> Result<MqttRaw, TransportError> {
+    async fn connect_raw(
+        endpoint: &Endpoint,
+        config: &ClientConfig,
+        shape: RawShape,
+    ) -> Result<MqttRaw, TransportError> {
         let client = MqttClient::connect(endpoint, config, Some(raw_request(shape)?)).await?;
         Ok(MqttRaw { client, reply_len: shape.reply })
     }
@@ -452,7 +474,12 @@ impl Broker for Mqtt {
     const SCHEME: &'static str = "mqtt";
     const MAX_BODY: usize = MQTT_MAX_PACKET - HEADROOM;
 
-    fn commands(binary: &Path, dir: &Path, ports: &[u16], _settings: &BrokerSettings) -> Result<Vec<Command>, TransportError> {
+    fn commands(
+        binary: &Path,
+        dir: &Path,
+        ports: &[u16],
+        _settings: &BrokerSettings,
+    ) -> Result<Vec<Command>, TransportError> {
         // mosquitto 2 refuses anonymous clients once a listener is
         // configured unless told; as root it would switch to the mosquitto
         // user, which cannot read this directory; no queue or in-flight
@@ -509,9 +536,11 @@ mod tests {
             user_properties: vec![(CALL_PROPERTY.into(), call.into()), (FORMAT_PROPERTY.into(), "1".into())],
             ..PublishProperties::default()
         };
-        let (_, _, props) = answer(&handler, &mut scratch, 1 << 20, &publish(REQUESTS, b"\xff{garbage", Some(reply_to("1")))).unwrap();
+        let (_, _, props) =
+            answer(&handler, &mut scratch, 1 << 20, &publish(REQUESTS, b"\xff{garbage", Some(reply_to("1")))).unwrap();
         assert_ne!(props.user_properties[0].1, "0", "garbage gets an error status");
-        let (_, _, props) = answer(&handler, &mut scratch, 1 << 20, &publish(REQUESTS, b"{}", Some(reply_to("nope")))).unwrap();
+        let (_, _, props) =
+            answer(&handler, &mut scratch, 1 << 20, &publish(REQUESTS, b"{}", Some(reply_to("nope")))).unwrap();
         assert_ne!(props.user_properties[0].1, "0", "a bad call id gets an error status");
         assert!(answer(&handler, &mut scratch, 1 << 20, &publish(REQUESTS, b"{}", None)).is_none(), "no reply address");
         let elsewhere = PublishProperties { response_topic: Some("elsewhere".into()), ..reply_to("1") };
@@ -523,7 +552,14 @@ mod tests {
     #[test]
     fn correlation_data_is_four_bytes() {
         let with = |data: &'static [u8]| {
-            publish(REQUESTS, b"", Some(PublishProperties { correlation_data: Some(Bytes::from_static(data)), ..PublishProperties::default() }))
+            publish(
+                REQUESTS,
+                b"",
+                Some(PublishProperties {
+                    correlation_data: Some(Bytes::from_static(data)),
+                    ..PublishProperties::default()
+                }),
+            )
         };
         assert_eq!(correlation(&with(&[0, 0, 1, 2])), Some(258));
         assert_eq!(correlation(&with(&[1, 2])), None);

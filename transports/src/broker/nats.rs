@@ -152,7 +152,11 @@ impl crate::Client for NatsClient {
         let client = self.pick();
         let limit = client.max_payload();
         if request.len() + HEADROOM > limit {
-            return Err(CallError::TooLarge { transport: "nats", size: request.len(), limit: limit - HEADROOM.min(limit) });
+            return Err(CallError::TooLarge {
+                transport: "nats",
+                size: request.len(),
+                limit: limit - HEADROOM.min(limit),
+            });
         }
         let request = async_nats::Request::new()
             .headers(headers_of(method, format))
@@ -283,7 +287,11 @@ impl Transport for Nats {
         NatsClient::connect(endpoint, config).await
     }
 
-    async fn connect_raw(endpoint: &Endpoint, config: &ClientConfig, shape: RawShape) -> Result<NatsRaw, TransportError> {
+    async fn connect_raw(
+        endpoint: &Endpoint,
+        config: &ClientConfig,
+        shape: RawShape,
+    ) -> Result<NatsRaw, TransportError> {
         let mut client = NatsClient::connect(endpoint, config).await?;
         client.raw = Some((raw_request(shape)?, shape.reply));
         Ok(NatsRaw(client))
@@ -327,7 +335,12 @@ impl Broker for Nats {
     // its max_pending; 1 GiB stays well inside both.
     const MAX_BODY: usize = (1 << 30) - HEADROOM;
 
-    fn commands(binary: &Path, dir: &Path, ports: &[u16], settings: &BrokerSettings) -> Result<Vec<Command>, TransportError> {
+    fn commands(
+        binary: &Path,
+        dir: &Path,
+        ports: &[u16],
+        settings: &BrokerSettings,
+    ) -> Result<Vec<Command>, TransportError> {
         let max_payload = settings.max_message.min(Self::MAX_BODY) + HEADROOM;
         let config = format!(
             "# wirebench: a throwaway nats-server for one run\n\

@@ -33,16 +33,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeclareOptions,
-};
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
 use wirebench_formats::{Code, FormatId, Method, ServerScratch, Status};
 
 use super::{
-    Broker, BrokerSettings, Daemon, HANDSHAKE, HEADROOM, raw_reply_len, raw_request, reply_outcome,
-    serve_request, unique_name, within,
+    Broker, BrokerSettings, Daemon, HANDSHAKE, HEADROOM, raw_reply_len, raw_request, reply_outcome, serve_request,
+    unique_name, within,
 };
 use crate::demux::{self, Demux, Incoming};
 use crate::server::{Handler, Server, ServerConfig, ShutdownSignal};
@@ -195,7 +193,11 @@ pub struct RabbitmqClient {
 }
 
 impl RabbitmqClient {
-    async fn connect(endpoint: &Endpoint, config: &ClientConfig, raw: Option<Bytes>) -> Result<RabbitmqClient, TransportError> {
+    async fn connect(
+        endpoint: &Endpoint,
+        config: &ClientConfig,
+        raw: Option<Bytes>,
+    ) -> Result<RabbitmqClient, TransportError> {
         let address = endpoint.address.inet(KIND)?;
         let counters = Arc::new(LiveCounters::default());
         let mut links = Vec::with_capacity(config.connections);
@@ -379,7 +381,11 @@ impl Transport for Rabbitmq {
         RabbitmqClient::connect(endpoint, config, None).await
     }
 
-    async fn connect_raw(endpoint: &Endpoint, config: &ClientConfig, shape: RawShape) -> Result<RabbitmqRaw, TransportError> {
+    async fn connect_raw(
+        endpoint: &Endpoint,
+        config: &ClientConfig,
+        shape: RawShape,
+    ) -> Result<RabbitmqRaw, TransportError> {
         let client = RabbitmqClient::connect(endpoint, config, Some(raw_request(shape)?)).await?;
         Ok(RabbitmqRaw { client, reply_len: shape.reply })
     }
@@ -431,8 +437,14 @@ impl Broker for Rabbitmq {
     // An Erlang VM booting a node on a busy machine.
     const START_DEADLINE: Duration = Duration::from_secs(90);
 
-    fn commands(binary: &Path, dir: &Path, ports: &[u16], settings: &BrokerSettings) -> Result<Vec<Command>, TransportError> {
-        let config_error = |e: std::io::Error| TransportError::Config(format!("rabbitmq: cannot write in {}: {e}", dir.display()));
+    fn commands(
+        binary: &Path,
+        dir: &Path,
+        ports: &[u16],
+        settings: &BrokerSettings,
+    ) -> Result<Vec<Command>, TransportError> {
+        let config_error =
+            |e: std::io::Error| TransportError::Config(format!("rabbitmq: cannot write in {}: {e}", dir.display()));
         // The Debian wrapper in /usr/sbin insists on running as the rabbitmq
         // user (su from root); the script it wraps runs as anyone.
         let script = resolve_script(binary);
@@ -508,7 +520,9 @@ mod tests {
     use super::*;
 
     fn request(headers: Option<FieldTable>) -> BasicProperties {
-        let p = BasicProperties::default().with_reply_to("amq.rabbitmq.reply-to.g1h2".into()).with_correlation_id("7".into());
+        let p = BasicProperties::default()
+            .with_reply_to("amq.rabbitmq.reply-to.g1h2".into())
+            .with_correlation_id("7".into());
         match headers {
             Some(h) => p.with_headers(h),
             None => p,

@@ -182,16 +182,23 @@ impl Replies {
         let id: u32 = parse_number("reply id", entry.field("id")).ok()?;
         let body = Bytes::from(entry.take("body").unwrap_or_default());
         if body.len() > self.max_message {
-            let e = CallError::Protocol(format!("redis: a {}-byte reply exceeds the {}-byte limit", body.len(), self.max_message));
+            let e = CallError::Protocol(format!(
+                "redis: a {}-byte reply exceeds the {}-byte limit",
+                body.len(),
+                self.max_message
+            ));
             return Some((id, Err(e)));
         }
         if self.raw {
             return Some((id, Ok(body)));
         }
-        Some((id, match parse_number::<u32>("reply status", entry.field("status")) {
-            Ok(status) => reply_outcome(status, body),
-            Err(s) => Err(CallError::Protocol(format!("redis: {}", s.message))),
-        }))
+        Some((
+            id,
+            match parse_number::<u32>("reply status", entry.field("status")) {
+                Ok(status) => reply_outcome(status, body),
+                Err(s) => Err(CallError::Protocol(format!("redis: {}", s.message))),
+            },
+        ))
     }
 }
 
@@ -247,7 +254,11 @@ pub struct RedisClient {
 }
 
 impl RedisClient {
-    async fn connect(endpoint: &Endpoint, config: &ClientConfig, raw: Option<Bytes>) -> Result<RedisClient, TransportError> {
+    async fn connect(
+        endpoint: &Endpoint,
+        config: &ClientConfig,
+        raw: Option<Bytes>,
+    ) -> Result<RedisClient, TransportError> {
         let address = endpoint.address.inet(KIND)?;
         let counters = Arc::new(LiveCounters::default());
         let mut connections = Vec::with_capacity(config.connections);
@@ -327,7 +338,11 @@ impl crate::RawClient for RedisRaw {
         let request = self.client.raw.clone().unwrap_or_default();
         let reply = with_timeout(self.client.timeout, self.client.call_on(self.client.pick(), None, &request)).await?;
         if reply.len() != self.reply_len {
-            return Err(CallError::Protocol(format!("redis: a raw reply of {} bytes, expected {}", reply.len(), self.reply_len)));
+            return Err(CallError::Protocol(format!(
+                "redis: a raw reply of {} bytes, expected {}",
+                reply.len(),
+                self.reply_len
+            )));
         }
         Ok(())
     }
@@ -340,8 +355,14 @@ impl crate::RawClient for RedisRaw {
 /// Creates the consumer group of `stream` (and the stream) unless it
 /// exists. From id 0: requests added before any responder are served.
 async fn create_group(connection: &mut MultiplexedConnection, stream: &str) -> Result<(), TransportError> {
-    let created: Result<Value, redis::RedisError> =
-        redis::cmd("XGROUP").arg("CREATE").arg(stream).arg(GROUP).arg("0").arg("MKSTREAM").query_async(connection).await;
+    let created: Result<Value, redis::RedisError> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(stream)
+        .arg(GROUP)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(connection)
+        .await;
     match created {
         Ok(_) => Ok(()),
         Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
@@ -429,7 +450,12 @@ fn serve_entry(handler: &Handler, scratch: &mut ServerScratch, max_message: usiz
     outbox.reply(key, id, Some(answer.status), &answer.body);
 }
 
-async fn respond(mut connection: MultiplexedConnection, handler: Arc<Handler>, max_message: usize, mut shutdown: ShutdownSignal) {
+async fn respond(
+    mut connection: MultiplexedConnection,
+    handler: Arc<Handler>,
+    max_message: usize,
+    mut shutdown: ShutdownSignal,
+) {
     let consumer = unique_name("responder-");
     let mut read = redis::cmd("XREADGROUP");
     read.arg("GROUP").arg(GROUP).arg(&consumer).arg("COUNT").arg(BATCH).arg("BLOCK").arg(0).arg("STREAMS");
@@ -481,7 +507,11 @@ impl Transport for Redis {
         RedisClient::connect(endpoint, config, None).await
     }
 
-    async fn connect_raw(endpoint: &Endpoint, config: &ClientConfig, shape: RawShape) -> Result<RedisRaw, TransportError> {
+    async fn connect_raw(
+        endpoint: &Endpoint,
+        config: &ClientConfig,
+        shape: RawShape,
+    ) -> Result<RedisRaw, TransportError> {
         let client = RedisClient::connect(endpoint, config, Some(raw_request(shape)?)).await?;
         Ok(RedisRaw { client, reply_len: shape.reply })
     }
@@ -508,7 +538,12 @@ impl Broker for Redis {
     // a string value cannot exceed 512 MB in any case.
     const MAX_BODY: usize = (512 << 20) - HEADROOM;
 
-    fn commands(binary: &Path, dir: &Path, ports: &[u16], settings: &BrokerSettings) -> Result<Vec<Command>, TransportError> {
+    fn commands(
+        binary: &Path,
+        dir: &Path,
+        ports: &[u16],
+        settings: &BrokerSettings,
+    ) -> Result<Vec<Command>, TransportError> {
         let bulk = settings.max_message.min(Self::MAX_BODY) + HEADROOM;
         // `port 0` would disable TCP: the port is always a real one.
         let config = format!(
@@ -557,7 +592,8 @@ mod tests {
 
     #[test]
     fn reads_parse_and_hostile_shapes_are_skipped() {
-        let entry = Value::Array(vec![bulk(b"1-0"), Value::Array(vec![bulk(b"id"), bulk(b"7"), bulk(b"body"), bulk(b"xy")])]);
+        let entry =
+            Value::Array(vec![bulk(b"1-0"), Value::Array(vec![bulk(b"id"), bulk(b"7"), bulk(b"body"), bulk(b"xy")])]);
         let odd = Value::Array(vec![bulk(b"2-0"), Value::Array(vec![bulk(b"id"), bulk(b"8"), bulk(b"lonely")])]);
         let deleted = Value::Array(vec![bulk(b"3-0"), Value::Nil]);
         let value = Value::Array(vec![
@@ -594,7 +630,8 @@ mod tests {
         let reply: &[u8] = b"wirebench:replies:t";
         // Garbage body: an error status comes back.
         let mut outbox = Outbox::default();
-        let garbage = request(&[("call", b"1"), ("format", b"1"), ("id", b"9"), ("reply", reply), ("body", b"\xff\x00garbage")]);
+        let garbage =
+            request(&[("call", b"1"), ("format", b"1"), ("id", b"9"), ("reply", reply), ("body", b"\xff\x00garbage")]);
         serve_entry(&handler, &mut scratch, 1 << 20, &garbage, &mut outbox);
         assert_eq!(outbox.served.len(), 1);
         assert!(outbox.pipe.is_some(), "an error reply is sent");
