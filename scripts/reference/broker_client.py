@@ -42,7 +42,7 @@ RECORDS = [
     dict(id=7, user_id=42, timestamp_micros=-5, name="Ada Lovelace", email="ada@example.com", kind=3,
          score=1.5, weight=0.25, active=True, tags=["a", "bc"], attributes=[("k", "v")],
          location=(1.0, 2.0, "München"), fingerprint=bytes([1, 2, 3])),
-    dict(id=8, user_id=1 << 40, timestamp_micros=1781042494453016, name="Zoë", email="z@example.io", kind=0,
+    dict(id=8, user_id=4_000_000_000, timestamp_micros=1781042494453016, name="Zoë", email="z@example.io", kind=0,
          score=-0.0, weight=0.5, active=False, tags=[], attributes=[], location=None, fingerprint=b""),
 ]
 
