@@ -110,6 +110,9 @@ pub trait Broker: Transport {
     fn ready(address: SocketAddr) -> impl Future<Output = Result<(), TransportError>> + Send;
 }
 
+/// [`Broker::commands`] as a plain function.
+pub type CommandsFn = fn(&Path, &Path, &[u16], &BrokerSettings) -> Result<Vec<Command>, TransportError>;
+
 /// A boxed readiness check.
 pub type ReadyFuture = Pin<Box<dyn Future<Output = Result<(), TransportError>> + Send>>;
 
@@ -130,7 +133,7 @@ pub struct BrokerInfo {
     /// [`Broker::START_DEADLINE`].
     pub start_deadline: Duration,
     /// [`Broker::commands`].
-    pub commands: fn(&Path, &Path, &[u16], &BrokerSettings) -> Result<Vec<Command>, TransportError>,
+    pub commands: CommandsFn,
     /// [`Broker::ready`], boxed.
     pub ready: fn(SocketAddr) -> ReadyFuture,
 }
