@@ -22,6 +22,7 @@ use wirebench_transports::{
     TransportKind, TransportVisitor,
 };
 
+use crate::brokers::BrokerCpuSource;
 use crate::measure::{self, Caller, Completed, Failure, Measured, NoServerCpu, ServerCpu};
 use crate::modes;
 use crate::plan::{CallMode, CellSpec, LoadModel, Subject, Timing};
@@ -69,6 +70,10 @@ pub struct CellJob {
     /// Client and server read one machine's clock (not a remote server):
     /// oneway send-to-receipt latency is meaningful.
     pub same_clock: bool,
+    /// Broker rows: where the broker's CPU comes from.
+    pub broker_cpu: BrokerCpuSource,
+    /// Broker rows: the largest message body the broker carries.
+    pub broker_limit: Option<usize>,
 }
 
 /// How a cell ended.
@@ -145,6 +150,7 @@ struct Framed<F: Format, C: Client> {
     method: Method,
     data: Arc<Dataset>,
     inproc: bool,
+    counts_wire: bool,
 }
 
 impl<F: Format, C: Client> Caller for Framed<F, C> {
@@ -160,7 +166,7 @@ impl<F: Format, C: Client> Caller for Framed<F, C> {
     }
 
     fn counters(&self) -> Option<Counters> {
-        Some(self.client.counters())
+        self.counts_wire.then(|| self.client.counters())
     }
 
     fn never_waits(&self) -> bool {
@@ -168,8 +174,8 @@ impl<F: Format, C: Client> Caller for Framed<F, C> {
     }
 }
 
-/// A transport's raw ping-pong.
-struct Raw<R: RawClient>(R, bool);
+/// A transport's raw ping-pong (never waits, counts wire bytes).
+struct Raw<R: RawClient>(R, bool, bool);
 
 impl<R: RawClient> Caller for Raw<R> {
     type Scratch = ();
@@ -180,7 +186,7 @@ impl<R: RawClient> Caller for Raw<R> {
     }
 
     fn counters(&self) -> Option<Counters> {
-        Some(self.0.counters())
+        self.2.then(|| self.0.counters())
     }
 
     fn never_waits(&self) -> bool {
@@ -273,6 +279,40 @@ impl ServerCpu for AnyServerCpu {
             AnyServerCpu::Control(c) => c.read().await,
             AnyServerCpu::InProcess(c) => c.read().await,
             AnyServerCpu::None(c) => c.read().await,
+        }
+    }
+}
+
+/// The server's CPU source, with the broker's process tree read at the
+/// same two edges of the window (right after the server's figure), so
+/// broker CPU covers the interval server CPU does.
+struct WithBroker {
+    server: AnyServerCpu,
+    broker: BrokerCpuSource,
+    reads: Vec<Option<wirebench_transports::broker::daemon::TreeCpu>>,
+}
+
+impl ServerCpu for WithBroker {
+    async fn read(&mut self) -> Option<CpuTime> {
+        let server = self.server.read().await;
+        if !matches!(self.broker, BrokerCpuSource::None) {
+            self.reads.push(self.broker.read());
+        }
+        server
+    }
+}
+
+impl WithBroker {
+    /// The broker's CPU over the window, and how it was measured (`None`
+    /// for cells of other rows).
+    fn result(&self) -> (Option<CpuTime>, Option<String>) {
+        let first = self.reads.first().copied().flatten();
+        let last = self.reads.last().copied().flatten();
+        match (first, last, self.reads.len() >= 2) {
+            (Some(a), Some(b), true) => {
+                (Some(crate::brokers::tree_since(b, a)), self.broker.describe(Some(a.processes.max(b.processes))))
+            }
+            _ => (None, self.broker.describe(None)),
         }
     }
 }
@@ -406,6 +446,9 @@ impl<'a, T: Transport> FormatVisitor for Typed<'a, T> {
                     }
                 }
             }
+            if let Some(reason) = over_broker_limit(job, sizes.request.max(sizes.reply)) {
+                return Outcome::Done(Box::new(unsupported(&job.spec, reason)));
+            }
             let client = match connect_retrying(|| T::connect(&job.endpoint, &job.client)).await {
                 Ok(c) => c,
                 Err(e) => return Outcome::Done(Box::new(failed(&job.spec, e, None))),
@@ -418,6 +461,7 @@ impl<'a, T: Transport> FormatVisitor for Typed<'a, T> {
                         method: job.spec.workload.method(),
                         data: job.data.clone(),
                         inproc: T::KIND == TransportKind::Inproc,
+                        counts_wire: T::COUNTS_WIRE,
                     };
                     measure_cell(job, Rc::new(caller), sizes, stop).await
                 }
@@ -451,6 +495,9 @@ impl<'a> TransportVisitor for RawCell<'a> {
                 );
                 return Outcome::Done(Box::new(unsupported(&job.spec, reason)));
             }
+            if let Some(reason) = over_broker_limit(job, shape.request.max(shape.reply) as u64) {
+                return Outcome::Done(Box::new(unsupported(&job.spec, reason)));
+            }
             let raw = match connect_retrying(|| T::connect_raw(&job.endpoint, &job.client, shape)).await {
                 Ok(r) => r,
                 Err(e) => return Outcome::Done(Box::new(failed(&job.spec, e, None))),
@@ -461,7 +508,8 @@ impl<'a> TransportVisitor for RawCell<'a> {
                 request_zstd: None,
                 reply_zstd: None,
             };
-            match measure_cell(job, Rc::new(Raw(raw, T::KIND == TransportKind::Inproc)), sizes, stop).await {
+            let caller = Raw(raw, T::KIND == TransportKind::Inproc, T::COUNTS_WIRE);
+            match measure_cell(job, Rc::new(caller), sizes, stop).await {
                 Outcome::Done(mut cell) => {
                     cell.raw_shape = Some([shape.request as u64, shape.reply as u64]);
                     Outcome::Done(cell)
@@ -527,6 +575,17 @@ pub(crate) async fn probe<C: Caller>(caller: &C) -> Option<u64> {
     Some(used.bytes_sent + used.bytes_received)
 }
 
+/// A broker row's message that its broker cannot carry: the reason.
+fn over_broker_limit(job: &CellJob, largest: u64) -> Option<String> {
+    let limit = job.broker_limit?;
+    (largest > limit as u64).then(|| {
+        format!(
+            "{}: a {largest}-byte message exceeds the broker's {limit}-byte limit (--max-message, or the broker's own ceiling)",
+            job.spec.transport
+        )
+    })
+}
+
 async fn measure_cell<C: Caller>(job: &CellJob, caller: Rc<C>, sizes: Sizes, stop: Arc<AtomicBool>) -> Outcome {
     match measure_only(job, caller, stop).await {
         Some((measured, server_cpu, probe)) => {
@@ -536,14 +595,25 @@ async fn measure_cell<C: Caller>(job: &CellJob, caller: Rc<C>, sizes: Sizes, sto
     }
 }
 
+/// How the server side's CPU was read over a window: the server's own
+/// source, and a broker's process tree on broker rows.
+pub(crate) struct ServerReads {
+    /// How the server's CPU was read.
+    how: String,
+    /// The broker's CPU over the window and how it was read.
+    broker: (Option<CpuTime>, Option<String>),
+}
+
 /// Measures `caller` (wire probe, warm-up, window): the measurement, how
-/// the server CPU was read, the probe's bytes; `None` if interrupted.
+/// the server side's CPU was read, the probe's bytes; `None` if
+/// interrupted.
 pub(crate) async fn measure_only<C: Caller>(
     job: &CellJob,
     caller: Rc<C>,
     stop: Arc<AtomicBool>,
-) -> Option<(Measured, String, Option<u64>)> {
-    let (mut server, server_cpu) = server_cpu(job).await;
+) -> Option<(Measured, ServerReads, Option<u64>)> {
+    let (server, server_cpu) = server_cpu(job).await;
+    let mut server = WithBroker { server, broker: job.broker_cpu.clone(), reads: Vec::new() };
     let probe = if job.spec.transport == TransportKind::Inproc { None } else { probe(&*caller).await };
     // A `--clients` child: connected and probed, it waits for the others.
     if let Some(child) = &job.child
@@ -558,7 +628,8 @@ pub(crate) async fn measure_only<C: Caller>(
     if let Some(child) = &job.child {
         child.keep(&measured);
     }
-    Some((measured, server_cpu, probe))
+    let reads = ServerReads { how: server_cpu, broker: server.result() };
+    Some((measured, reads, probe))
 }
 
 /// A measurement as a results-file cell, with its wire probe.
@@ -566,13 +637,20 @@ pub(crate) fn measured_cell(
     job: &CellJob,
     measured: Measured,
     sizes: Sizes,
-    server_cpu: String,
+    reads: ServerReads,
     probe: Option<u64>,
 ) -> Cell {
-    let mut cell = to_cell(job, measured, sizes, server_cpu);
+    let calls = measured.calls_to_close.max(1) as f64;
+    let mut cell = to_cell(job, measured, sizes, reads.how);
     if let Some(m) = cell.metrics.as_mut() {
         m.wire_probe_bytes = probe;
         m.wire_exact = matches!(job.spec.transport, TransportKind::Tcp | TransportKind::Unix | TransportKind::Udp);
+        // Broker CPU is part of the server side, reported apart.
+        let (broker, how) = reads.broker;
+        let per_call = |d: std::time::Duration| d.as_secs_f64() * 1e6 / calls;
+        m.broker_user_us_per_call = broker.map(|c| per_call(c.user));
+        m.broker_system_us_per_call = broker.map(|c| per_call(c.system));
+        m.broker_cpu = how;
     }
     cell
 }
@@ -617,13 +695,15 @@ fn to_cell(job: &CellJob, m: Measured, sizes: Sizes, server_cpu: String) -> Cell
         } else {
             "unavailable: the server did not answer the stats call".into()
         },
+        // Set by measure_cell, which holds the broker's readings.
+        broker_user_us_per_call: None,
+        broker_system_us_per_call: None,
+        broker_cpu: None,
         errors: m.errors,
         timeouts: m.timeouts,
         wrong_replies: m.wrong,
         late_replies: m.wire.map_or(0, |w| w.late_replies),
         overhead_p50: None,
-        broker_user_us_per_call: None,
-        broker_system_us_per_call: None,
         oneway: None,
         stream: None,
         pubsub: None,

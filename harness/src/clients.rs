@@ -400,6 +400,8 @@ fn run_job(job: &ClientJob) -> anyhow::Result<ClientResult> {
         child: Some(hooks.clone()),
         control: None,
         same_clock: true,
+        broker_cpu: crate::brokers::BrokerCpuSource::None,
+        broker_limit: None,
     };
     if let Some(cpus) = &job.cpus {
         let _ = crate::affinity::pin_current_thread(cpus);
@@ -717,6 +719,7 @@ pub fn merge(spec: &CellSpec, results: Vec<ClientResult>) -> Result<Cell, String
         overhead_p50: None,
         broker_user_us_per_call: None,
         broker_system_us_per_call: None,
+        broker_cpu: None,
         oneway: None,
         stream: None,
         pubsub: None,
@@ -922,6 +925,8 @@ mod tests {
             child: None,
             control: None,
             same_clock: true,
+            broker_cpu: crate::brokers::BrokerCpuSource::None,
+            broker_limit: None,
         };
         let sent = ClientJob::new(&job, 2, 3, Some(vec![0]));
         let back: ClientJob = serde_json::from_str(&serde_json::to_string(&sent).unwrap()).unwrap();

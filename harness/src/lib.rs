@@ -4,7 +4,8 @@
 //!   every value, checked before any work starts.
 //! - [`plan`]: the matrix, its cells and their keys.
 //! - [`servers`]: the server side: a child `wirebench serve` process (so
-//!   client and server CPU are counted apart), in-process, or remote.
+//!   client and server CPU are counted apart), in-process, or remote;
+//!   [`brokers`]: the broker daemons of the broker rows, started first.
 //! - [`cell`]: one cell: connect, measure, verify, describe.
 //! - [`measure`]: the closed- and open-loop load generators and what they
 //!   record (HdrHistograms, CPU, bytes on the wire).
@@ -28,6 +29,7 @@
 //! per-call figure divides quantities measured over the same interval.
 
 pub mod affinity;
+pub mod brokers;
 pub mod call_counts;
 pub mod cell;
 pub mod cli;

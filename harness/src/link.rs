@@ -55,6 +55,11 @@ pub fn unsupported(transport: TransportKind) -> Option<&'static str> {
              stacks",
         ),
         TransportKind::Inproc => Some("inproc has no network to cross: the server's handler runs in the client"),
+        // The daemons run beside the harness, in its own network namespace:
+        // the link would sit between the client and nothing it talks to.
+        t if t.family() == wirebench_transports::Family::Broker => {
+            Some("brokers do not cross a link yet: their daemons run on the harness's loopback, outside the link")
+        }
         _ => None,
     }
 }

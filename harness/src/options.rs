@@ -148,6 +148,8 @@ fn connect_item(s: &str) -> Result<(TransportKind, Endpoint), String> {
     if kind == TransportKind::Inproc {
         return Err("inproc has no server to connect to: it always runs in this process".into());
     }
+    // A broker row takes its broker's URL too: nats://HOST:PORT.
+    let address = kind.broker().map_or(address, |b| wirebench_transports::broker::strip_scheme(b.scheme, address));
     let endpoint = Endpoint::parse(kind, address)?;
     let needs_pin = kind == TransportKind::Quic;
     if needs_pin && endpoint.pin.is_none() {
@@ -291,7 +293,9 @@ pub struct RunArgs {
           value_parser = limits::count_usize(limits::CLIENTS), allow_hyphen_values = true)]
     pub clients: usize,
     /// Drive a running `wirebench serve`: T=ADDR[,T=ADDR..], with #sha256:PIN
-    /// for quic and for http2 with --tls (as `serve` prints them).
+    /// for quic and for http2 with --tls (as `serve` prints them). A broker
+    /// row (nats, rabbitmq, redis, mqtt) names an existing broker instead of
+    /// starting one; with brokers alone the responders still run here.
     #[arg(long, value_name = "T=ADDR,..", value_delimiter = ',', value_parser = Parser::new(connect_item))]
     pub connect: Option<Vec<(TransportKind, Endpoint)>>,
     /// Output directory (default: wirebench-results/UTC-TIME, made unique).
@@ -338,6 +342,10 @@ pub struct RunArgs {
     /// Test only: the server process aborts after this long.
     #[arg(long, hide = true, value_parser = limits::span(limits::TEST_DELAY))]
     pub server_crash_after: Option<Duration>,
+    /// Test only: the broker of the cell with this key is killed halfway
+    /// through its measured window.
+    #[arg(long, hide = true, value_name = "KEY")]
+    pub broker_crash_in: Option<String>,
 }
 
 /// The option names of [`RunArgs`] that a matrix file may also set, so
@@ -489,13 +497,24 @@ pub fn resolve(args: &RunArgs, given: &dyn Given) -> anyhow::Result<RunOptions> 
         }
     };
 
+    // `--connect` with brokers only: existing brokers, and the responders
+    // and every other server still run here. With any other transport: a
+    // remote server, whose responders use the brokers named.
+    let connect = args.connect.clone().unwrap_or_default();
+    let brokers_only = !connect.is_empty() && connect.iter().all(|(t, _)| t.broker().is_some());
     let mode = match &args.connect {
-        Some(endpoints) => Mode::Remote(endpoints.clone()),
-        None if args.in_process => Mode::InProcess,
-        None => Mode::Process,
+        Some(endpoints) if !brokers_only => Mode::Remote(endpoints.clone()),
+        _ if args.in_process => Mode::InProcess,
+        _ => Mode::Process,
     };
+    let explicit = given.given("transports") || file.transports.is_some();
     if let Mode::Remote(endpoints) = &mode {
-        check_connect(endpoints, &mut matrix, given.given("transports") || file.transports.is_some(), args.tls)?;
+        check_connect(endpoints, &mut matrix, explicit, args.tls)?;
+    } else if brokers_only {
+        // Unless the transports were chosen, only the brokers named and
+        // inproc run; chosen ones that are not named run here.
+        let mut none = Matrix::product(String::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        check_connect(&connect, if explicit { &mut none } else { &mut matrix }, false, false)?;
     }
     check_links(
         &links,
@@ -539,6 +558,8 @@ pub fn resolve(args: &RunArgs, given: &dyn Given) -> anyhow::Result<RunOptions> 
             crash_after: args.server_crash_after,
             netns: None,
             listen_ip: None,
+            external_brokers: if brokers_only { connect.clone() } else { Vec::new() },
+            broker_crash_in: args.broker_crash_in.clone(),
         },
         mode,
         client,

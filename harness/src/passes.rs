@@ -139,6 +139,8 @@ fn fold_metrics(cells: &[&Cell]) -> Option<Metrics> {
     m.client_system_us_per_call = weighted(&|m| m.client_system_us_per_call);
     m.server_user_us_per_call = weighted_opt(&|m| m.server_user_us_per_call);
     m.server_system_us_per_call = weighted_opt(&|m| m.server_system_us_per_call);
+    m.broker_user_us_per_call = weighted_opt(&|m| m.broker_user_us_per_call);
+    m.broker_system_us_per_call = weighted_opt(&|m| m.broker_system_us_per_call);
     m.errors = all.iter().map(|m| m.errors).sum();
     m.timeouts = all.iter().map(|m| m.timeouts).sum();
     m.wrong_replies = all.iter().map(|m| m.wrong_replies).sum();

@@ -316,6 +316,11 @@ fn run_cell(
     if let Some(note) = servers.check_child(&server_options, out_dir) {
         tracing::warn!("{note}");
     }
+    // A broker that died between cells is replaced before the next; a
+    // broker row without a broker cannot run.
+    if let Some(cell) = crate::brokers::before_cell(spec, servers, &options.server, out_dir) {
+        return Some(cell);
+    }
     let Some(endpoint) = servers.endpoint(spec.transport).cloned() else {
         return Some(cell::unsupported(spec, format!("no {} server in this run", spec.transport)));
     };
@@ -331,7 +336,10 @@ fn run_cell(
         child: None,
         control: servers.endpoint(TransportKind::Tcp).cloned(),
         same_clock: !matches!(options.mode, Mode::Remote(_)),
+        broker_cpu: servers.broker_cpu(spec.transport),
+        broker_limit: servers.broker_limit(spec.transport),
     };
+    let crash = crate::brokers::crash_during(spec, options, servers);
     let outcome = if spec.clients > 1 {
         let netns = match network {
             Some(n) => match (0..spec.clients).map(|i| n.client_netns(i)).collect::<anyhow::Result<Vec<_>>>() {
@@ -357,6 +365,10 @@ fn run_cell(
         Outcome::Interrupted => return None,
         Outcome::Done(cell) => *cell,
     };
+    drop(crash);
+    // A broker that died during the cell fails it, and the next cell gets
+    // a fresh one.
+    crate::brokers::after_cell(&mut cell, servers, &options.server, out_dir);
     // A server that died during the cell fails it, whatever the cell
     // itself saw.
     if let Some(note) = servers.check_child(&server_options, out_dir) {

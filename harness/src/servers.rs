@@ -14,6 +14,7 @@ use anyhow::{Context, bail};
 use wirebench_transports::{Address, Endpoint, Server, ServerConfig, TransportKind};
 
 use crate::affinity;
+use crate::brokers::{BrokerCpuSource, Brokers, Unavailable};
 use crate::cell::ServerCpuSource;
 
 /// How the server side runs.
@@ -41,6 +42,11 @@ pub struct ServerOptions {
     pub netns: Option<PathBuf>,
     /// ...and listens on this address (default 127.0.0.1).
     pub listen_ip: Option<std::net::IpAddr>,
+    /// Existing brokers (`--connect` with a broker row): no daemon is
+    /// started for them; the responder connects to them.
+    pub external_brokers: Vec<(TransportKind, Endpoint)>,
+    /// Test-only: kill the broker halfway through the cell of this key.
+    pub broker_crash_in: Option<String>,
 }
 
 /// The running servers of a run.
@@ -54,6 +60,9 @@ pub struct Servers {
     _sockets: Option<SocketDir>,
     _runtime: Option<tokio::runtime::Runtime>,
     control: ServerCpuSource,
+    /// The broker daemons: declared last, so they are dropped after the
+    /// servers, whose responders thus stop before their brokers do.
+    brokers: Brokers,
 }
 
 #[derive(Debug)]
@@ -62,6 +71,8 @@ struct ChildServer {
     args: Vec<String>,
     log: PathBuf,
     transports: Vec<TransportKind>,
+    /// Where each broker row's responder connects.
+    brokers: BTreeMap<TransportKind, String>,
     _unix_dir: SocketDir,
 }
 
@@ -89,7 +100,20 @@ impl Servers {
             .context("cannot start the server runtime")?;
         let mut local = Vec::new();
         let mut endpoints = BTreeMap::new();
-        let wanted: Vec<TransportKind> = transports.iter().copied().filter(|&t| t != TransportKind::Inproc).collect();
+        // Broker daemons first: the responders connect to them. In remote
+        // mode every broker row's broker is the one `--connect` names.
+        let external = match mode {
+            Mode::Remote(given) => given.clone(),
+            _ => options.external_brokers.clone(),
+        };
+        let brokers = Brokers::start(transports, &external, options.config.max_message, options.cpus.clone(), out_dir);
+        let listen = brokers.listen_all();
+        // A broker row without a broker has nothing to serve.
+        let wanted: Vec<TransportKind> = transports
+            .iter()
+            .copied()
+            .filter(|&t| t != TransportKind::Inproc && (t.broker().is_none() || listen.contains_key(&t)))
+            .collect();
         if transports.contains(&TransportKind::Inproc) {
             let server = runtime.block_on(wirebench_transports::serve_kind(
                 TransportKind::Inproc,
@@ -103,7 +127,7 @@ impl Servers {
         let mut sockets = None;
         let control = match mode {
             Mode::Process => {
-                let spawned = ChildServer::spawn(&wanted, options, out_dir)?;
+                let spawned = ChildServer::spawn(&wanted, &listen, options, out_dir)?;
                 for (kind, endpoint) in spawned.1 {
                     endpoints.insert(kind, endpoint);
                 }
@@ -113,7 +137,7 @@ impl Servers {
             Mode::InProcess => {
                 let unix_dir = sockets.insert(SocketDir::new()?);
                 for &kind in control_first(&wanted).iter() {
-                    let listen = listen_address(kind, &unix_dir.0, None);
+                    let listen = listen.get(&kind).cloned().unwrap_or_else(|| listen_address(kind, &unix_dir.0, None));
                     let address = Address::parse(kind, &listen).map_err(anyhow::Error::msg)?;
                     let server = runtime
                         .block_on(wirebench_transports::serve_kind(kind, &address, options.config.clone()))
@@ -133,7 +157,69 @@ impl Servers {
                 }
             }
         };
-        Ok(Servers { endpoints, child, _local: local, _sockets: sockets, _runtime: Some(runtime), control })
+        Ok(Servers { endpoints, child, _local: local, _sockets: sockets, _runtime: Some(runtime), control, brokers })
+    }
+
+    /// Why a cell of `kind` cannot run for want of its broker, if so.
+    pub fn broker_unavailable(&self, kind: TransportKind) -> Option<Unavailable> {
+        self.brokers.unavailable(kind)
+    }
+
+    /// Where a cell of `kind` reads its broker CPU from.
+    pub fn broker_cpu(&self, kind: TransportKind) -> BrokerCpuSource {
+        self.brokers.cpu_source(kind)
+    }
+
+    /// The largest body `kind`'s broker carries (broker rows only).
+    pub fn broker_limit(&self, kind: TransportKind) -> Option<usize> {
+        self.brokers.body_limit(kind)
+    }
+
+    /// If `kind`'s broker has died: starts a fresh one, reconnects the
+    /// responder to it (a new server process, or a new in-process
+    /// responder), and says what happened.
+    pub fn check_broker(&mut self, kind: TransportKind, options: &ServerOptions, out_dir: &Path) -> Option<String> {
+        let note = self.brokers.replace_if_dead(kind)?;
+        let Some(listen) = self.brokers.listen(kind) else {
+            self.endpoints.remove(&kind);
+            return Some(note);
+        };
+        let mut calm = options.clone();
+        calm.crash_after = None;
+        if let Some(child) = self.child.as_mut() {
+            let transports = child.transports.clone();
+            let mut brokers = child.brokers.clone();
+            brokers.insert(kind, listen);
+            // The old server process goes first: its responder's broker is gone.
+            let restarted = ChildServer::spawn(&transports, &brokers, &calm, out_dir);
+            return Some(match restarted {
+                Ok((new, endpoints)) => {
+                    for (kind, endpoint) in endpoints {
+                        self.endpoints.insert(kind, endpoint);
+                    }
+                    if let Some(tcp) = self.endpoints.get(&TransportKind::Tcp) {
+                        self.control = ServerCpuSource::Control(tcp.clone());
+                    }
+                    *child = new;
+                    format!("{note}, with a new server process connected to it")
+                }
+                Err(e) => format!("{note}, but restarting the server process failed: {e:#}"),
+            });
+        }
+        if let (Some(runtime), true) = (&self._runtime, matches!(self.control, ServerCpuSource::InProcess)) {
+            let served = Address::parse(kind, &listen).map_err(anyhow::Error::msg).and_then(|address| {
+                Ok(runtime.block_on(wirebench_transports::serve_kind(kind, &address, calm.config.clone()))?)
+            });
+            return Some(match served {
+                Ok(server) => {
+                    self.endpoints.insert(kind, server.endpoint().clone());
+                    self._local.push(server);
+                    format!("{note}, with a new responder connected to it")
+                }
+                Err(e) => format!("{note}, but its new responder failed: {e:#}"),
+            });
+        }
+        Some(note)
     }
 
     /// Where to reach `kind`, if it is served.
@@ -155,7 +241,8 @@ impl Servers {
         let transports = child.transports.clone();
         let mut calm = options.clone();
         calm.crash_after = None;
-        match ChildServer::spawn(&transports, &calm, out_dir) {
+        let brokers = child.brokers.clone();
+        match ChildServer::spawn(&transports, &brokers, &calm, out_dir) {
             Ok((new, endpoints)) => {
                 for (kind, endpoint) in endpoints {
                     self.endpoints.insert(kind, endpoint);
@@ -239,6 +326,7 @@ impl ChildServer {
     /// call) and waits for its `listening` lines.
     fn spawn(
         transports: &[TransportKind],
+        brokers: &BTreeMap<TransportKind, String>,
         options: &ServerOptions,
         out_dir: &Path,
     ) -> anyhow::Result<(ChildServer, Vec<(TransportKind, Endpoint)>)> {
@@ -250,7 +338,7 @@ impl ChildServer {
                 "--transport".into(),
                 kind.name().into(),
                 "--listen".into(),
-                listen_address(kind, &unix_dir.0, options.listen_ip),
+                brokers.get(&kind).cloned().unwrap_or_else(|| listen_address(kind, &unix_dir.0, options.listen_ip)),
             ]);
         }
         let c = &options.config;
@@ -339,7 +427,7 @@ impl ChildServer {
                 _ => tracing::debug!("server: {line}"),
             }
         }
-        Ok((ChildServer { child, args, log, transports, _unix_dir: unix_dir }, endpoints))
+        Ok((ChildServer { child, args, log, transports, brokers: brokers.clone(), _unix_dir: unix_dir }, endpoints))
     }
 }
 

@@ -534,6 +534,10 @@
       td.appendChild(h('div', { class: 'r' }, srv != null ? 'srv ' + fmtUs(srv) : 'client only'));
       lines.push('client ' + fmtUs(m.client_user_us_per_call + m.client_system_us_per_call) + ' (user ' + fmtUs(m.client_user_us_per_call) + ', system ' + fmtUs(m.client_system_us_per_call) + ')');
       lines.push('server ' + (srv != null ? fmtUs(srv) : 'unknown') + ' · ' + m.server_cpu);
+      if (m.broker_cpu) {
+        var brk = m.broker_user_us_per_call != null ? m.broker_user_us_per_call + m.broker_system_us_per_call : null;
+        lines.push('broker ' + (brk != null ? fmtUs(brk) + ' (user ' + fmtUs(m.broker_user_us_per_call) + ', system ' + fmtUs(m.broker_system_us_per_call) + ')' : 'unknown') + ' · ' + m.broker_cpu);
+      }
     }
     if (metric.id === 'wire') {
       lines.push('sent ' + fmtBytes(m.wire_sent_per_call) + ', received ' + fmtBytes(m.wire_received_per_call) + ' per call (average over the window)');

@@ -463,6 +463,18 @@ pub struct Metrics {
     pub server_system_us_per_call: Option<f64>,
     /// How the server CPU was measured, or why it is absent.
     pub server_cpu: String,
+    /// Broker rows: the broker daemon's CPU per call (its whole process
+    /// tree), user, microseconds; part of the server side, reported apart
+    /// from the responder's `server_*` figures. Absent when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_user_us_per_call: Option<f64>,
+    /// Broker rows: the broker's CPU per call, system, microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_system_us_per_call: Option<f64>,
+    /// Broker rows: how the broker CPU was measured, or why it is absent;
+    /// absent for other rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_cpu: Option<String>,
     /// Calls that ended in an error status or a transport error.
     pub errors: u64,
     /// Calls that got no reply in time.
@@ -474,13 +486,6 @@ pub struct Metrics {
     /// p50 over the raw baseline's p50 at the same size and load.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overhead_p50: Option<f64>,
-    /// Broker cells: the broker daemon's CPU per call, user, microseconds
-    /// (a part of `server_user_us_per_call`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub broker_user_us_per_call: Option<f64>,
-    /// Broker cells: the broker daemon's CPU per call, system.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub broker_system_us_per_call: Option<f64>,
     /// Oneway cells: what was sent and what arrived.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oneway: Option<OnewayFigures>,

@@ -100,6 +100,7 @@ fn every_field_of_the_model_is_documented() {
                 m.oneway.get_or_insert_with(|| OnewayFigures { latency: Some(m.latency), ..Default::default() });
                 m.stream.get_or_insert_with(Default::default);
                 m.pubsub.get_or_insert_with(Default::default);
+                m.broker_cpu.get_or_insert_with(|| "broker process tree".into());
             }
             cell.link = Some(m::CellLink { name: "wan".into(), spec: "rtt=40ms,rate=100mbit,queue=512KiB".into() });
             cell.clients = vec![m::ClientFigures {

@@ -158,6 +158,10 @@ pub trait Transport: Send + Sync + 'static {
     const KIND: TransportKind;
     /// What it is, for reports.
     const PROPERTIES: TransportProperties;
+    /// Whether its clients' [`Client::counters`] count bytes on the wire:
+    /// false where the client library owns its socket out of reach (its
+    /// properties say so), and then the harness reports no wire bytes.
+    const COUNTS_WIRE: bool = true;
     /// The RPC client.
     type Client: Client;
     /// The raw baseline client.
@@ -345,7 +349,12 @@ registry! {
         ZeroRpc => "zerorpc", framework::zerorpc::ZeroRpc;
         Jsonrpsee => "jsonrpsee", framework::jsonrpsee::Jsonrpsee;
     }
-    brokers {}
+    brokers {
+        Nats => "nats", broker::nats::Nats;
+        Rabbitmq => "rabbitmq", broker::rabbitmq::Rabbitmq;
+        Redis => "redis", broker::redis::Redis;
+        Mqtt => "mqtt", broker::mqtt::Mqtt;
+    }
 }
 
 impl TransportKind {

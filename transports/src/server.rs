@@ -397,6 +397,14 @@ impl Handler {
         }
     }
 
+    /// Counts a request refused before its format was known (a broker
+    /// request with unreadable ids or an oversized body), as
+    /// [`Handler::handle`] counts its early refusals: without the
+    /// injected delay.
+    pub fn count_refused(&self) {
+        self.number_call();
+    }
+
     /// Calls served so far.
     pub fn calls(&self) -> u64 {
         self.calls.load(Ordering::Relaxed)

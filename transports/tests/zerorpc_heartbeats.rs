@@ -88,7 +88,10 @@ async fn a_call_held_by_a_stalled_server_is_kept_alive_by_its_heartbeats() {
 /// A ROUTER of the test's own on a thread: it records every event it gets
 /// for `run_for`, and heartbeats each request's channel every `beat` if
 /// given, answering none.
-fn mute_server(beat: Option<Duration>, run_for: Duration) -> (SocketAddr, mpsc::Receiver<Vec<(String, Vec<u8>)>>) {
+/// Every event the mute server got: its name and the id it answers.
+type Seen = Vec<(String, Vec<u8>)>;
+
+fn mute_server(beat: Option<Duration>, run_for: Duration) -> (SocketAddr, mpsc::Receiver<Seen>) {
     let router = zmq::Context::new().socket(zmq::ROUTER).unwrap();
     router.set_linger(0).unwrap();
     router.bind("tcp://127.0.0.1:*").unwrap();
@@ -109,14 +112,14 @@ fn mute_server(beat: Option<Duration>, run_for: Duration) -> (SocketAddr, mpsc::
                     channels.push((parts[0].clone(), e.message_id.unwrap().to_vec()));
                 }
             }
-            if let Some(beat) = beat {
-                if Instant::now() >= next_beat {
-                    next_beat = Instant::now() + beat;
-                    for (identity, channel) in &channels {
-                        let mut hb = Vec::new();
-                        event::write_heartbeat(&mut hb, b"server beat", channel);
-                        router.send_multipart([&identity[..], &b""[..], &hb], 0).unwrap();
-                    }
+            if let Some(beat) = beat
+                && Instant::now() >= next_beat
+            {
+                next_beat = Instant::now() + beat;
+                for (identity, channel) in &channels {
+                    let mut hb = Vec::new();
+                    event::write_heartbeat(&mut hb, b"server beat", channel);
+                    router.send_multipart([&identity[..], &b""[..], &hb], 0).unwrap();
                 }
             }
         }

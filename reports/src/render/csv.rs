@@ -58,6 +58,9 @@ pub const COLUMNS: &[&str] = &[
     "server_user_us_per_call",
     "server_system_us_per_call",
     "server_cpu",
+    "broker_user_us_per_call",
+    "broker_system_us_per_call",
+    "broker_cpu",
     "errors",
     "timeouts",
     "wrong_replies",
@@ -140,6 +143,9 @@ fn row(cell: &Cell) -> Vec<String> {
                 opt(m.server_user_us_per_call.map(f)),
                 opt(m.server_system_us_per_call.map(f)),
                 m.server_cpu.clone(),
+                opt(m.broker_user_us_per_call.map(f)),
+                opt(m.broker_system_us_per_call.map(f)),
+                opt(m.broker_cpu.clone()),
                 m.errors.to_string(),
                 m.timeouts.to_string(),
                 m.wrong_replies.to_string(),
@@ -147,7 +153,7 @@ fn row(cell: &Cell) -> Vec<String> {
                 opt(m.overhead_p50.map(f)),
             ]);
         }
-        None => r.extend(std::iter::repeat_n(String::new(), 5 + 8 + 8 + 19)),
+        None => r.extend(std::iter::repeat_n(String::new(), 5 + 8 + 8 + 22)),
     }
     r.push(opt(cell.raw_shape.map(|s| s[0].to_string())));
     r.push(opt(cell.raw_shape.map(|s| s[1].to_string())));

@@ -12,15 +12,40 @@
 //! One file per broker, implementing both, plus one line in the `brokers`
 //! group of the registry in `lib.rs`. The lifecycle they share (finding the
 //! binary, the throwaway directory, pinning, counting the daemon's CPU,
-//! stopping it and everything it spawned on every exit path) lives here
-//! once.
+//! stopping it and everything it spawned on every exit path) lives once in
+//! [`daemon`]; what their messages share (the status of a reply, the
+//! responder's serving of one request) lives here.
+//!
+//! Every broker carries the same three things beside the body: the call id
+//! (the method), the format's wire id and, on replies, the status, each in
+//! the broker's own headers or properties; a request is matched to its
+//! reply by the broker's own means (a reply inbox, a correlation id, or a
+//! request id field). `docs/protocol.md` section 17 has each broker's
+//! bytes. Each transport's design leaves room for the other call modes
+//! (oneway: a request with no reply address; stream: several replies to
+//! one reply address; pubsub: one subject, many subscribers) without
+//! reshaping its messages.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::pin::Pin;
 use std::process::Command;
+use std::time::Duration;
 
-use crate::{Transport, TransportError};
+use bytes::Bytes;
+use wirebench_formats::{Code, ServerScratch, Status};
+
+use crate::server::Handler;
+use crate::{CallError, RawShape, Transport, TransportError, TransportKind};
+
+pub mod daemon;
+pub mod mqtt;
+pub mod nats;
+pub mod rabbitmq;
+pub mod redis;
+
+pub use daemon::{BrokerError, RunningBroker, StartOptions};
 
 /// The daemon a broker row needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,15 +63,46 @@ impl Daemon {
     }
 }
 
+/// How the harness configures a daemon it starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BrokerSettings {
+    /// Largest message body of the run (`--max-message`): the daemon's own
+    /// limits are raised to carry it, where the broker allows.
+    pub max_message: usize,
+}
+
+/// Room for a broker's own headers and properties on top of a body, in
+/// the limits the harness raises (NATS `max_payload` counts headers too).
+pub const HEADROOM: usize = 64 << 10;
+
 /// A broker transport's daemon.
 pub trait Broker: Transport {
     /// Its daemon.
     const DAEMON: Daemon;
+    /// The URL scheme `--connect` accepts before `HOST:PORT`
+    /// (`nats://127.0.0.1:4222`).
+    const SCHEME: &'static str;
+    /// Loopback ports the daemon needs beyond its listening one (RabbitMQ:
+    /// epmd and Erlang distribution).
+    const EXTRA_PORTS: usize = 0;
+    /// The largest body the broker can carry however it is configured
+    /// (its protocol's or its own hard ceiling); a cell whose messages are
+    /// larger is `unsupported` with this as the reason.
+    const MAX_BODY: usize;
+    /// How long the daemon may take to become ready.
+    const START_DEADLINE: Duration = Duration::from_secs(30);
 
     /// Writes a throwaway configuration into `dir` (empty, owned by this
-    /// run) and returns the command that starts the daemon at `binary`
-    /// listening on `127.0.0.1:port` only.
-    fn command(binary: &Path, dir: &Path, port: u16) -> Result<Command, TransportError>;
+    /// start) and returns the commands that start the daemon found at
+    /// `binary`, listening on `127.0.0.1:ports[0]` only (`ports` has
+    /// [`Broker::EXTRA_PORTS`] more). Helpers come first (RabbitMQ's epmd);
+    /// the last command is the broker itself. All run in one process group.
+    fn commands(
+        binary: &Path,
+        dir: &Path,
+        ports: &[u16],
+        settings: &BrokerSettings,
+    ) -> Result<Vec<Command>, TransportError>;
 
     /// Succeeds once a real client handshake with the broker at `address`
     /// succeeds (an open port is not enough: some brokers open theirs
@@ -54,19 +110,238 @@ pub trait Broker: Transport {
     fn ready(address: SocketAddr) -> impl Future<Output = Result<(), TransportError>> + Send;
 }
 
+/// [`Broker::commands`] as a plain function.
+pub type CommandsFn = fn(&Path, &Path, &[u16], &BrokerSettings) -> Result<Vec<Command>, TransportError>;
+
+/// A boxed readiness check.
+pub type ReadyFuture = Pin<Box<dyn Future<Output = Result<(), TransportError>> + Send>>;
+
 /// A broker's lifecycle as plain functions, so the harness can start any
 /// broker of the registry without knowing its type.
 #[derive(Clone, Copy, Debug)]
 pub struct BrokerInfo {
+    /// Which row.
+    pub kind: TransportKind,
     /// Its daemon.
     pub daemon: Daemon,
-    /// [`Broker::command`].
-    pub command: fn(&Path, &Path, u16) -> Result<Command, TransportError>,
+    /// [`Broker::SCHEME`].
+    pub scheme: &'static str,
+    /// [`Broker::EXTRA_PORTS`].
+    pub extra_ports: usize,
+    /// [`Broker::MAX_BODY`].
+    pub max_body: usize,
+    /// [`Broker::START_DEADLINE`].
+    pub start_deadline: Duration,
+    /// [`Broker::commands`].
+    pub commands: CommandsFn,
+    /// [`Broker::ready`], boxed.
+    pub ready: fn(SocketAddr) -> ReadyFuture,
 }
 
 impl BrokerInfo {
     /// The lifecycle of `B`.
     pub fn of<B: Broker>() -> BrokerInfo {
-        BrokerInfo { daemon: B::DAEMON, command: B::command }
+        fn ready<B: Broker>(address: SocketAddr) -> ReadyFuture {
+            Box::pin(B::ready(address))
+        }
+        BrokerInfo {
+            kind: B::KIND,
+            daemon: B::DAEMON,
+            scheme: B::SCHEME,
+            extra_ports: B::EXTRA_PORTS,
+            max_body: B::MAX_BODY,
+            start_deadline: B::START_DEADLINE,
+            commands: B::commands,
+            ready: ready::<B>,
+        }
+    }
+
+    /// The largest body a daemon started with `settings` carries: the
+    /// run's `--max-message`, or the broker's ceiling if that is lower.
+    pub fn body_limit(&self, settings: &BrokerSettings) -> usize {
+        settings.max_message.min(self.max_body)
+    }
+}
+
+/// Strips `scheme://` from a `--connect` address, if it is there.
+pub fn strip_scheme<'a>(scheme: &str, address: &'a str) -> &'a str {
+    address.strip_prefix(scheme).and_then(|rest| rest.strip_prefix("://")).unwrap_or(address)
+}
+
+/// The outcome a reply carries: its body when `status` is 0, else the
+/// status with the body as its message (as the tcp frame does).
+pub(crate) fn reply_outcome(status: u32, body: Bytes) -> Result<Bytes, CallError> {
+    if status == 0 {
+        return Ok(body);
+    }
+    let message = String::from_utf8_lossy(&body).into_owned();
+    Err(CallError::Status(match Code::from_value(status) {
+        Some(code) => Status::new(code, message),
+        None => Status::new(Code::Internal, format!("unknown status {status}: {message}")),
+    }))
+}
+
+/// Parses a decimal header or property value (the call id, the format id,
+/// the status) that must fit `T`.
+pub(crate) fn parse_number<T: std::str::FromStr>(what: &str, value: Option<&[u8]>) -> Result<T, Status> {
+    let value = value.ok_or_else(|| Status::new(Code::InvalidArgument, format!("no {what}")))?;
+    std::str::from_utf8(value).ok().and_then(|s| s.trim().parse().ok()).ok_or_else(|| {
+        let shown = String::from_utf8_lossy(&value[..value.len().min(32)]).into_owned();
+        Status::new(Code::InvalidArgument, format!("{what} {shown:?} is not a number in range"))
+    })
+}
+
+/// What a responder publishes back: status 0 and the reply's encoding, or
+/// an error status and its message.
+pub(crate) struct Answer<'s> {
+    /// 0, or the error's code.
+    pub(crate) status: u32,
+    /// The reply body, or the error's message.
+    pub(crate) body: std::borrow::Cow<'s, [u8]>,
+}
+
+impl<'s> Answer<'s> {
+    pub(crate) fn error(status: Status) -> Answer<'static> {
+        Answer { status: u32::from(status.code.value()), body: std::borrow::Cow::Owned(status.message.into_bytes()) }
+    }
+}
+
+/// Serves one request as it came off the broker: its call id and format id
+/// as the headers said (already parsed, or the reason they could not be),
+/// and its body. A body over the limit is refused with a status, never
+/// decoded.
+pub(crate) fn serve_request<'s>(
+    handler: &Handler,
+    scratch: &'s mut ServerScratch,
+    ids: Result<(u8, u8), Status>,
+    body: &[u8],
+) -> Answer<'s> {
+    let (call, format) = match ids {
+        Ok(ids) => ids,
+        Err(status) => {
+            handler.count_refused();
+            return Answer::error(status);
+        }
+    };
+    if body.len() > handler.max_message {
+        handler.count_refused();
+        return Answer::error(Status::new(
+            Code::ResourceExhausted,
+            format!("a {}-byte request exceeds the {}-byte limit", body.len(), handler.max_message),
+        ));
+    }
+    match handler.handle(scratch, call, format, body) {
+        Ok(reply) => Answer { status: 0, body: std::borrow::Cow::Borrowed(reply) },
+        Err(status) => Answer::error(status),
+    }
+}
+
+/// A name no other client of the same broker uses: the process id, a
+/// counter and random bits (reply addresses and MQTT client ids).
+pub(crate) fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut random = [0u8; 8];
+    // The clock is enough to tell two runs apart if urandom cannot be read.
+    if std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut random)).is_err() {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        random = (nanos as u64).to_le_bytes();
+    }
+    format!("{prefix}{}-{n}-{:016x}", std::process::id(), u64::from_le_bytes(random))
+}
+
+/// Fails with `what` unless `future` finishes within `deadline` (for
+/// handshakes of libraries without a deadline of their own).
+pub(crate) async fn within<T>(
+    kind: TransportKind,
+    deadline: Duration,
+    what: &str,
+    future: impl Future<Output = Result<T, TransportError>>,
+) -> Result<T, TransportError> {
+    match tokio::time::timeout(deadline, future).await {
+        Ok(result) => result,
+        Err(_) => Err(TransportError::handshake(kind, format!("{what}: no answer within {deadline:?}"))),
+    }
+}
+
+/// The raw request of `shape`: its reply length (u32 BE) first, then
+/// filler bytes up to its own length.
+pub(crate) fn raw_request(shape: RawShape) -> Result<Bytes, TransportError> {
+    let reply = u32::try_from(shape.reply).map_err(|_| TransportError::Config("raw reply over 4 GiB".into()))?;
+    let mut request = vec![0x5a; shape.request.max(4)];
+    request[..4].copy_from_slice(&reply.to_be_bytes());
+    Ok(Bytes::from(request))
+}
+
+/// The reply length a raw request asks for, if it is readable and within
+/// `max_message`; a lying length is refused here, before any allocation.
+pub(crate) fn raw_reply_len(request: &[u8], max_message: usize) -> Option<usize> {
+    let len = u32::from_be_bytes(request.get(..4)?.try_into().ok()?) as usize;
+    (len <= max_message).then_some(len)
+}
+
+/// How long a client or responder waits for its broker handshake.
+pub(crate) const HANDSHAKE: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ServerConfig;
+
+    #[test]
+    fn replies_carry_their_status() {
+        assert_eq!(reply_outcome(0, Bytes::from_static(b"ok")).unwrap(), Bytes::from_static(b"ok"));
+        match reply_outcome(u32::from(Code::InvalidArgument.value()), Bytes::from_static(b"bad")) {
+            Err(CallError::Status(s)) => assert_eq!((s.code, s.message.as_str()), (Code::InvalidArgument, "bad")),
+            other => panic!("{other:?}"),
+        }
+        match reply_outcome(9999, Bytes::from_static(b"?")) {
+            Err(CallError::Status(s)) => assert_eq!(s.code, Code::Internal),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn numbers_are_checked() {
+        assert_eq!(parse_number::<u8>("call id", Some(b"2")).unwrap(), 2);
+        assert!(parse_number::<u8>("call id", Some(b"300")).is_err());
+        assert!(parse_number::<u8>("call id", Some(b"\xff\xfe")).is_err());
+        assert!(parse_number::<u8>("call id", None).is_err());
+    }
+
+    #[test]
+    fn bad_requests_get_an_error_status() {
+        let handler = Handler::new(&ServerConfig { max_message: 4, ..ServerConfig::default() });
+        let mut scratch = ServerScratch::default();
+        let missing = serve_request(&handler, &mut scratch, Err(Status::new(Code::InvalidArgument, "no call id")), b"");
+        assert_eq!(missing.status, u32::from(Code::InvalidArgument.value()));
+        let big = serve_request(&handler, &mut scratch, Ok((1, 1)), b"12345");
+        assert_eq!(big.status, u32::from(Code::ResourceExhausted.value()));
+        let garbage = serve_request(&handler, &mut scratch, Ok((1, 1)), b"{{{");
+        assert_eq!(garbage.status, u32::from(Code::InvalidArgument.value()));
+        assert_eq!(handler.calls(), 3);
+    }
+
+    #[test]
+    fn schemes_are_optional() {
+        assert_eq!(strip_scheme("nats", "nats://127.0.0.1:4222"), "127.0.0.1:4222");
+        assert_eq!(strip_scheme("nats", "127.0.0.1:4222"), "127.0.0.1:4222");
+        assert_eq!(strip_scheme("nats", "amqp://127.0.0.1:4222"), "amqp://127.0.0.1:4222");
+    }
+
+    #[test]
+    fn raw_requests_carry_their_reply_length() {
+        let request = raw_request(RawShape { request: 17, reply: 300 }).unwrap();
+        assert_eq!(request.len(), 17);
+        assert_eq!(raw_reply_len(&request, 1 << 20), Some(300));
+        assert_eq!(raw_reply_len(&request, 299), None, "over the limit");
+        assert_eq!(raw_reply_len(b"\xff\xff\xff\xff", 1 << 20), None, "a lying length");
+        assert_eq!(raw_reply_len(b"\x00\x01", 1 << 20), None, "too short");
+    }
+
+    #[test]
+    fn unique_names_differ() {
+        assert_ne!(unique_name("a-"), unique_name("a-"));
     }
 }

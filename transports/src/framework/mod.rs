@@ -27,10 +27,10 @@ use crate::{
 
 pub mod capnp_rpc;
 pub mod grpc;
-pub mod thrift_rpc;
-pub mod volo_thrift;
 pub mod jsonrpsee;
 pub mod tarpc;
+pub mod thrift_rpc;
+pub mod volo_thrift;
 pub mod zerorpc;
 
 /// A stock RPC framework as a type, so the harness monomorphizes its timed

@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+pub mod broker;
+
 use bytes::Bytes;
 use wirebench_formats::dataset::{DEFAULT_SEED, Dataset, Expected, MULTIPLY_OPERANDS};
 use wirebench_formats::{Batch, Format, FormatId, OwnedRequest, Reply, Workload};

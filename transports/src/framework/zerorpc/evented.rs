@@ -201,10 +201,10 @@ impl TcpBytes {
             if let Some(local) = addresses(fd, self.peer) {
                 self.current = Some(Connection { fd, local, last: (0, 0) });
             }
-        } else if event.is(zmq::SocketEvent::DISCONNECTED) || event.is(zmq::SocketEvent::CLOSED) {
-            if self.current.is_some_and(|c| c.fd == event.value as RawFd) {
-                self.retire();
-            }
+        } else if (event.is(zmq::SocketEvent::DISCONNECTED) || event.is(zmq::SocketEvent::CLOSED))
+            && self.current.is_some_and(|c| c.fd == event.value as RawFd)
+        {
+            self.retire();
         }
     }
 

@@ -1,0 +1,369 @@
+//! NATS: core request-reply with reply inboxes, through `nats-server`,
+//! with async-nats.
+//!
+//! A request is published to the subject `wirebench.requests` with a reply
+//! subject: async-nats's request API gives every request its own inbox
+//! subject under one wildcard subscription per connection, and the reply
+//! published there is matched by its subject. The call id and the format
+//! travel in the NATS headers `Wirebench-Call` and `Wirebench-Format`, the
+//! status of the reply in `Wirebench-Status`; the body is the format's
+//! bytes (or, on an error status, its message). The responder (inside
+//! `wirebench serve`) subscribes in the queue group `wirebench`, so several
+//! responders share the requests.
+//!
+//! The raw floor: a headerless request to `wirebench.raw` whose first four
+//! bytes (u32 BE) say how many bytes the reply has; nothing else is read.
+//!
+//! The other modes fit the same subjects: oneway is a publish without a
+//! reply subject (the responder answers only requests that have one),
+//! stream is several replies to one inbox, pubsub is one subject with
+//! several plain subscribers.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_nats::{HeaderMap, RequestErrorKind};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use wirebench_formats::{FormatId, Method, ServerScratch};
+
+use super::{
+    Broker, BrokerSettings, Daemon, HANDSHAKE, HEADROOM, parse_number, raw_reply_len, raw_request, reply_outcome,
+    serve_request, within,
+};
+use crate::server::{Handler, Server, ServerConfig, ShutdownSignal};
+use crate::{
+    Address, CallError, ClientConfig, Counters, Endpoint, RawShape, Transport, TransportError, TransportKind,
+    TransportProperties, with_timeout,
+};
+
+const KIND: TransportKind = TransportKind::Nats;
+
+/// The subject requests are published to.
+pub const SUBJECT: &str = "wirebench.requests";
+/// The subject of the raw ping-pong floor.
+pub const RAW_SUBJECT: &str = "wirebench.raw";
+/// The responders' queue group.
+pub const QUEUE: &str = "wirebench";
+/// Request header: the call id (1 Multiply, 2 Echo, 3 Digest), decimal.
+pub const CALL_HEADER: &str = "Wirebench-Call";
+/// Request header: the format's wire id, decimal.
+pub const FORMAT_HEADER: &str = "Wirebench-Format";
+/// Reply header: the status, decimal (0 ok; else a gRPC code, and the body
+/// is its message).
+pub const STATUS_HEADER: &str = "Wirebench-Status";
+
+/// NATS.
+#[derive(Debug)]
+pub struct Nats;
+
+async fn connect(address: SocketAddr) -> Result<async_nats::Client, TransportError> {
+    let options = async_nats::ConnectOptions::new()
+        .name("wirebench")
+        // Calls carry the harness's deadline; the library's own would race it.
+        .request_timeout(None)
+        .connection_timeout(HANDSHAKE)
+        // A dead broker shows as failed calls, not as a client that waits
+        // forever to reconnect.
+        .max_reconnects(Some(1))
+        .client_capacity(8192)
+        .subscription_capacity(65536);
+    let client = within(KIND, HANDSHAKE, "connect", async {
+        options
+            .connect(format!("nats://{address}"))
+            .await
+            .map_err(|e| TransportError::handshake(KIND, format!("cannot connect to {address}: {e}")))
+    })
+    .await?;
+    Ok(client)
+}
+
+fn headers_of(method: Method, format: FormatId) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(CALL_HEADER, method.id().to_string().as_str());
+    headers.insert(FORMAT_HEADER, (format as u8).to_string().as_str());
+    headers
+}
+
+fn header<'a>(headers: Option<&'a HeaderMap>, name: &str) -> Option<&'a [u8]> {
+    headers?.get(name).map(|v| v.as_str().as_bytes())
+}
+
+fn request_error(e: async_nats::RequestError, timeout: std::time::Duration, limit: usize) -> CallError {
+    match e.kind() {
+        RequestErrorKind::TimedOut => CallError::Timeout(timeout),
+        RequestErrorKind::NoResponders => CallError::Status(wirebench_formats::Status::new(
+            wirebench_formats::Code::Unavailable,
+            format!("nats: no responder is subscribed to {SUBJECT}"),
+        )),
+        RequestErrorKind::MaxPayloadExceeded => CallError::TooLarge { transport: "nats", size: 0, limit },
+        _ => CallError::Closed(format!("nats: {e}")),
+    }
+}
+
+/// Connections to the broker, calls spread over them.
+#[derive(Debug)]
+pub struct NatsClient {
+    clients: Vec<async_nats::Client>,
+    next: AtomicUsize,
+    timeout: std::time::Duration,
+    max_message: usize,
+    /// The raw floor's shape, for a raw client.
+    raw: Option<(Bytes, usize)>,
+}
+
+impl NatsClient {
+    async fn connect(endpoint: &Endpoint, config: &ClientConfig) -> Result<NatsClient, TransportError> {
+        let address = endpoint.address.inet(KIND)?;
+        let mut clients = Vec::with_capacity(config.connections);
+        for _ in 0..config.connections.max(1) {
+            clients.push(connect(address).await?);
+        }
+        Ok(NatsClient {
+            clients,
+            next: AtomicUsize::new(0),
+            timeout: config.timeout,
+            max_message: config.max_message,
+            raw: None,
+        })
+    }
+
+    fn pick(&self) -> &async_nats::Client {
+        &self.clients[self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len()]
+    }
+
+    fn snapshot(&self) -> Counters {
+        self.clients.iter().fold(Counters::default(), |sum, c| {
+            let s = c.statistics();
+            sum + Counters {
+                bytes_sent: s.out_bytes.load(Ordering::Relaxed),
+                bytes_received: s.in_bytes.load(Ordering::Relaxed),
+                late_replies: 0,
+            }
+        })
+    }
+}
+
+impl crate::Client for NatsClient {
+    async fn call(&self, method: Method, format: FormatId, request: &[u8]) -> Result<Bytes, CallError> {
+        let client = self.pick();
+        let limit = client.max_payload();
+        if request.len() + HEADROOM > limit {
+            return Err(CallError::TooLarge {
+                transport: "nats",
+                size: request.len(),
+                limit: limit - HEADROOM.min(limit),
+            });
+        }
+        let request = async_nats::Request::new()
+            .headers(headers_of(method, format))
+            .payload(Bytes::copy_from_slice(request))
+            .timeout(None);
+        let reply = with_timeout(self.timeout, async {
+            client.send_request(SUBJECT, request).await.map_err(|e| request_error(e, self.timeout, limit))
+        })
+        .await?;
+        let status: u32 = parse_number("reply status", header(reply.headers.as_ref(), STATUS_HEADER))
+            .map_err(|s| CallError::Protocol(format!("nats: {}", s.message)))?;
+        if reply.payload.len() > self.max_message {
+            return Err(CallError::Protocol(format!(
+                "nats: a {}-byte reply exceeds the {}-byte limit",
+                reply.payload.len(),
+                self.max_message
+            )));
+        }
+        reply_outcome(status, reply.payload)
+    }
+
+    fn counters(&self) -> Counters {
+        self.snapshot()
+    }
+}
+
+/// The raw floor: a headerless request carrying the reply's length.
+#[derive(Debug)]
+pub struct NatsRaw(NatsClient);
+
+impl crate::RawClient for NatsRaw {
+    async fn ping(&self) -> Result<(), CallError> {
+        let Some((request, reply_len)) = &self.0.raw else {
+            return Err(CallError::Protocol("not a raw client".into()));
+        };
+        let client = self.0.pick();
+        let request = async_nats::Request::new().payload(request.clone()).timeout(None);
+        let limit = client.max_payload();
+        let reply = with_timeout(self.0.timeout, async {
+            client.send_request(RAW_SUBJECT, request).await.map_err(|e| request_error(e, self.0.timeout, limit))
+        })
+        .await?;
+        if reply.payload.len() != *reply_len {
+            return Err(CallError::Protocol(format!(
+                "nats: a raw reply of {} bytes, expected {reply_len}",
+                reply.payload.len()
+            )));
+        }
+        Ok(())
+    }
+
+    fn counters(&self) -> Counters {
+        self.0.snapshot()
+    }
+}
+
+async fn respond(
+    client: async_nats::Client,
+    mut requests: async_nats::Subscriber,
+    handler: Arc<Handler>,
+    mut shutdown: ShutdownSignal,
+) {
+    let mut scratch = ServerScratch::default();
+    loop {
+        let message = tokio::select! {
+            _ = shutdown.wait() => return,
+            message = requests.next() => message,
+        };
+        let Some(message) = message else {
+            tracing::warn!("nats: the request subscription ended (broker gone?)");
+            return;
+        };
+        // A request without a reply subject has no one to answer.
+        let Some(reply) = message.reply else { continue };
+        handler.admit().await;
+        let headers = message.headers.as_ref();
+        let ids = parse_number::<u8>("call id header", header(headers, CALL_HEADER))
+            .and_then(|call| Ok((call, parse_number::<u8>("format header", header(headers, FORMAT_HEADER))?)));
+        let answer = serve_request(&handler, &mut scratch, ids, &message.payload);
+        let mut headers = HeaderMap::new();
+        headers.insert(STATUS_HEADER, answer.status.to_string().as_str());
+        if let Err(e) = client.publish_with_headers(reply, headers, Bytes::copy_from_slice(&answer.body)).await {
+            tracing::warn!("nats: cannot publish a reply: {e}");
+        }
+    }
+}
+
+async fn respond_raw(
+    client: async_nats::Client,
+    mut requests: async_nats::Subscriber,
+    max_message: usize,
+    mut shutdown: ShutdownSignal,
+) {
+    let mut replies: std::collections::HashMap<usize, Bytes> = std::collections::HashMap::new();
+    loop {
+        let message = tokio::select! {
+            _ = shutdown.wait() => return,
+            message = requests.next() => message,
+        };
+        let Some(message) = message else { return };
+        let Some(reply) = message.reply else { continue };
+        let Some(len) = raw_reply_len(&message.payload, max_message) else {
+            tracing::debug!("nats: dropped a raw request with no readable reply length");
+            continue;
+        };
+        // One buffer per reply size: the floor allocates nothing per call.
+        let body = replies.entry(len).or_insert_with(|| Bytes::from(vec![0xa5; len])).clone();
+        if let Err(e) = client.publish(reply, body).await {
+            tracing::warn!("nats: cannot publish a raw reply: {e}");
+        }
+    }
+}
+
+impl Transport for Nats {
+    const KIND: TransportKind = KIND;
+    const PROPERTIES: TransportProperties = TransportProperties {
+        library: "async-nats 0.50; broker nats-server",
+        security: "none (loopback, no TLS)",
+        delivery: "at most once (core NATS, no persistence); no subscribed responder gives a no-responders status at once",
+        multiplexing: "many requests in flight per connection, each reply to its own inbox subject",
+        framing: "NATS text protocol (HPUB/HMSG) with NATS/1.0 headers",
+        wire_bytes: "the client's socket bytes, from async-nats's statistics",
+    };
+    type Client = NatsClient;
+    type Raw = NatsRaw;
+
+    async fn connect(endpoint: &Endpoint, config: &ClientConfig) -> Result<NatsClient, TransportError> {
+        NatsClient::connect(endpoint, config).await
+    }
+
+    async fn connect_raw(
+        endpoint: &Endpoint,
+        config: &ClientConfig,
+        shape: RawShape,
+    ) -> Result<NatsRaw, TransportError> {
+        let mut client = NatsClient::connect(endpoint, config).await?;
+        client.raw = Some((raw_request(shape)?, shape.reply));
+        Ok(NatsRaw(client))
+    }
+
+    async fn serve(listen: &Address, config: ServerConfig) -> Result<Server, TransportError> {
+        let address = listen.inet(KIND)?;
+        let client = connect(address).await?;
+        let subscribe = |subject: &'static str| {
+            let client = client.clone();
+            async move {
+                client
+                    .queue_subscribe(subject, QUEUE.into())
+                    .await
+                    .map_err(|e| TransportError::handshake(KIND, format!("cannot subscribe to {subject}: {e}")))
+            }
+        };
+        let requests = subscribe(SUBJECT).await?;
+        let raw = subscribe(RAW_SUBJECT).await?;
+        // The subscriptions have reached the broker once a flush returns:
+        // only then is the responder there for the first request.
+        within(KIND, HANDSHAKE, "flush", async {
+            client.flush().await.map_err(|e| TransportError::handshake(KIND, format!("cannot flush: {e}")))
+        })
+        .await?;
+        let handler = Handler::new(&config);
+        let max_message = config.max_message;
+        Ok(Server::spawn(Endpoint::new(KIND, Address::Inet(address)), move |mut shutdown, mut set| async move {
+            set.spawn(respond(client.clone(), requests, handler, shutdown.clone()));
+            set.spawn(respond_raw(client, raw, max_message, shutdown.clone()));
+            shutdown.wait().await;
+            set
+        }))
+    }
+}
+
+impl Broker for Nats {
+    const DAEMON: Daemon = Daemon { binary: "nats-server", package: "nats-server" };
+    const SCHEME: &'static str = "nats";
+    // nats-server keeps max_payload in a 32-bit int and refuses one over
+    // its max_pending; 1 GiB stays well inside both.
+    const MAX_BODY: usize = (1 << 30) - HEADROOM;
+
+    fn commands(
+        binary: &Path,
+        dir: &Path,
+        ports: &[u16],
+        settings: &BrokerSettings,
+    ) -> Result<Vec<Command>, TransportError> {
+        let max_payload = settings.max_message.min(Self::MAX_BODY) + HEADROOM;
+        let config = format!(
+            "# wirebench: a throwaway nats-server for one run\n\
+             listen: 127.0.0.1:{port}\n\
+             max_payload: {max_payload}\n\
+             max_pending: {pending}\n\
+             write_deadline: \"30s\"\n",
+            port = ports[0],
+            pending = (max_payload as u64 * 4).max(64 << 20),
+        );
+        let path = dir.join("nats-server.conf");
+        std::fs::write(&path, config)
+            .map_err(|e| TransportError::Config(format!("nats: cannot write {}: {e}", path.display())))?;
+        let mut command = Command::new(binary);
+        command.arg("-c").arg(&path);
+        Ok(vec![command])
+    }
+
+    async fn ready(address: SocketAddr) -> Result<(), TransportError> {
+        let client = connect(address).await?;
+        within(KIND, HANDSHAKE, "flush", async {
+            client.flush().await.map_err(|e| TransportError::handshake(KIND, format!("cannot flush: {e}")))
+        })
+        .await
+    }
+}
