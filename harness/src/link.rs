@@ -309,10 +309,12 @@ mod tests {
     }
 
     #[test]
-    fn only_unix_and_inproc_stay_on_this_side() {
+    fn only_unix_inproc_and_brokers_stay_on_this_side() {
         for t in TransportKind::ALL {
             let refused = unsupported(*t).is_some();
-            assert_eq!(refused, matches!(t, TransportKind::Unix | TransportKind::Inproc), "{t}");
+            let local = matches!(t, TransportKind::Unix | TransportKind::Inproc)
+                || t.family() == wirebench_transports::Family::Broker;
+            assert_eq!(refused, local, "{t}");
         }
     }
 }
