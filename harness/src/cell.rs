@@ -211,6 +211,10 @@ impl<F: Framework> Caller for Stock<F> {
         Ok(done.into())
     }
 
+    fn client_cpu_process(&self) -> bool {
+        true
+    }
+
     fn counters(&self) -> Option<Counters> {
         self.client.counters()
     }

@@ -74,6 +74,15 @@ pub trait Caller: 'static {
     /// cannot be counted (a framework that owns its sockets).
     fn counters(&self) -> Option<Counters>;
 
+    /// Whether the client's CPU is the whole process's rather than the
+    /// cell's thread: a stock framework's client may work on threads of
+    /// its own (libzmq's I/O threads, a blocking client per connection),
+    /// which the cell thread's clock would leave out. The servers run in
+    /// another process, so the client process's other threads are idle.
+    fn client_cpu_process(&self) -> bool {
+        false
+    }
+
     /// Whether calls complete without ever suspending (inproc). Such a
     /// caller must yield after every call, or one task would run call after
     /// call and starve the others and the window task.
@@ -422,7 +431,8 @@ pub async fn run<C: Caller>(
             // on; the client's snapshots and the window's opening are taken
             // together after it, with no task running in between.
             let server0 = server.read().await;
-            let cpu0 = CpuTime::thread();
+            let client_clock = if caller.client_cpu_process() { CpuTime::process } else { CpuTime::thread };
+            let cpu0 = client_clock();
             let wire0 = caller.counters();
             let start = Instant::now();
             let samples = timing.samples.max(1);
@@ -462,7 +472,7 @@ pub async fn run<C: Caller>(
             caller.window(Window::Closed);
             let window = end.saturating_duration_since(start);
             let close_lag = closed_at.saturating_duration_since(end);
-            let cpu = CpuTime::thread().since(cpu0);
+            let cpu = client_clock().since(cpu0);
             let wire = caller.counters().zip(wire0).map(|(now, then)| now.since(then));
             let server = match (server0, server.read().await) {
                 (Some(a), Some(b)) => Some(b.since(a)),
