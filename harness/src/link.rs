@@ -67,11 +67,14 @@ pub fn unsupported(transport: TransportKind) -> Option<&'static str> {
 /// Links currently up in this process, so a second Ctrl-C knows it must
 /// tear them down instead of leaving at once.
 static UP: AtomicUsize = AtomicUsize::new(0);
+/// Links being brought up: their namespaces may exist before the link is
+/// registered, so a second Ctrl-C then must wait for them, not leave.
+static BUILDING: AtomicUsize = AtomicUsize::new(0);
 
-/// Whether any link of this process is up (read in the signal handler:
-/// an atomic load only).
+/// Whether any link of this process is up or coming up (read in the
+/// signal handler: atomic loads only).
 pub fn any_up() -> bool {
-    UP.load(Ordering::SeqCst) > 0
+    UP.load(Ordering::SeqCst) > 0 || BUILDING.load(Ordering::SeqCst) > 0
 }
 
 /// The second Ctrl-C with links up: tear every link down (which takes
@@ -80,6 +83,12 @@ pub fn any_up() -> bool {
 /// processes inside the namespaces get their parent-death signal as this
 /// process exits, which frees the namespaces.
 pub fn teardown_on_second_signal() -> ! {
+    // A link half-built removes its own namespaces if it fails, and is
+    // registered for teardown once up: wait for it (bounded) either way.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while BUILDING.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     if let Err(e) = wirebench_link::teardown_all() {
         eprintln!("wirebench: tearing the links down: {e}");
     }
@@ -106,8 +115,13 @@ impl Network {
     /// with the reason); its cells are failed without running.
     pub fn up(spec: &LinkSpec, clients: usize, seed: u64, quiet: bool) -> anyhow::Result<Network> {
         let name = name(spec);
-        let link = Link::up(spec, clients, seed).with_context(|| format!("cannot bring up link {name}"))?;
-        UP.fetch_add(1, Ordering::SeqCst);
+        BUILDING.fetch_add(1, Ordering::SeqCst);
+        let link = Link::up(spec, clients, seed);
+        if link.is_ok() {
+            UP.fetch_add(1, Ordering::SeqCst);
+        }
+        BUILDING.fetch_sub(1, Ordering::SeqCst);
+        let link = link.with_context(|| format!("cannot bring up link {name}"))?;
         if !quiet {
             crate::output::stderr(&format!("link {name} ({spec}): measuring it against its setting"));
         }
