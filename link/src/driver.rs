@@ -488,8 +488,12 @@ impl Inner {
         }
         state.stop = None;
         state.cpu_clock = None;
+        // The namespaces go with the lock held: a second caller (the
+        // second Ctrl-C's teardown, which exits right after) waits for
+        // them instead of seeing `torn_down` and leaving them half-deleted.
+        let deleted = netns::delete_all(&self.names);
         drop(state);
-        netns::delete_all(&self.names)
+        deleted
     }
 
     fn forwarder_cpu(&self) -> (Duration, Duration, Duration) {
