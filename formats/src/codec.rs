@@ -14,8 +14,9 @@ use crate::contract::{Accessed, Batch, Code, Method, OwnedRequest, Reply, Status
 use crate::service::Service;
 
 /// One serialization format. Every method is an associated function: a
-/// format has no state but the caller's scratch, so the harness can
-/// monomorphize its timed loops over `F: Format`.
+/// format has no state but the caller's scratch, so the micro-benchmarks
+/// monomorphize their timed loops over `F: Format` (the end-to-end cells
+/// call through the harness's erased codec instead).
 pub trait Format: Send + Sync + 'static {
     /// The registry id, also the format byte on the wire.
     const ID: FormatId;

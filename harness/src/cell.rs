@@ -2,10 +2,11 @@
 //! and turn the measurement into a results-file cell.
 //!
 //! Dispatch happens once per cell through the registries' visitors; from
-//! there on the load loop is monomorphized over the format and transport,
-//! so nothing is dynamically dispatched per call.
+//! there on the load loop is monomorphized over the transport (or stock
+//! framework), and reaches the format through [`crate::codec::Codec`]: two
+//! indirect calls per call, where a loop per format and transport would
+//! compile fifteen times the code.
 
-use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -23,6 +24,7 @@ use wirebench_transports::{
 };
 
 use crate::brokers::BrokerCpuSource;
+use crate::codec::{self, Codec};
 use crate::measure::{self, Caller, Completed, Failure, Measured, NoServerCpu, ServerCpu};
 use crate::modes;
 use crate::plan::{CallMode, CellSpec, LoadModel, Subject, Timing};
@@ -144,22 +146,22 @@ pub fn failed(spec: &CellSpec, error: String, metrics: Option<Metrics>) -> Cell 
 // ---------------------------------------------------------------- callers
 
 /// A format's request over a framed transport.
-struct Framed<F: Format, C: Client> {
+struct Framed<C: Client> {
     client: C,
-    request: F::Request,
+    codec: Codec,
     method: Method,
     data: Arc<Dataset>,
     inproc: bool,
     counts_wire: bool,
 }
 
-impl<F: Format, C: Client> Caller for Framed<F, C> {
-    type Scratch = F::Scratch;
+impl<C: Client> Caller for Framed<C> {
+    type Scratch = codec::Scratch;
 
-    async fn call(&self, scratch: &mut F::Scratch) -> Result<Completed, Failure> {
-        let request = F::encode_request(scratch, &self.request).map_err(|e| Failure::Error(e.to_string()))?;
-        let reply = self.client.call(self.method, F::ID, request).await?;
-        let decoded = F::decode_reply(self.method, &reply).map_err(|e| Failure::Wrong(e.to_string()))?;
+    async fn call(&self, scratch: &mut codec::Scratch) -> Result<Completed, Failure> {
+        let request = self.codec.encode_request(scratch).map_err(Failure::Error)?;
+        let reply = self.client.call(self.method, self.codec.id(), request).await?;
+        let decoded = self.codec.decode_reply(self.method, &reply).map_err(|e| Failure::Wrong(e.to_string()))?;
         let done = Instant::now();
         self.data.verify(&decoded).map_err(|w| Failure::Wrong(w.0))?;
         Ok(done.into())
@@ -360,7 +362,7 @@ impl<'a> TransportVisitor for FormatCell<'a> {
     type Output = BoxFuture<'a>;
 
     fn visit<T: Transport>(self) -> BoxFuture<'a> {
-        self.format.visit(Typed::<T> { job: self.job, stop: self.stop, _t: PhantomData })
+        Box::pin(format_cell::<T>(self.job, self.format, self.stop))
     }
 
     fn visit_framework<F: Framework>(self) -> BoxFuture<'a> {
@@ -410,72 +412,57 @@ impl FormatVisitor for SizesOf<'_> {
     }
 }
 
-struct Typed<'a, T> {
-    job: &'a CellJob,
-    stop: Arc<AtomicBool>,
-    _t: PhantomData<T>,
-}
-
-impl<'a, T: Transport> FormatVisitor for Typed<'a, T> {
-    type Output = BoxFuture<'a>;
-
-    fn visit<F: Format>(self) -> BoxFuture<'a> {
-        let (job, stop) = (self.job, self.stop);
-        Box::pin(async move {
-            let sizes = match Sizes::of::<F>(&job.data) {
-                Ok(sizes) => sizes,
-                Err(e) => return Outcome::Done(Box::new(failed(&job.spec, e, None))),
-            };
-            if T::KIND == TransportKind::Udp {
-                let limit = job.client.max_datagram;
-                // Oneway and published messages carry a 16-byte extension,
-                // and get no reply.
-                let frames = match job.spec.mode {
-                    CallMode::Rr | CallMode::Stream { .. } => {
-                        vec![
-                            ("request", HEADER_LEN + sizes.request as usize),
-                            ("reply", HEADER_LEN + sizes.reply as usize),
-                        ]
-                    }
-                    CallMode::Oneway | CallMode::Pubsub { .. } => {
-                        vec![("request", HEADER_LEN + 16 + sizes.request as usize)]
-                    }
-                };
-                for (what, bytes) in frames {
-                    if bytes > limit {
-                        let reason = format!(
-                            "udp: a {bytes}-byte {what} frame exceeds the {limit}-byte datagram limit (--max-datagram, up to 65507)"
-                        );
-                        return Outcome::Done(Box::new(unsupported(&job.spec, reason)));
-                    }
-                }
+/// A format's cell over own transport `T` (the format erased: see
+/// [`crate::codec`]).
+async fn format_cell<T: Transport>(job: &CellJob, format: FormatId, stop: Arc<AtomicBool>) -> Outcome {
+    let sizes = match format.visit(SizesOf(&job.data)) {
+        Ok(sizes) => sizes,
+        Err(e) => return Outcome::Done(Box::new(failed(&job.spec, e, None))),
+    };
+    if T::KIND == TransportKind::Udp {
+        let limit = job.client.max_datagram;
+        // Oneway and published messages carry a 16-byte extension,
+        // and get no reply.
+        let frames = match job.spec.mode {
+            CallMode::Rr | CallMode::Stream { .. } => {
+                vec![("request", HEADER_LEN + sizes.request as usize), ("reply", HEADER_LEN + sizes.reply as usize)]
             }
-            if let Some(reason) = over_broker_limit(job, sizes.request.max(sizes.reply)) {
+            CallMode::Oneway | CallMode::Pubsub { .. } => {
+                vec![("request", HEADER_LEN + 16 + sizes.request as usize)]
+            }
+        };
+        for (what, bytes) in frames {
+            if bytes > limit {
+                let reason = format!(
+                    "udp: a {bytes}-byte {what} frame exceeds the {limit}-byte datagram limit (--max-datagram, up to 65507)"
+                );
                 return Outcome::Done(Box::new(unsupported(&job.spec, reason)));
             }
-            let client = match connect_retrying(|| T::connect(&job.endpoint, &job.client)).await {
-                Ok(c) => c,
-                Err(e) => return Outcome::Done(Box::new(failed(&job.spec, e, None))),
+        }
+    }
+    if let Some(reason) = over_broker_limit(job, sizes.request.max(sizes.reply)) {
+        return Outcome::Done(Box::new(unsupported(&job.spec, reason)));
+    }
+    let client = match connect_retrying(|| T::connect(&job.endpoint, &job.client)).await {
+        Ok(c) => c,
+        Err(e) => return Outcome::Done(Box::new(failed(&job.spec, e, None))),
+    };
+    let codec = Codec::new(format, &job.data);
+    match job.spec.mode {
+        CallMode::Rr => {
+            let caller = Framed::<T::Client> {
+                client,
+                codec,
+                method: job.spec.workload.method(),
+                data: job.data.clone(),
+                inproc: T::KIND == TransportKind::Inproc,
+                counts_wire: T::COUNTS_WIRE,
             };
-            match job.spec.mode {
-                CallMode::Rr => {
-                    let caller = Framed::<F, T::Client> {
-                        client,
-                        request: F::prepare(&job.data.request()),
-                        method: job.spec.workload.method(),
-                        data: job.data.clone(),
-                        inproc: T::KIND == TransportKind::Inproc,
-                        counts_wire: T::COUNTS_WIRE,
-                    };
-                    measure_cell(job, Rc::new(caller), sizes, stop).await
-                }
-                CallMode::Oneway => modes::oneway_cell::<F, T>(job, client, sizes, stop).await,
-                CallMode::Stream { replies } => modes::stream_cell::<F, T>(job, client, replies, sizes, stop).await,
-                CallMode::Pubsub { subscribers } => {
-                    modes::pubsub_cell::<F, T>(job, client, subscribers, sizes, stop).await
-                }
-            }
-        })
+            measure_cell(job, Rc::new(caller), sizes, stop).await
+        }
+        CallMode::Oneway => modes::oneway_cell::<T>(job, client, codec, sizes, stop).await,
+        CallMode::Stream { replies } => modes::stream_cell::<T>(job, client, codec, replies, sizes, stop).await,
+        CallMode::Pubsub { subscribers } => modes::pubsub_cell::<T>(job, client, codec, subscribers, sizes, stop).await,
     }
 }
 

@@ -34,6 +34,7 @@ pub mod call_counts;
 pub mod cell;
 pub mod cli;
 pub mod clients;
+pub(crate) mod codec;
 pub mod commands;
 pub mod environment;
 pub mod instructions;

@@ -32,7 +32,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use wirebench_formats::{Dataset, Format, Method};
+use wirebench_formats::{Dataset, Method};
 use wirebench_reports::histogram;
 use wirebench_reports::model::{self, CellStatus, OnewayFigures, PubsubFigures, Sample, StreamFigures};
 use wirebench_transports::mode::{NO_BIN, monotonic_ns};
@@ -43,6 +43,7 @@ use wirebench_transports::{
 };
 
 use crate::cell::{self, CellJob, Outcome, Sizes};
+use crate::codec::{self, Codec};
 use crate::measure::{Caller, Completed, Failure, Window};
 use crate::passes;
 
@@ -129,22 +130,22 @@ impl Sends {
 }
 
 /// Oneway messages of a format over a transport.
-struct Oneway<F: Format, C: Client> {
+struct Oneway<C: Client> {
     client: C,
-    request: F::Request,
+    codec: Codec,
     method: Method,
     session: u32,
     sends: Sends,
     inproc: bool,
 }
 
-impl<F: Format, C: Client> Caller for Oneway<F, C> {
-    type Scratch = F::Scratch;
+impl<C: Client> Caller for Oneway<C> {
+    type Scratch = codec::Scratch;
 
-    async fn call(&self, scratch: &mut F::Scratch) -> Result<Completed, Failure> {
-        let request = F::encode_request(scratch, &self.request).map_err(|e| Failure::Error(e.to_string()))?;
+    async fn call(&self, scratch: &mut codec::Scratch) -> Result<Completed, Failure> {
+        let request = self.codec.encode_request(scratch).map_err(Failure::Error)?;
         let meta = self.sends.next(self.session);
-        self.client.send_oneway(self.method, F::ID, meta, request).await?;
+        self.client.send_oneway(self.method, self.codec.id(), meta, request).await?;
         self.sends.sent(meta);
         Ok(Instant::now().into())
     }
@@ -225,15 +226,16 @@ impl Reporter {
 }
 
 /// A oneway cell over own transport `T`.
-pub async fn oneway_cell<F: Format, T: Transport>(
+pub(crate) async fn oneway_cell<T: Transport>(
     job: &CellJob,
     client: T::Client,
+    codec: Codec,
     sizes: Sizes,
     stop: Arc<AtomicBool>,
 ) -> Outcome {
-    let caller = Oneway::<F, T::Client> {
+    let caller = Oneway::<T::Client> {
         client,
-        request: F::prepare(&job.data.request()),
+        codec,
         method: job.spec.workload.method(),
         session: session_id(),
         sends: Sends::default(),
@@ -460,25 +462,26 @@ impl<'a> Check<'a> {
 }
 
 /// Stream calls of a format over a transport.
-struct Stream<F: Format, C: Client> {
+struct Stream<C: Client> {
     client: C,
-    request: F::Request,
+    codec: Codec,
     method: Method,
     replies: u32,
     data: Arc<Dataset>,
 }
 
-impl<F: Format, C: Client> Caller for Stream<F, C> {
-    type Scratch = F::Scratch;
+impl<C: Client> Caller for Stream<C> {
+    type Scratch = codec::Scratch;
 
-    async fn call(&self, scratch: &mut F::Scratch) -> Result<Completed, Failure> {
-        let request = F::encode_request(scratch, &self.request).map_err(|e| Failure::Error(e.to_string()))?;
+    async fn call(&self, scratch: &mut codec::Scratch) -> Result<Completed, Failure> {
+        let request = self.codec.encode_request(scratch).map_err(Failure::Error)?;
         let method = self.method;
         let mut check = Check::new(&self.data);
+        let codec = &self.codec;
         let got = self
             .client
-            .call_stream(method, F::ID, request, self.replies, |body| {
-                check.reply(F::decode_reply(method, &body).map_err(|e| e.to_string()))
+            .call_stream(method, codec.id(), request, self.replies, |body| {
+                check.reply(codec.decode_reply(method, &body).map_err(|e| e.to_string()))
             })
             .await?;
         check.completed(got, self.replies)
@@ -512,20 +515,16 @@ impl<F: Framework> Caller for StockStream<F> {
 }
 
 /// A stream cell over own transport `T`.
-pub async fn stream_cell<F: Format, T: Transport>(
+pub(crate) async fn stream_cell<T: Transport>(
     job: &CellJob,
     client: T::Client,
+    codec: Codec,
     replies: u32,
     sizes: Sizes,
     stop: Arc<AtomicBool>,
 ) -> Outcome {
-    let caller = Stream::<F, T::Client> {
-        client,
-        request: F::prepare(&job.data.request()),
-        method: job.spec.workload.method(),
-        replies,
-        data: job.data.clone(),
-    };
+    let caller =
+        Stream::<T::Client> { client, codec, method: job.spec.workload.method(), replies, data: job.data.clone() };
     run_stream(job, Rc::new(caller), replies, sizes, stop).await
 }
 
@@ -598,18 +597,18 @@ struct Routes {
 
 /// Per-task state of a pubsub caller.
 #[derive(Default)]
-struct PubsubScratch<S> {
-    format: S,
+struct PubsubScratch {
+    format: codec::Scratch,
     /// The last call's delivery instants (its buffer reused).
     deliveries: Vec<Instant>,
 }
 
 /// Messages of a format published to a topic, delivered to subscribers.
-struct Pubsub<F: Format, C: Client> {
+struct Pubsub<C: Client> {
     publisher: C,
     subscribers: Vec<C>,
     topic: String,
-    request: F::Request,
+    codec: Codec,
     method: Method,
     k: u32,
     next: Cell<u64>,
@@ -618,15 +617,15 @@ struct Pubsub<F: Format, C: Client> {
     lossy: bool,
 }
 
-impl<F: Format, C: Client> Caller for Pubsub<F, C> {
-    type Scratch = PubsubScratch<F::Scratch>;
+impl<C: Client> Caller for Pubsub<C> {
+    type Scratch = PubsubScratch;
     const FANOUT: bool = true;
 
     async fn call(&self, scratch: &mut Self::Scratch) -> Result<Completed, Failure> {
         if let Some(e) = self.routes.borrow().broken.clone() {
             return Err(Failure::Broken(e));
         }
-        let body = F::encode_request(&mut scratch.format, &self.request).map_err(|e| Failure::Error(e.to_string()))?;
+        let body = self.codec.encode_request(&mut scratch.format).map_err(Failure::Error)?;
         let seq = self.next.get() + 1;
         self.next.set(seq);
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -634,7 +633,7 @@ impl<F: Format, C: Client> Caller for Pubsub<F, C> {
         got.clear();
         self.routes.borrow_mut().pending.insert(seq, Pending { seen: 0, got, wrong: None, all: Some(tx) });
         let meta = PublishMeta { seq, sent_ns: monotonic_ns() };
-        let published = self.publisher.publish(&self.topic, self.method, F::ID, meta, body).await;
+        let published = self.publisher.publish(&self.topic, self.method, self.codec.id(), meta, body).await;
         let arrived = match published {
             Ok(()) => tokio::time::timeout(self.deadline, rx).await.is_ok(),
             Err(_) => false,
@@ -672,12 +671,12 @@ impl<F: Format, C: Client> Caller for Pubsub<F, C> {
 
 /// Reads one subscription until it ends, verifying each delivery and
 /// handing its arrival to the call waiting for its message.
-async fn route<F: Format>(
+async fn route(
     mut subscription: wirebench_transports::Subscription,
     index: u32,
     k: u32,
     method: Method,
-    expected: F::Request,
+    expected: Codec,
     routes: Rc<RefCell<Routes>>,
 ) {
     while let Some(delivery) = subscription.next().await {
@@ -688,9 +687,9 @@ async fn route<F: Format>(
                 return;
             }
         };
-        let wrong = match F::decode_request(method, &delivery.body) {
-            Ok(request) if request == expected => None,
-            Ok(_) => Some(format!("subscriber {index} got message {} with other contents", delivery.seq)),
+        let wrong = match expected.is_request(method, &delivery.body) {
+            Ok(true) => None,
+            Ok(false) => Some(format!("subscriber {index} got message {} with other contents", delivery.seq)),
             Err(e) => Some(format!("subscriber {index}: message {} does not decode: {e}", delivery.seq)),
         };
         let mut routes = routes.borrow_mut();
@@ -718,16 +717,16 @@ async fn route<F: Format>(
 
 /// A pubsub cell over `T`: `publisher` and `k` more clients, each
 /// subscribed to a fresh topic.
-pub async fn pubsub_cell<F: Format, T: Transport>(
+pub(crate) async fn pubsub_cell<T: Transport>(
     job: &CellJob,
     publisher: T::Client,
+    codec: Codec,
     k: u32,
     sizes: Sizes,
     stop: Arc<AtomicBool>,
 ) -> Outcome {
     let topic = format!("wirebench.{:08x}", session_id());
     let method = job.spec.workload.method();
-    let request = F::prepare(&job.data.request());
     let routes = Rc::new(RefCell::new(Routes::default()));
     let mut subscribers = Vec::new();
     let mut readers = Vec::new();
@@ -743,16 +742,16 @@ pub async fn pubsub_cell<F: Format, T: Transport>(
             }
             Err(e) => return done(cell::failed(&job.spec, format!("subscriber {index} cannot subscribe: {e}"), None)),
         };
-        let reader = route::<F>(subscription, index, k, method, request.clone(), routes.clone());
+        let reader = route(subscription, index, k, method, codec.clone(), routes.clone());
         readers.push(tokio::task::spawn_local(reader));
         subscribers.push(client);
     }
     let deadline = if T::LOSSY { job.timing.timeout.min(LOSS_WAIT) } else { job.timing.timeout };
-    let caller = Pubsub::<F, T::Client> {
+    let caller = Pubsub::<T::Client> {
         publisher,
         subscribers,
         topic,
-        request,
+        codec,
         method,
         k,
         next: Cell::new(0),

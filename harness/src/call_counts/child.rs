@@ -24,13 +24,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use wirebench_formats::{Dataset, Format, FormatId, FormatVisitor};
+use wirebench_formats::{Dataset, FormatId};
 use wirebench_transports::{
     Address, CallHook, Client, ClientConfig, Endpoint, Framework, FrameworkClient, ServerConfig, Transport,
     TransportKind, TransportVisitor,
 };
 
 use super::{CallCell, SERVED, SERVER_DUMP, Schedule, Side};
+use crate::codec::{self, Codec};
 use crate::limits::{self, Parser as Ranged};
 use crate::{output, syscalls, valgrind};
 
@@ -237,10 +238,7 @@ impl<'a> TransportVisitor for Job<'a> {
             let client = T::connect(self.endpoint, &client_config())
                 .await
                 .with_context(|| format!("cannot connect to {} at {}", T::KIND, self.endpoint))?;
-            self.cell
-                .format
-                .visit(Framed { client: &client, cell: self.cell, data: self.data, schedule: self.schedule })
-                .await
+            framed(&client, self.cell, self.data, self.schedule).await
         })
     }
 
@@ -266,44 +264,32 @@ impl<'a> TransportVisitor for Job<'a> {
     }
 }
 
-/// A format over one of wirebench's own transports.
-struct Framed<'a, C> {
-    client: &'a C,
-    cell: CallCell,
-    data: &'a Dataset,
-    schedule: Schedule,
-}
-
-impl<'a, C: Client> FormatVisitor for Framed<'a, C> {
-    type Output = LocalFuture<'a>;
-
-    fn visit<F: Format>(self) -> LocalFuture<'a> {
-        Box::pin(async move {
-            let key = self.cell.key(Side::Client);
-            let request = F::prepare(&self.data.request());
-            let method = self.cell.workload.method();
-            let mut scratch = F::Scratch::default();
-            let marks = Marks { key: &key, schedule: self.schedule };
-            for i in 0..self.schedule.cycle() {
-                marks.before(i);
-                // The steps of a measured call (`cell::Framed`): encode,
-                // call, decode.
-                let reply = match F::encode_request(&mut scratch, &request) {
-                    Ok(encoded) => self.client.call(method, F::ID, encoded).await.map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                };
-                let decoded = reply
-                    .as_ref()
-                    .map_err(Clone::clone)
-                    .and_then(|reply| F::decode_reply(method, reply).map_err(|e| format!("undecodable reply: {e}")));
-                marks.after_reply(i);
-                let decoded = decoded.map_err(|e| anyhow::anyhow!("{key}: call {i}: {e}"))?;
-                self.data.verify(&decoded).map_err(|w| anyhow::anyhow!("{key}: call {i}: {}", w.0))?;
-                marks.after_verify(i);
-            }
-            Ok(())
-        })
+/// A format over one of wirebench's own transports, through the erased
+/// codec the measured cell calls through.
+async fn framed<C: Client>(client: &C, cell: CallCell, data: &Dataset, schedule: Schedule) -> anyhow::Result<()> {
+    let key = cell.key(Side::Client);
+    let codec = Codec::new(cell.format, data);
+    let method = cell.workload.method();
+    let mut scratch = codec::Scratch::default();
+    let marks = Marks { key: &key, schedule };
+    for i in 0..schedule.cycle() {
+        marks.before(i);
+        // The steps of a measured call (`cell::Framed`): encode, call,
+        // decode.
+        let reply = match codec.encode_request(&mut scratch) {
+            Ok(encoded) => client.call(method, codec.id(), encoded).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        let decoded = reply
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|reply| codec.decode_reply(method, reply).map_err(|e| format!("undecodable reply: {e}")));
+        marks.after_reply(i);
+        let decoded = decoded.map_err(|e| anyhow::anyhow!("{key}: call {i}: {e}"))?;
+        data.verify(&decoded).map_err(|w| anyhow::anyhow!("{key}: call {i}: {}", w.0))?;
+        marks.after_verify(i);
     }
+    Ok(())
 }
 
 /// The client's marks of one cell. Counting is off outside them
