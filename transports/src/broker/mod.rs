@@ -37,7 +37,7 @@ use bytes::Bytes;
 use wirebench_formats::{Code, ServerScratch, Status};
 
 use crate::server::Handler;
-use crate::{CallError, RawShape, Transport, TransportError, TransportKind};
+use crate::{CallError, Counters, RawShape, Transport, TransportError, TransportKind};
 
 pub mod daemon;
 pub mod mqtt;
@@ -262,6 +262,51 @@ pub(crate) async fn within<T>(
     match tokio::time::timeout(deadline, future).await {
         Ok(result) => result,
         Err(_) => Err(TransportError::handshake(kind, format!("{what}: no answer within {deadline:?}"))),
+    }
+}
+
+/// A broker client that can make the raw round trip: its raw request
+/// (made by [`raw_request`] when it connected) sent as one request, the
+/// reply's length returned.
+pub trait RawRoundTrip: Send + Sync + std::fmt::Debug + 'static {
+    /// The row's name, for errors.
+    const NAME: &'static str;
+    /// Sends the raw request and waits for its reply: the reply's length.
+    fn raw_round_trip(&self) -> impl Future<Output = Result<usize, CallError>> + Send;
+    /// Bytes on the wire so far.
+    fn counters(&self) -> Counters;
+}
+
+/// The raw floor through a broker: one raw round trip per ping, the
+/// reply's length checked against the shape's.
+#[derive(Debug)]
+pub struct BrokerRaw<C> {
+    client: C,
+    reply_len: usize,
+}
+
+impl<C: RawRoundTrip> BrokerRaw<C> {
+    /// `client`, connected with the raw request of `shape`.
+    pub(crate) fn new(client: C, shape: RawShape) -> BrokerRaw<C> {
+        BrokerRaw { client, reply_len: shape.reply }
+    }
+}
+
+impl<C: RawRoundTrip> crate::RawClient for BrokerRaw<C> {
+    async fn ping(&self) -> Result<(), CallError> {
+        let got = self.client.raw_round_trip().await?;
+        if got != self.reply_len {
+            return Err(CallError::Protocol(format!(
+                "{}: a raw reply of {got} bytes, expected {}",
+                C::NAME,
+                self.reply_len
+            )));
+        }
+        Ok(())
+    }
+
+    fn counters(&self) -> Counters {
+        self.client.counters()
     }
 }
 

@@ -31,8 +31,8 @@ use futures_util::StreamExt;
 use wirebench_formats::{FormatId, Method, ServerScratch};
 
 use super::{
-    Broker, BrokerSettings, Daemon, HANDSHAKE, HEADROOM, parse_number, raw_reply_len, raw_request, reply_outcome,
-    serve_request, within,
+    Broker, BrokerRaw, BrokerSettings, Daemon, HANDSHAKE, HEADROOM, RawRoundTrip, parse_number, raw_reply_len,
+    raw_request, reply_outcome, serve_request, within,
 };
 use crate::server::{Handler, Server, ServerConfig, ShutdownSignal};
 use crate::{
@@ -111,8 +111,8 @@ pub struct NatsClient {
     next: AtomicUsize,
     timeout: std::time::Duration,
     max_message: usize,
-    /// The raw floor's shape, for a raw client.
-    raw: Option<(Bytes, usize)>,
+    /// The raw request, for a raw client.
+    raw: Option<Bytes>,
 }
 
 impl NatsClient {
@@ -184,32 +184,25 @@ impl crate::Client for NatsClient {
 }
 
 /// The raw floor: a headerless request carrying the reply's length.
-#[derive(Debug)]
-pub struct NatsRaw(NatsClient);
+impl RawRoundTrip for NatsClient {
+    const NAME: &'static str = "nats";
 
-impl crate::RawClient for NatsRaw {
-    async fn ping(&self) -> Result<(), CallError> {
-        let Some((request, reply_len)) = &self.0.raw else {
+    async fn raw_round_trip(&self) -> Result<usize, CallError> {
+        let Some(request) = &self.raw else {
             return Err(CallError::Protocol("not a raw client".into()));
         };
-        let client = self.0.pick();
+        let client = self.pick();
         let request = async_nats::Request::new().payload(request.clone()).timeout(None);
         let limit = client.max_payload();
-        let reply = with_timeout(self.0.timeout, async {
-            client.send_request(RAW_SUBJECT, request).await.map_err(|e| request_error(e, self.0.timeout, limit))
+        let reply = with_timeout(self.timeout, async {
+            client.send_request(RAW_SUBJECT, request).await.map_err(|e| request_error(e, self.timeout, limit))
         })
         .await?;
-        if reply.payload.len() != *reply_len {
-            return Err(CallError::Protocol(format!(
-                "nats: a raw reply of {} bytes, expected {reply_len}",
-                reply.payload.len()
-            )));
-        }
-        Ok(())
+        Ok(reply.payload.len())
     }
 
     fn counters(&self) -> Counters {
-        self.0.snapshot()
+        self.snapshot()
     }
 }
 
@@ -281,7 +274,7 @@ impl Transport for Nats {
         wire_bytes: "the client's socket bytes, from async-nats's statistics",
     };
     type Client = NatsClient;
-    type Raw = NatsRaw;
+    type Raw = BrokerRaw<NatsClient>;
 
     async fn connect(endpoint: &Endpoint, config: &ClientConfig) -> Result<NatsClient, TransportError> {
         NatsClient::connect(endpoint, config).await
@@ -291,10 +284,10 @@ impl Transport for Nats {
         endpoint: &Endpoint,
         config: &ClientConfig,
         shape: RawShape,
-    ) -> Result<NatsRaw, TransportError> {
+    ) -> Result<BrokerRaw<NatsClient>, TransportError> {
         let mut client = NatsClient::connect(endpoint, config).await?;
-        client.raw = Some((raw_request(shape)?, shape.reply));
-        Ok(NatsRaw(client))
+        client.raw = Some(raw_request(shape)?);
+        Ok(BrokerRaw::new(client, shape))
     }
 
     async fn serve(listen: &Address, config: ServerConfig) -> Result<Server, TransportError> {

@@ -39,8 +39,8 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer
 use wirebench_formats::{Code, FormatId, Method, ServerScratch, Status};
 
 use super::{
-    Broker, BrokerSettings, Daemon, HANDSHAKE, HEADROOM, raw_reply_len, raw_request, reply_outcome, serve_request,
-    unique_name, within,
+    Broker, BrokerRaw, BrokerSettings, Daemon, HANDSHAKE, HEADROOM, RawRoundTrip, raw_reply_len, raw_request,
+    reply_outcome, serve_request, unique_name, within,
 };
 use crate::demux::{self, Demux, Incoming};
 use crate::server::{Handler, Server, ServerConfig, ShutdownSignal};
@@ -260,29 +260,16 @@ impl crate::Client for RabbitmqClient {
     }
 }
 
-/// The raw floor through RabbitMQ.
-#[derive(Debug)]
-pub struct RabbitmqRaw {
-    client: RabbitmqClient,
-    reply_len: usize,
-}
+impl RawRoundTrip for RabbitmqClient {
+    const NAME: &'static str = "rabbitmq";
 
-impl crate::RawClient for RabbitmqRaw {
-    async fn ping(&self) -> Result<(), CallError> {
-        let request = self.client.raw.clone().unwrap_or_default();
-        let reply = with_timeout(self.client.timeout, self.client.call_on(self.client.pick(), None, &request)).await?;
-        if reply.len() != self.reply_len {
-            return Err(CallError::Protocol(format!(
-                "rabbitmq: a raw reply of {} bytes, expected {}",
-                reply.len(),
-                self.reply_len
-            )));
-        }
-        Ok(())
+    async fn raw_round_trip(&self) -> Result<usize, CallError> {
+        let request = self.raw.clone().unwrap_or_default();
+        Ok(with_timeout(self.timeout, self.call_on(self.pick(), None, &request)).await?.len())
     }
 
     fn counters(&self) -> Counters {
-        self.client.counters.snapshot()
+        self.counters.snapshot()
     }
 }
 
@@ -375,7 +362,7 @@ impl Transport for Rabbitmq {
     };
     const COUNTS_WIRE: bool = false;
     type Client = RabbitmqClient;
-    type Raw = RabbitmqRaw;
+    type Raw = BrokerRaw<RabbitmqClient>;
 
     async fn connect(endpoint: &Endpoint, config: &ClientConfig) -> Result<RabbitmqClient, TransportError> {
         RabbitmqClient::connect(endpoint, config, None).await
@@ -385,9 +372,9 @@ impl Transport for Rabbitmq {
         endpoint: &Endpoint,
         config: &ClientConfig,
         shape: RawShape,
-    ) -> Result<RabbitmqRaw, TransportError> {
+    ) -> Result<BrokerRaw<RabbitmqClient>, TransportError> {
         let client = RabbitmqClient::connect(endpoint, config, Some(raw_request(shape)?)).await?;
-        Ok(RabbitmqRaw { client, reply_len: shape.reply })
+        Ok(BrokerRaw::new(client, shape))
     }
 
     async fn serve(listen: &Address, config: ServerConfig) -> Result<Server, TransportError> {

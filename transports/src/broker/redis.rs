@@ -43,8 +43,8 @@ use tokio::net::TcpStream;
 use wirebench_formats::{Code, FormatId, Method, ServerScratch, Status};
 
 use super::{
-    Broker, BrokerSettings, Daemon, HANDSHAKE, HEADROOM, parse_number, raw_reply_len, raw_request, reply_outcome,
-    serve_request, unique_name, within,
+    Broker, BrokerRaw, BrokerSettings, Daemon, HANDSHAKE, HEADROOM, RawRoundTrip, parse_number, raw_reply_len,
+    raw_request, reply_outcome, serve_request, unique_name, within,
 };
 use crate::counting::Counting;
 use crate::demux::{self, Demux, Incoming};
@@ -326,29 +326,16 @@ impl crate::Client for RedisClient {
     }
 }
 
-/// The raw floor through Redis.
-#[derive(Debug)]
-pub struct RedisRaw {
-    client: RedisClient,
-    reply_len: usize,
-}
+impl RawRoundTrip for RedisClient {
+    const NAME: &'static str = "redis";
 
-impl crate::RawClient for RedisRaw {
-    async fn ping(&self) -> Result<(), CallError> {
-        let request = self.client.raw.clone().unwrap_or_default();
-        let reply = with_timeout(self.client.timeout, self.client.call_on(self.client.pick(), None, &request)).await?;
-        if reply.len() != self.reply_len {
-            return Err(CallError::Protocol(format!(
-                "redis: a raw reply of {} bytes, expected {}",
-                reply.len(),
-                self.reply_len
-            )));
-        }
-        Ok(())
+    async fn raw_round_trip(&self) -> Result<usize, CallError> {
+        let request = self.raw.clone().unwrap_or_default();
+        Ok(with_timeout(self.timeout, self.call_on(self.pick(), None, &request)).await?.len())
     }
 
     fn counters(&self) -> Counters {
-        self.client.counters.snapshot()
+        self.counters.snapshot()
     }
 }
 
@@ -501,7 +488,7 @@ impl Transport for Redis {
         wire_bytes: "the client's socket bytes (both of its connections), counted under redis-rs",
     };
     type Client = RedisClient;
-    type Raw = RedisRaw;
+    type Raw = BrokerRaw<RedisClient>;
 
     async fn connect(endpoint: &Endpoint, config: &ClientConfig) -> Result<RedisClient, TransportError> {
         RedisClient::connect(endpoint, config, None).await
@@ -511,9 +498,9 @@ impl Transport for Redis {
         endpoint: &Endpoint,
         config: &ClientConfig,
         shape: RawShape,
-    ) -> Result<RedisRaw, TransportError> {
+    ) -> Result<BrokerRaw<RedisClient>, TransportError> {
         let client = RedisClient::connect(endpoint, config, Some(raw_request(shape)?)).await?;
-        Ok(RedisRaw { client, reply_len: shape.reply })
+        Ok(BrokerRaw::new(client, shape))
     }
 
     async fn serve(listen: &Address, config: ServerConfig) -> Result<Server, TransportError> {
