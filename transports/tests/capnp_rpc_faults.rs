@@ -11,52 +11,15 @@ mod common;
 use std::time::Duration;
 
 use capnp_rpc::{RpcSystem, rpc_twoparty_capnp::Side, twoparty};
+use common::faults::*;
 use common::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 use wirebench_formats::bench_capnp::bench;
 use wirebench_formats::{Batch, Code, OwnedRequest, Workload};
 use wirebench_transports::framework::capnp_rpc::CapnpRpc;
-use wirebench_transports::{Address, CallError, Framework, Server, ServerConfig, TransportKind};
-
-const MAX_MESSAGE: usize = 1 << 20;
-
-async fn start_capnp() -> Server {
-    let config = ServerConfig { max_message: MAX_MESSAGE, ..ServerConfig::default() };
-    wirebench_transports::serve_kind(TransportKind::CapnpRpc, &Address::Inet("127.0.0.1:0".parse().unwrap()), config)
-        .await
-        .unwrap()
-}
-
-fn address(server: &Server) -> std::net::SocketAddr {
-    match server.endpoint().address {
-        Address::Inet(a) => a,
-        ref other => panic!("capnp-rpc on {other}"),
-    }
-}
-
-/// A well-behaved client on another connection is served.
-async fn assert_served(server: &Server) {
-    let client = CapnpRpc::connect(server.endpoint(), &client_config()).await.unwrap();
-    let data = dataset(Workload::Digest { records: 10 });
-    check_reply(&data, &client.call(&model_request(&data)).await.unwrap());
-}
-
-/// The server closes the connection: reads hit end of stream (or a reset).
-async fn assert_closed(socket: &mut TcpStream, what: &str) {
-    let mut buf = [0u8; 256];
-    let outcome = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match socket.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await;
-    assert!(outcome.is_ok(), "{what}: the server kept the connection open");
-}
+use wirebench_transports::{CallError, Framework, TransportKind};
 
 /// A segment table: the count less one, then each segment's size in
 /// words, padded to a whole word.
@@ -69,13 +32,6 @@ fn segment_table(sizes: &[u32]) -> Vec<u8> {
         table.extend_from_slice(&[0; 4]);
     }
     table
-}
-
-/// Resident memory of this process (client, server thread and all).
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 /// capnp-rpc's own client on a fresh connection, for calls our client
@@ -97,7 +53,7 @@ async fn local<F: std::future::Future>(f: F) -> F::Output {
 #[tokio::test(flavor = "current_thread")]
 async fn garbage_and_lying_lengths_close_only_their_connection() {
     local(async {
-        let server = start_capnp().await;
+        let server = start_limited(TransportKind::CapnpRpc).await;
         let cases: Vec<(&str, Vec<u8>)> = vec![
             ("an HTTP request", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec()),
             ("more segments than capnp allows", [0xff, 0xff, 0, 0, 1, 0, 0, 0].to_vec()),
@@ -109,7 +65,7 @@ async fn garbage_and_lying_lengths_close_only_their_connection() {
             let mut socket = TcpStream::connect(address(&server)).await.unwrap();
             socket.write_all(&bytes).await.unwrap();
             assert_closed(&mut socket, what).await;
-            assert_served(&server).await;
+            assert_served_by::<CapnpRpc>(&server, &[Workload::Digest { records: 10 }], 1).await;
         }
         server.shutdown().await;
     })
@@ -119,7 +75,7 @@ async fn garbage_and_lying_lengths_close_only_their_connection() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_stalled_half_frame_does_not_block_others() {
     local(async {
-        let server = start_capnp().await;
+        let server = start_limited(TransportKind::CapnpRpc).await;
         let mut staller = TcpStream::connect(address(&server)).await.unwrap();
         staller.write_all(&[segment_table(&[100]), vec![0; 16]].concat()).await.unwrap();
         // While it stalls, another connection gets a hundred calls through.
@@ -145,8 +101,8 @@ async fn a_stalled_half_frame_does_not_block_others() {
 #[tokio::test(flavor = "current_thread")]
 async fn memory_is_bounded_by_the_limit_whatever_connections_declare() {
     local(async {
-        let server = start_capnp().await;
-        assert_served(&server).await;
+        let server = start_limited(TransportKind::CapnpRpc).await;
+        assert_served_by::<CapnpRpc>(&server, &[Workload::Digest { records: 10 }], 1).await;
 
         // 64 connections claiming 2 GiB each: refused before allocating.
         let before = rss_kib();
@@ -168,12 +124,12 @@ async fn memory_is_bounded_by_the_limit_whatever_connections_declare() {
             socket.write_all(&vec![0; 64 << 10]).await.unwrap();
             stalled.push(socket);
         }
-        assert_served(&server).await;
+        assert_served_by::<CapnpRpc>(&server, &[Workload::Digest { records: 10 }], 1).await;
         let grown = rss_kib().saturating_sub(before);
         let bound = (16 * (MAX_MESSAGE + (64 << 10)) + (8 << 20)) as u64 / 1024;
         assert!(grown < bound, "16 stalled connections grew RSS by {grown} KiB, over {bound} KiB");
         drop(stalled);
-        assert_served(&server).await;
+        assert_served_by::<CapnpRpc>(&server, &[Workload::Digest { records: 10 }], 1).await;
         server.shutdown().await;
     })
     .await;
@@ -182,7 +138,7 @@ async fn memory_is_bounded_by_the_limit_whatever_connections_declare() {
 #[tokio::test(flavor = "current_thread")]
 async fn overflow_is_a_failed_exception_naming_its_status() {
     local(async {
-        let server = start_capnp().await;
+        let server = start_limited(TransportKind::CapnpRpc).await;
         let client = CapnpRpc::connect(server.endpoint(), &client_config()).await.unwrap();
         match client.call(&OwnedRequest::<Batch>::Multiply { a: i64::MAX, b: 2 }).await {
             Err(CallError::Status(s)) => {

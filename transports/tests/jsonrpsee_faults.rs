@@ -11,35 +11,13 @@ mod common;
 
 use std::time::Duration;
 
+use common::faults::*;
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wirebench_formats::{Batch, Code, OwnedRequest, Workload};
 use wirebench_transports::framework::jsonrpsee::Jsonrpsee;
-use wirebench_transports::{Address, CallError, Framework, Server, ServerConfig, TransportKind};
-
-const MAX_MESSAGE: usize = 1 << 20;
-
-async fn start_jsonrpsee() -> Server {
-    let config = ServerConfig { max_message: MAX_MESSAGE, ..ServerConfig::default() };
-    wirebench_transports::serve_kind(TransportKind::Jsonrpsee, &Address::Inet("127.0.0.1:0".parse().unwrap()), config)
-        .await
-        .unwrap()
-}
-
-fn address(server: &Server) -> std::net::SocketAddr {
-    match server.endpoint().address {
-        Address::Inet(a) => a,
-        ref other => panic!("jsonrpsee on {other}"),
-    }
-}
-
-/// A well-behaved client is served.
-async fn assert_served(server: &Server) {
-    let client = Jsonrpsee::connect(server.endpoint(), &client_config()).await.unwrap();
-    let data = dataset(Workload::Digest { records: 10 });
-    check_reply(&data, &client.call(&model_request(&data)).await.unwrap());
-}
+use wirebench_transports::{CallError, Framework, Server, TransportKind};
 
 /// Reads what the server sends until it closes the connection; fails if
 /// it keeps it open.
@@ -90,16 +68,9 @@ async fn rpc(server: &Server, body: &str) -> (u16, serde_json::Value) {
     (status, serde_json::from_str(json).unwrap_or(serde_json::Value::Null))
 }
 
-/// Resident memory of this process (client, server and all).
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bytes_that_are_not_http_and_oversized_bodies_close_only_their_connection() {
-    let server = start_jsonrpsee().await;
+    let server = start_limited(TransportKind::Jsonrpsee).await;
     let over = MAX_MESSAGE + 1024 + 1;
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("binary garbage", vec![0x16, 0x03, 0x01, 0x00, 0xa5, 0xff, 0x00, b'\r', b'\n', b'\r', b'\n'], " 400 "),
@@ -117,14 +88,14 @@ async fn bytes_that_are_not_http_and_oversized_bodies_close_only_their_connectio
         let _ = socket.write_all(&bytes).await;
         let response = read_until_closed(&mut socket, what).await;
         assert!(response.starts_with("HTTP/1.1") && response.contains(status), "{what}: {response:.300}");
-        assert_served(&server).await;
+        assert_served_by::<Jsonrpsee>(&server, &[Workload::Digest { records: 10 }], 1).await;
     }
     server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jsonrpc_errors_are_error_objects() {
-    let server = start_jsonrpsee().await;
+    let server = start_limited(TransportKind::Jsonrpsee).await;
     let cases = [
         (r#"{"jsonrpc":"2.0","id":1,"method":"bench_multiply","params":{"a":1"#, -32700, "parse"),
         (r#"{"jsonrpc":"2.0","id":1,"method":"bench_divide","params":{"a":1,"b":2}}"#, -32601, "method"),
@@ -161,13 +132,13 @@ async fn jsonrpc_errors_are_error_objects() {
         }
         other => panic!("overflow got {other:?}"),
     }
-    assert_served(&server).await;
+    assert_served_by::<Jsonrpsee>(&server, &[Workload::Digest { records: 10 }], 1).await;
     server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_half_request_does_not_block_others() {
-    let server = start_jsonrpsee().await;
+    let server = start_limited(TransportKind::Jsonrpsee).await;
     let mut staller = TcpStream::connect(address(&server)).await.unwrap();
     staller.write_all((post_head(500) + r#"{"jsonrpc":"2.0","#).as_bytes()).await.unwrap();
     let data = dataset(Workload::Multiply);
@@ -185,8 +156,8 @@ async fn a_stalled_half_request_does_not_block_others() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_requests_declaring_the_limit_keep_memory_bounded() {
-    let server = start_jsonrpsee().await;
-    assert_served(&server).await;
+    let server = start_limited(TransportKind::Jsonrpsee).await;
+    assert_served_by::<Jsonrpsee>(&server, &[Workload::Digest { records: 10 }], 1).await;
     let before = rss_kib();
     // Each declares a body at the limit (1 MiB) and sends 64 KiB of it:
     // 64 MiB declared, 4 MiB sent.
@@ -197,10 +168,10 @@ async fn stalled_requests_declaring_the_limit_keep_memory_bounded() {
         socket.write_all(&vec![b' '; 64 << 10]).await.unwrap();
         stalled.push(socket);
     }
-    assert_served(&server).await;
+    assert_served_by::<Jsonrpsee>(&server, &[Workload::Digest { records: 10 }], 1).await;
     let grown = rss_kib().saturating_sub(before);
     assert!(grown < 24 << 10, "64 stalled requests grew RSS by {grown} KiB");
     drop(stalled);
-    assert_served(&server).await;
+    assert_served_by::<Jsonrpsee>(&server, &[Workload::Digest { records: 10 }], 1).await;
     server.shutdown().await;
 }

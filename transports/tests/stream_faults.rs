@@ -9,6 +9,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::faults::assert_closed;
 use common::*;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use wirebench_formats::format::bincode::Bincode;
@@ -25,21 +26,6 @@ async fn raw_socket(address: &Address) -> Box<dyn Stream> {
         Address::Unix(p) => Box::new(tokio::net::UnixStream::connect(p).await.unwrap()),
         Address::InProc => unreachable!(),
     }
-}
-
-/// The server closes the connection: reads hit end of stream (or a reset).
-async fn assert_closed(socket: &mut Box<dyn Stream>, what: &str) {
-    let mut buf = [0u8; 64];
-    let outcome = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match socket.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await;
-    assert!(outcome.is_ok(), "{what}: the server kept the connection open");
 }
 
 /// A well-behaved client on another connection is served.

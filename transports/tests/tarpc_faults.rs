@@ -11,66 +11,22 @@ mod common;
 
 use std::time::Duration;
 
+use common::faults::*;
 use common::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use wirebench_formats::{Batch, Code, OwnedRequest, Workload};
 use wirebench_transports::framework::tarpc::Tarpc;
-use wirebench_transports::{Address, CallError, Framework, Server, ServerConfig, TransportKind};
-
-const MAX_MESSAGE: usize = 1 << 20;
-
-async fn start_tarpc() -> Server {
-    let config = ServerConfig { max_message: MAX_MESSAGE, ..ServerConfig::default() };
-    wirebench_transports::serve_kind(TransportKind::Tarpc, &Address::Inet("127.0.0.1:0".parse().unwrap()), config)
-        .await
-        .unwrap()
-}
-
-fn address(server: &Server) -> std::net::SocketAddr {
-    match server.endpoint().address {
-        Address::Inet(a) => a,
-        ref other => panic!("tarpc on {other}"),
-    }
-}
-
-/// A well-behaved client on another connection is served.
-async fn assert_served(server: &Server) {
-    let client = Tarpc::connect(server.endpoint(), &client_config()).await.unwrap();
-    let data = dataset(Workload::Digest { records: 10 });
-    check_reply(&data, &client.call(&model_request(&data)).await.unwrap());
-}
-
-/// The server closes the connection: reads hit end of stream (or a reset).
-async fn assert_closed(socket: &mut TcpStream, what: &str) {
-    let mut buf = [0u8; 256];
-    let outcome = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match socket.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await;
-    assert!(outcome.is_ok(), "{what}: the server kept the connection open");
-}
+use wirebench_transports::{CallError, Framework, TransportKind};
 
 /// A length-delimited frame: 4-byte big-endian length, then the bytes.
 fn frame(body: &[u8]) -> Vec<u8> {
     [&(body.len() as u32).to_be_bytes()[..], body].concat()
 }
 
-/// Resident memory of this process (client, server and all).
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_and_lying_lengths_close_only_their_connection() {
-    let server = start_tarpc().await;
+    let server = start_limited(TransportKind::Tarpc).await;
     let over = (MAX_MESSAGE + 1024 + 1) as u32;
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("an HTTP request", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec()),
@@ -84,14 +40,14 @@ async fn garbage_and_lying_lengths_close_only_their_connection() {
         let mut socket = TcpStream::connect(address(&server)).await.unwrap();
         socket.write_all(&bytes).await.unwrap();
         assert_closed(&mut socket, what).await;
-        assert_served(&server).await;
+        assert_served_by::<Tarpc>(&server, &[Workload::Digest { records: 10 }], 1).await;
     }
     server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_half_frame_does_not_block_others() {
-    let server = start_tarpc().await;
+    let server = start_limited(TransportKind::Tarpc).await;
     let mut staller = TcpStream::connect(address(&server)).await.unwrap();
     staller.write_all(&[&256u32.to_be_bytes()[..], &[0; 10]].concat()).await.unwrap();
     let data = dataset(Workload::Multiply);
@@ -109,8 +65,8 @@ async fn a_stalled_half_frame_does_not_block_others() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_connections_declaring_the_limit_keep_memory_bounded() {
-    let server = start_tarpc().await;
-    assert_served(&server).await;
+    let server = start_limited(TransportKind::Tarpc).await;
+    assert_served_by::<Tarpc>(&server, &[Workload::Digest { records: 10 }], 1).await;
     let before = rss_kib();
     // Each declares a frame at the limit (1 MiB) and sends 64 KiB of it:
     // 64 MiB declared, 4 MiB sent.
@@ -121,17 +77,17 @@ async fn stalled_connections_declaring_the_limit_keep_memory_bounded() {
         socket.write_all(&vec![0; 64 << 10]).await.unwrap();
         stalled.push(socket);
     }
-    assert_served(&server).await;
+    assert_served_by::<Tarpc>(&server, &[Workload::Digest { records: 10 }], 1).await;
     let grown = rss_kib().saturating_sub(before);
     assert!(grown < 24 << 10, "64 stalled connections grew RSS by {grown} KiB");
     drop(stalled);
-    assert_served(&server).await;
+    assert_served_by::<Tarpc>(&server, &[Workload::Digest { records: 10 }], 1).await;
     server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overflow_is_the_services_error_value_and_the_connection_stays() {
-    let server = start_tarpc().await;
+    let server = start_limited(TransportKind::Tarpc).await;
     let client = Tarpc::connect(server.endpoint(), &client_config()).await.unwrap();
     match client.call(&OwnedRequest::<Batch>::Multiply { a: i64::MAX, b: 2 }).await {
         Err(CallError::Status(s)) => {
@@ -148,6 +104,6 @@ async fn overflow_is_the_services_error_value_and_the_connection_stays() {
     let small = wirebench_transports::ClientConfig { max_message: MAX_MESSAGE * 4, ..client_config() };
     let eager = Tarpc::connect(server.endpoint(), &small).await.unwrap();
     assert!(eager.call(&big).await.is_err(), "a frame over the server's limit was served");
-    assert_served(&server).await;
+    assert_served_by::<Tarpc>(&server, &[Workload::Digest { records: 10 }], 1).await;
     server.shutdown().await;
 }

@@ -10,9 +10,10 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::Duration;
 
+use common::faults::*;
 use common::*;
 use thrift::protocol::{
     TBinaryInputProtocol, TBinaryOutputProtocol, TCompactInputProtocol, TCompactOutputProtocol, TFieldIdentifier,
@@ -22,39 +23,9 @@ use wirebench_formats::dataset::batch;
 use wirebench_formats::format::thrift::ThriftRequest;
 use wirebench_formats::{Batch, Code, OwnedRequest, Workload};
 use wirebench_transports::framework::thrift_rpc::{FRAME_LIMIT, ThriftRpc, ThriftRpcBinary};
-use wirebench_transports::{Address, CallError, Framework, FrameworkClient, Server, ServerConfig, TransportKind};
+use wirebench_transports::{CallError, Framework, FrameworkClient, Server, ServerConfig, TransportKind};
 
 const KINDS: [TransportKind; 2] = [TransportKind::ThriftRpc, TransportKind::ThriftRpcBinary];
-const MAX_MESSAGE: usize = 1 << 20;
-
-fn address(server: &Server) -> SocketAddr {
-    match server.endpoint().address {
-        Address::Inet(a) => a,
-        ref other => panic!("not an IP address: {other}"),
-    }
-}
-
-fn socket(server: &Server) -> TcpStream {
-    let s = TcpStream::connect(address(server)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s
-}
-
-/// The server closed the connection: reads hit end of stream or a reset.
-fn assert_closed(socket: &mut TcpStream, what: &str) {
-    let mut buf = [0u8; 256];
-    loop {
-        match socket.read(&mut buf) {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {
-                panic!("{what}: the server kept the connection open")
-            }
-            Err(_) => return,
-        }
-    }
-}
-
 /// A Thrift message written with `kind`'s protocol, framed.
 fn framed(kind: TransportKind, write: impl FnOnce(&mut dyn TOutputProtocol)) -> Vec<u8> {
     let mut body = Vec::new();
@@ -95,33 +66,29 @@ fn call_message(kind: TransportKind, method: &str, args: impl FnOnce(&mut dyn TO
     })
 }
 
-fn rss_bytes() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse::<usize>().unwrap() * 1024
-}
-
 /// The RSS checks measure this whole process: one at a time.
 static RSS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// `rounds` rounds of every method on one connection of our client.
-async fn serve_rounds<F: Framework>(server: &Server, rounds: usize) {
-    let client = F::connect(server.endpoint(), &client_config()).await.unwrap();
-    for _ in 0..rounds {
-        for workload in [Workload::Multiply, Workload::Echo { size: 1024 }, Workload::Digest { records: 10 }] {
-            let data = dataset(workload);
-            let reply = client.call(&F::prepare(&model_request(&data))).await.unwrap();
-            check_reply(&data, &reply);
-        }
-    }
-}
 
 /// A well-behaved client on another connection is served, `rounds` times
 /// every method.
 async fn assert_served(kind: TransportKind, server: &Server, rounds: usize) {
     match kind {
-        TransportKind::ThriftRpc => serve_rounds::<ThriftRpc>(server, rounds).await,
-        _ => serve_rounds::<ThriftRpcBinary>(server, rounds).await,
+        TransportKind::ThriftRpc => {
+            assert_served_by::<ThriftRpc>(
+                server,
+                &[Workload::Multiply, Workload::Echo { size: 1024 }, Workload::Digest { records: 10 }],
+                rounds,
+            )
+            .await
+        }
+        _ => {
+            assert_served_by::<ThriftRpcBinary>(
+                server,
+                &[Workload::Multiply, Workload::Echo { size: 1024 }, Workload::Digest { records: 10 }],
+                rounds,
+            )
+            .await
+        }
     }
 }
 
@@ -150,7 +117,7 @@ async fn garbage_and_impossible_frame_lengths_close_only_that_connection() {
         for (what, bytes) in cases {
             let mut attacker = socket(server);
             attacker.write_all(&bytes).unwrap();
-            assert_closed(&mut attacker, &format!("{kind}: {what}"));
+            assert_closed_sync(&mut attacker, &format!("{kind}: {what}"));
         }
         // The bystander, connected all along, still gets its answer.
         let multiply = call_message(kind, "Multiply", |o| {
@@ -340,6 +307,6 @@ async fn shutdown_ends_idle_connections() {
         let server = start(kind, ServerConfig::default(), dir.path()).await;
         let mut idle = socket(&server);
         tokio::time::timeout(Duration::from_secs(10), server.shutdown()).await.unwrap();
-        assert_closed(&mut idle, &format!("{kind}: idle connection at shutdown"));
+        assert_closed_sync(&mut idle, &format!("{kind}: idle connection at shutdown"));
     }
 }

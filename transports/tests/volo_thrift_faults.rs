@@ -10,9 +10,10 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::Duration;
 
+use common::faults::*;
 use common::*;
 use thrift::protocol::{
     TBinaryInputProtocol, TBinaryOutputProtocol, TFieldIdentifier, TInputProtocol, TListIdentifier, TMessageIdentifier,
@@ -20,40 +21,9 @@ use thrift::protocol::{
 };
 use wirebench_formats::{Batch, Code, OwnedRequest, Workload};
 use wirebench_transports::framework::volo_thrift::VoloThrift;
-use wirebench_transports::{Address, CallError, Framework, FrameworkClient, Server, ServerConfig, TransportKind};
+use wirebench_transports::{CallError, Framework, FrameworkClient, Server, ServerConfig, TransportKind};
 
 const KIND: TransportKind = TransportKind::VoloThrift;
-const MAX_MESSAGE: usize = 1 << 20;
-
-fn address(server: &Server) -> SocketAddr {
-    match server.endpoint().address {
-        Address::Inet(a) => a,
-        ref other => panic!("not an IP address: {other}"),
-    }
-}
-
-fn socket(server: &Server) -> TcpStream {
-    let s = TcpStream::connect(address(server)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s
-}
-
-/// The server closed the connection: reads hit end of stream or a reset
-/// (after whatever exception it wrote first).
-fn assert_closed(socket: &mut TcpStream, what: &str) {
-    let mut buf = [0u8; 256];
-    loop {
-        match socket.read(&mut buf) {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {
-                panic!("{what}: the server kept the connection open")
-            }
-            Err(_) => return,
-        }
-    }
-}
-
 /// A call of `method`, strict binary, framed, its argument struct written
 /// by `args`.
 fn call_message(method: &str, args: impl FnOnce(&mut dyn TOutputProtocol)) -> Vec<u8> {
@@ -102,32 +72,19 @@ fn read_reply(socket: &mut TcpStream) -> (TMessageIdentifier, Option<thrift::App
     (ident, error)
 }
 
-fn rss_bytes() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse::<usize>().unwrap() * 1024
-}
-
 /// The RSS checks measure this whole process: one at a time.
 static RSS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// `rounds` rounds of every method through our client.
-async fn assert_served(server: &Server, rounds: usize) {
-    let client = VoloThrift::connect(server.endpoint(), &client_config()).await.unwrap();
-    for _ in 0..rounds {
-        for workload in [Workload::Multiply, Workload::Echo { size: 1024 }, Workload::Digest { records: 10 }] {
-            let data = dataset(workload);
-            let reply = client.call(&VoloThrift::prepare(&model_request(&data))).await.unwrap();
-            check_reply(&data, &reply);
-        }
-    }
-}
 
 async fn with_server(test: impl AsyncFn(&Server)) {
     let dir = tempfile::tempdir().unwrap();
     let server = start(KIND, ServerConfig { max_message: MAX_MESSAGE, ..ServerConfig::default() }, dir.path()).await;
     test(&server).await;
-    assert_served(&server, 1).await;
+    assert_served_by::<VoloThrift>(
+        &server,
+        &[Workload::Multiply, Workload::Echo { size: 1024 }, Workload::Digest { records: 10 }],
+        1,
+    )
+    .await;
     server.shutdown().await;
 }
 
@@ -144,7 +101,7 @@ async fn garbage_and_impossible_frame_lengths_close_only_that_connection() {
         for (what, bytes) in cases {
             let mut attacker = socket(server);
             attacker.write_all(&bytes).unwrap();
-            assert_closed(&mut attacker, what);
+            assert_closed_sync(&mut attacker, what);
         }
         // The bystander, connected all along, still gets its answer.
         bystander.write_all(&multiply_message(6, 7)).unwrap();
@@ -230,7 +187,15 @@ async fn stalled_and_lying_frames_hold_at_most_one_frame_each_and_block_no_one()
             s.write_all(&[0x80, 0x01, 0x00, 0x01]).unwrap();
             stallers.push(s);
         }
-        let served = tokio::time::timeout(Duration::from_secs(20), assert_served(server, 34)).await;
+        let served = tokio::time::timeout(
+            Duration::from_secs(20),
+            assert_served_by::<VoloThrift>(
+                server,
+                &[Workload::Multiply, Workload::Echo { size: 1024 }, Workload::Digest { records: 10 }],
+                34,
+            ),
+        )
+        .await;
         assert!(served.is_ok(), "stalled clients blocked the server");
         let grown = rss_bytes().saturating_sub(before);
         assert!(grown < LIARS * MAX_MESSAGE + (64 << 20), "RSS grew by {grown} bytes");
@@ -274,5 +239,5 @@ async fn shutdown_ends_idle_connections() {
     let server = start(KIND, ServerConfig::default(), dir.path()).await;
     let mut idle = socket(&server);
     tokio::time::timeout(Duration::from_secs(10), server.shutdown()).await.unwrap();
-    assert_closed(&mut idle, "idle connection at shutdown");
+    assert_closed_sync(&mut idle, "idle connection at shutdown");
 }

@@ -9,16 +9,15 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use common::faults::*;
 use common::*;
 use wirebench_formats::{Code, Workload};
 use wirebench_transports::framework::zerorpc::{ServeOptions, ZeroRpc, event, serve_with};
 use wirebench_transports::{Address, CallError, Framework, Server, ServerConfig};
-
-const MAX_MESSAGE: usize = 1 << 20;
 
 async fn start_server() -> Server {
     let config = ServerConfig { max_message: MAX_MESSAGE, ..ServerConfig::default() };
@@ -28,40 +27,6 @@ async fn start_server() -> Server {
         ..ServeOptions::default()
     };
     serve_with(&Address::Inet("127.0.0.1:0".parse().unwrap()), config, options).await.unwrap()
-}
-
-fn address(server: &Server) -> SocketAddr {
-    match server.endpoint().address {
-        Address::Inet(a) => a,
-        ref other => panic!("zerorpc listens on {other}"),
-    }
-}
-
-/// A well-behaved zerorpc client on another connection gets every method
-/// answered.
-async fn assert_served(server: &Server) {
-    let client = ZeroRpc::connect(server.endpoint(), &client_config()).await.unwrap();
-    for workload in [Workload::Multiply, Workload::Echo { size: 1000 }, Workload::Digest { records: 10 }] {
-        let data = dataset(workload);
-        let reply = client.call(&ZeroRpc::prepare(&model_request(&data))).await.unwrap();
-        check_reply(&data, &reply);
-    }
-}
-
-/// The server closes the connection: reads hit end of stream or a reset.
-fn assert_closed(socket: &mut TcpStream, what: &str) {
-    socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut buf = [0u8; 256];
-    loop {
-        match socket.read(&mut buf) {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {
-                panic!("{what}: the server kept the connection open")
-            }
-            Err(_) => return,
-        }
-    }
 }
 
 /// ZMTP 3.1's greeting (NULL mechanism, as client) and a READY command
@@ -142,9 +107,14 @@ async fn garbage_and_lying_lengths_close_the_connection() {
     for (what, bytes) in cases {
         let mut socket = TcpStream::connect(a).unwrap();
         socket.write_all(&bytes).unwrap();
-        assert_closed(&mut socket, what);
+        assert_closed_sync(&mut socket, what);
     }
-    assert_served(&server).await;
+    assert_served_by::<ZeroRpc>(
+        &server,
+        &[Workload::Multiply, Workload::Echo { size: 1000 }, Workload::Digest { records: 10 }],
+        1,
+    )
+    .await;
     server.shutdown().await;
 }
 
@@ -161,9 +131,14 @@ async fn stalled_half_frames_and_handshakes_are_closed_and_block_no_one() {
     let mut greeting = TcpStream::connect(a).unwrap();
     greeting.write_all(&zmtp_handshake()[..20]).unwrap();
     // While they stall, others get their calls through.
-    assert_served(&server).await;
-    assert_closed(&mut half, "a stalled half frame");
-    assert_closed(&mut greeting, "a stalled greeting");
+    assert_served_by::<ZeroRpc>(
+        &server,
+        &[Workload::Multiply, Workload::Echo { size: 1000 }, Workload::Digest { records: 10 }],
+        1,
+    )
+    .await;
+    assert_closed_sync(&mut half, "a stalled half frame");
+    assert_closed_sync(&mut greeting, "a stalled greeting");
     server.shutdown().await;
 }
 
@@ -175,9 +150,19 @@ async fn zmtp_1_0_lookalike_garbage_is_dropped_while_others_are_served() {
     let server = start_server().await;
     let mut http = TcpStream::connect(address(&server)).unwrap();
     http.write_all(&b"GET / HTTP/1.1\r\nHost: example\r\nAccept: */*\r\n\r\n".repeat(50)).unwrap();
-    assert_served(&server).await;
+    assert_served_by::<ZeroRpc>(
+        &server,
+        &[Workload::Multiply, Workload::Echo { size: 1000 }, Workload::Digest { records: 10 }],
+        1,
+    )
+    .await;
     drop(http);
-    assert_served(&server).await;
+    assert_served_by::<ZeroRpc>(
+        &server,
+        &[Workload::Multiply, Workload::Echo { size: 1000 }, Workload::Digest { records: 10 }],
+        1,
+    )
+    .await;
     server.shutdown().await;
 }
 
@@ -216,7 +201,12 @@ async fn events_that_are_not_zerorpc_are_dropped_and_the_connection_stays() {
     let (to, name, args) = parse_reply(&dealer.recv().expect("a reply to the good call"));
     assert_eq!((to.as_slice(), name.as_str()), (&id[..], "OK"));
     assert_eq!(args, [0x91, 0x81, 0xa7, b'p', b'r', b'o', b'd', b'u', b'c', b't', 42]);
-    assert_served(&server).await;
+    assert_served_by::<ZeroRpc>(
+        &server,
+        &[Workload::Multiply, Workload::Echo { size: 1000 }, Workload::Digest { records: 10 }],
+        1,
+    )
+    .await;
     server.shutdown().await;
 }
 
@@ -282,19 +272,17 @@ async fn bad_calls_get_zerorpc_errors() {
     server.shutdown().await;
 }
 
-/// Resident set size of this process (server included), from procfs.
-fn rss() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
-    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4096
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn hostile_peers_leave_memory_bounded() {
     let server = start_server().await;
     let a = address(&server);
-    assert_served(&server).await;
-    let before = rss();
+    assert_served_by::<ZeroRpc>(
+        &server,
+        &[Workload::Multiply, Workload::Echo { size: 1000 }, Workload::Digest { records: 10 }],
+        1,
+    )
+    .await;
+    let before = rss_bytes();
     // 200 connections each declaring a frame of 2^60 bytes, 40 that
     // declare the largest allowed frame and stall, 2000 undecodable events
     // of 60 KB, 500 calls whose argument lies about its length.
@@ -329,8 +317,13 @@ async fn hostile_peers_leave_memory_bounded() {
         let (_, name, _) = parse_reply(&dealer.recv().expect("an ERR for every lying call"));
         assert_eq!(name, "ERR");
     }
-    assert_served(&server).await;
-    let grown = rss().saturating_sub(before);
+    assert_served_by::<ZeroRpc>(
+        &server,
+        &[Workload::Multiply, Workload::Echo { size: 1000 }, Workload::Digest { records: 10 }],
+        1,
+    )
+    .await;
+    let grown = rss_bytes().saturating_sub(before);
     assert!(grown < 64 << 20, "RSS grew by {} MiB", grown >> 20);
     drop(stallers);
     server.shutdown().await;

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 pub mod broker;
+pub mod faults;
 
 use bytes::Bytes;
 use wirebench_formats::dataset::{DEFAULT_SEED, Dataset, Expected, MULTIPLY_OPERANDS};
