@@ -3,7 +3,7 @@
 //!
 //! Dispatch happens once per cell through the registries' visitors; from
 //! there on the load loop is monomorphized over the transport (or stock
-//! framework), and reaches the format through [`crate::codec::Codec`]: two
+//! framework), and reaches the format through `crate::codec::Codec`: two
 //! indirect calls per call, where a loop per format and transport would
 //! compile fifteen times the code.
 

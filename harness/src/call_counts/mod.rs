@@ -5,7 +5,7 @@
 //! (`wirebench __count-serve`) and a client process (`wirebench
 //! __count-calls`), each under `valgrind --tool=callgrind
 //! --trace-syscalls=yes`, and drives them one cell (format × workload) at
-//! a time. Each side does a cell in a child forked for it ([`child`]), with
+//! a time. Each side does a cell in a child forked for it (`child`), with
 //! a single-threaded tokio runtime, over a new connection: `warmup` calls,
 //! then `calls` counted ones, then one that closes the server's window
 //! ([`Schedule`]), one call at a time, every reply verified. Both sides
@@ -22,7 +22,7 @@
 //!
 //! The system calls of a window are those valgrind's trace lists between
 //! the same two points ([`crate::syscalls`]). The two processes run in
-//! lockstep on one CPU ([`lockstep`]), so that the order in which each
+//! lockstep on one CPU (`lockstep`), so that the order in which each
 //! sees the other's messages, and with it the path through the event loop,
 //! is the same in every run. inproc has no server: its client count
 //! includes the handler.

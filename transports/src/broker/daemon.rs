@@ -305,7 +305,7 @@ impl RunningBroker {
     }
 
     /// Stops it and everything it spawned: SIGTERM to the process group and
-    /// to every descendant, up to [`GRACE`] for them to exit, then SIGKILL.
+    /// to every descendant, up to `GRACE` for them to exit, then SIGKILL.
     /// Idempotent; also what dropping does.
     pub fn stop(&mut self) {
         if self.children.is_empty() {

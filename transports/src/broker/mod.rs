@@ -266,7 +266,7 @@ pub(crate) async fn within<T>(
 }
 
 /// A broker client that can make the raw round trip: its raw request
-/// (made by [`raw_request`] when it connected) sent as one request, the
+/// (made by `raw_request` when it connected) sent as one request, the
 /// reply's length returned.
 pub trait RawRoundTrip: Send + Sync + std::fmt::Debug + 'static {
     /// The row's name, for errors.
