@@ -17,14 +17,37 @@
 #         uniform  every call slowed by 20% of the median c1 p50; flagged =
 #                  the all-cells (*) row of p50 regressed
 #
-# Every run is `wirebench run --quick` (the gate's matrix); the quick
-# matrix's own passes are used unless PASSES says otherwise. Results stay
-# in OUT (default target/false-alarm) for a second look.
+# Every run is `wirebench run --quick --passes PASSES` (the gate's
+# matrix). ROUNDS=2 makes each side two runs in the gate's ABBA order (A,
+# B, B, A, as .github/workflows/bench.yml runs base and head), merged
+# with `wirebench merge` before the comparison; ROUNDS=1 (the default) is
+# one run a side. Results stay in OUT (default target/false-alarm) for a
+# second look.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 what=${1:?usage: false-alarm.sh idle PAIRS PASSES [OUT] | detect CASE REPS PASSES [OUT]}
 cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p wirebench
 bin=$root/target/release/wirebench
+
+rounds=${ROUNDS:-1}
+case "$rounds" in 1 | 2) ;; *) echo "ROUNDS is 1 or 2, not $rounds" >&2; exit 2 ;; esac
+
+# The rest of a pair after A's first run: B's runs (flags $4..), A's second
+# in ABBA order, and each side's results in $1.json and $2.json.
+finish() { # a b passes [B's extra flags]
+  local a=$1 b=$2 passes=$3
+  shift 3
+  run "$b-1" "$passes" "$@"
+  if [ "$rounds" = 2 ]; then
+    run "$b-2" "$passes" "$@"
+    run "$a-2" "$passes"
+    "$bin" merge "$a-1/results.json" "$a-2/results.json" --output "$a.json" >/dev/null
+    "$bin" merge "$b-1/results.json" "$b-2/results.json" --output "$b.json" >/dev/null
+  else
+    cp "$a-1/results.json" "$a.json"
+    cp "$b-1/results.json" "$b.json"
+  fi
+}
 
 run() { # out passes [extra flags]
   local out=$1 passes=$2
@@ -38,6 +61,23 @@ import re, sys
 text = open(sys.argv[1]).read()
 counts = dict((v, int(n)) for n, v in re.findall(r"(\d+) (regressed|broken|changed|improved|unchanged|inconclusive)", text))
 print(", ".join(f"{v} {k}" for k, v in counts.items()))
+PY
+}
+
+largest() { # comparison.md -> the largest cell move per metric
+  python3 - "$1" <<'PY'
+import sys
+rows, on = [], False
+for line in open(sys.argv[1]):
+    if "largest cell move" in line:
+        on = True
+        continue
+    cols = [c.strip() for c in line.strip().strip("|").split("|")]
+    if on and len(cols) == 4 and not set(cols[0]) <= set("-: "):
+        rows.append(f"{cols[0]} {cols[3].replace('`', '')}")
+    elif on and rows:
+        break
+print("largest moves: " + "; ".join(rows))
 PY
 }
 
@@ -67,39 +107,39 @@ case "$what" in
   idle)
     pairs=${2:?PAIRS}
     passes=${3:?PASSES}
-    out=${4:-$root/target/false-alarm}/idle-p$passes
+    out=${4:-$root/target/false-alarm}/idle-p$passes-r$rounds
     rm -rf "$out" && mkdir -p "$out"
     alarms=0
     for i in $(seq 1 "$pairs"); do
-      run "$out/$i-a" "$passes"
-      run "$out/$i-b" "$passes"
+      run "$out/$i-a-1" "$passes"
+      finish "$out/$i-a" "$out/$i-b" "$passes"
       set +e
-      "$bin" compare "$out/$i-a/results.json" "$out/$i-b/results.json" --out "$out/$i" > "$out/$i.md"
+      "$bin" compare "$out/$i-a.json" "$out/$i-b.json" --out "$out/$i" > "$out/$i.md"
       code=$?
       set -e
       [ "$code" = 3 ] && alarms=$((alarms + 1))
-      echo "idle pair $i (passes $passes): exit $code: $(verdicts "$out/$i.md")"
+      echo "idle pair $i (passes $passes, rounds $rounds): exit $code: $(verdicts "$out/$i.md"); $(largest "$out/$i.md")"
     done
-    echo "idle, passes $passes: $alarms of $pairs pairs raised a false alarm (exit 3)"
+    echo "idle, passes $passes, rounds $rounds: $alarms of $pairs pairs raised a false alarm (exit 3)"
     ;;
   detect)
     case_=${2:?CASE}
     reps=${3:?REPS}
     passes=${4:?PASSES}
-    out=${5:-$root/target/false-alarm}/detect-$case_-p$passes
+    out=${5:-$root/target/false-alarm}/detect-$case_-p$passes-r$rounds
     rm -rf "$out" && mkdir -p "$out"
     caught=0
     for i in $(seq 1 "$reps"); do
-      run "$out/$i-base" "$passes"
+      run "$out/$i-base-1" "$passes"
       case "$case_" in
-        double) delay=$(median_c1_p50 "$out/$i-base/results.json"); inject="${delay}ns" ;;
-        uniform) delay=$(( $(median_c1_p50 "$out/$i-base/results.json") / 5 )); inject="${delay}ns" ;;
-        subset) delay=$(( $(median_c1_p50 "$out/$i-base/results.json" json,bincode) / 5 )); inject="${delay}ns:json,bincode" ;;
+        double) delay=$(median_c1_p50 "$out/$i-base-1/results.json"); inject="${delay}ns" ;;
+        uniform) delay=$(( $(median_c1_p50 "$out/$i-base-1/results.json") / 5 )); inject="${delay}ns" ;;
+        subset) delay=$(( $(median_c1_p50 "$out/$i-base-1/results.json" json,bincode) / 5 )); inject="${delay}ns:json,bincode" ;;
         *) echo "unknown case $case_: double, subset or uniform" >&2; exit 2 ;;
       esac
-      run "$out/$i-slow" "$passes" --server-inject-delay "$inject"
+      finish "$out/$i-base" "$out/$i-slow" "$passes" --server-inject-delay "$inject"
       set +e
-      "$bin" compare "$out/$i-base/results.json" "$out/$i-slow/results.json" --out "$out/$i" > "$out/$i.md"
+      "$bin" compare "$out/$i-base.json" "$out/$i-slow.json" --out "$out/$i" > "$out/$i.md"
       code=$?
       set -e
       rows=$(flagged "$out/$i")
@@ -114,10 +154,10 @@ case "$what" in
           ;;
       esac
       [ "$ok" = yes ] && caught=$((caught + 1))
-      echo "$case_ $i (inject $inject, passes $passes): exit $code, flagged: $ok; $(verdicts "$out/$i.md")"
+      echo "$case_ $i (inject $inject, passes $passes, rounds $rounds): exit $code, flagged: $ok; $(verdicts "$out/$i.md")"
       [ "$case_" = subset ] && echo "  cells of json/bincode flagged: $ours, other cells flagged: $others"
     done
-    echo "$case_, passes $passes: detected in $caught of $reps"
+    echo "$case_, passes $passes, rounds $rounds: detected in $caught of $reps"
     ;;
   *)
     echo "usage: false-alarm.sh idle PAIRS PASSES [OUT] | detect CASE REPS PASSES [OUT]" >&2
