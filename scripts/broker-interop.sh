@@ -28,7 +28,7 @@ fi
 # Release, as CI has built it already; WIREBENCH_PROFILE=dev for a debug build.
 profile=${WIREBENCH_PROFILE:-release}
 dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
-cargo build --quiet --profile "$profile" --manifest-path "$root/Cargo.toml" -p wirebench --bin wirebench
+cargo build --quiet --profile "$profile" --manifest-path "$root/Cargo.toml" --bin wirebench
 cargo build --quiet --profile "$profile" --manifest-path "$root/Cargo.toml" -p wirebench-transports --example broker_daemon
 wirebench=$root/target/$dir/wirebench
 daemon=$root/target/$dir/examples/broker_daemon

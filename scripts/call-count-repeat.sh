@@ -13,7 +13,7 @@ shift || true
 [ "${1:-}" = "--" ] && shift
 bin=${WIREBENCH_BIN:-$root/target/release/wirebench}
 if [ -z "${WIREBENCH_BIN:-}" ]; then
-  cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p wirebench
+  cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin wirebench
 fi
 out=$root/target/call-count-repeat
 rm -rf "$out"

@@ -18,31 +18,39 @@
 #                  the all-cells (*) row of p50 regressed
 #
 # Every run is `wirebench run --quick --passes PASSES` (the gate's
-# matrix). ROUNDS=2 makes each side two runs in the gate's ABBA order (A,
-# B, B, A, as .github/workflows/bench.yml runs base and head), merged
-# with `wirebench merge` before the comparison; ROUNDS=1 (the default) is
-# one run a side. Results stay in OUT (default target/false-alarm) for a
+# matrix). ROUNDS=N makes each side N runs in ABBA order (A B, B A, A B,
+# ..., as .github/workflows/bench.yml runs base and head), merged with
+# `wirebench merge` before the comparison; ROUNDS=1 (the default) is one
+# run a side. Results stay in OUT (default target/false-alarm) for a
 # second look.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 what=${1:?usage: false-alarm.sh idle PAIRS PASSES [OUT] | detect CASE REPS PASSES [OUT]}
-cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p wirebench
+cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin wirebench
 bin=$root/target/release/wirebench
 
 rounds=${ROUNDS:-1}
-case "$rounds" in 1 | 2) ;; *) echo "ROUNDS is 1 or 2, not $rounds" >&2; exit 2 ;; esac
+case "$rounds" in '' | *[!0-9]* | 0) echo "ROUNDS is a number of runs a side, 1 or more, not $rounds" >&2; exit 2 ;; esac
 
-# The rest of a pair after A's first run: B's runs (flags $4..), A's second
-# in ABBA order, and each side's results in $1.json and $2.json.
+# The rest of a pair after A's first run: B's first run (flags $4..), then
+# the other rounds in ABBA order (B A, A B, B A, ...), and each side's
+# runs merged into $1.json and $2.json.
 finish() { # a b passes [B's extra flags]
-  local a=$1 b=$2 passes=$3
+  local a=$1 b=$2 passes=$3 r
   shift 3
   run "$b-1" "$passes" "$@"
-  if [ "$rounds" = 2 ]; then
-    run "$b-2" "$passes" "$@"
-    run "$a-2" "$passes"
-    "$bin" merge "$a-1/results.json" "$a-2/results.json" --output "$a.json" >/dev/null
-    "$bin" merge "$b-1/results.json" "$b-2/results.json" --output "$b.json" >/dev/null
+  for r in $(seq 2 "$rounds"); do
+    if [ $((r % 2)) = 0 ]; then
+      run "$b-$r" "$passes" "$@"
+      run "$a-$r" "$passes"
+    else
+      run "$a-$r" "$passes"
+      run "$b-$r" "$passes" "$@"
+    fi
+  done
+  if [ "$rounds" -gt 1 ]; then
+    "$bin" merge "$a"-[0-9]*/results.json --output "$a.json" >/dev/null
+    "$bin" merge "$b"-[0-9]*/results.json --output "$b.json" >/dev/null
   else
     cp "$a-1/results.json" "$a.json"
     cp "$b-1/results.json" "$b.json"
@@ -93,13 +101,25 @@ print(int(statistics.median(p50)))
 PY
 }
 
-flagged() { # comparison dir -> the regressed rows as "key:metric"
+flagged() { # comparison dir -> the regressed rows as "key:metric" ("*:metric" for the all-cells rows)
   python3 - "$1/comparison.md" <<'PY'
 import sys
+table = None
 for line in open(sys.argv[1]):
-    cols = [c.strip() for c in line.split("|")]
-    if len(cols) > 3 and "regressed" in cols:
-        print(cols[1] + ":" + cols[2])
+    if line.startswith("| metric | verdict |"):
+        table = "*"
+        continue
+    if line.startswith("| verdict | cell |"):
+        table = "cells"
+        continue
+    if not line.startswith("|"):
+        table = None if line.strip() else table
+        continue
+    cols = [c.strip() for c in line.strip().strip("|").split("|")]
+    if table == "*" and len(cols) > 1 and cols[1] == "regressed":
+        print("*:" + cols[0])
+    elif table == "cells" and len(cols) > 2 and cols[0] == "regressed":
+        print(cols[1].strip("`") + ":" + cols[2])
 PY
 }
 
@@ -145,9 +165,9 @@ case "$what" in
       rows=$(flagged "$out/$i")
       case "$case_" in
         double) ok=$([ "$code" = 3 ] && echo yes || echo no) ;;
-        uniform) ok=$(echo "$rows" | grep -q '^\*.*:p50$' && echo yes || echo no) ;;
+        uniform) ok=$(echo "$rows" | grep -q '^\*:p50$' && echo yes || echo no) ;;
         subset)
-          cells=$(echo "$rows" | grep -v '^\*' | cut -d: -f1 | sort -u)
+          cells=$(echo "$rows" | grep -v '^\*:' | cut -d: -f1 | sort -u)
           others=$(echo "$cells" | grep -v -E '/(json|bincode)/' | grep -c . || true)
           ours=$(echo "$cells" | grep -c -E '/(json|bincode)/' || true)
           ok=$([ "$ours" -gt 0 ] && [ "$others" = 0 ] && echo yes || echo no)

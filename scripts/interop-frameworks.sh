@@ -29,7 +29,7 @@ done
 [ ${#wanted[@]} -gt 0 ] || wanted=(capnp-rpc jsonrpsee)
 
 if [ -z "${WIREBENCH:-}" ]; then
-  cargo build --quiet --release --locked --manifest-path "$root/Cargo.toml" -p wirebench --bin wirebench
+  cargo build --quiet --release --locked --manifest-path "$root/Cargo.toml" --bin wirebench
   WIREBENCH="$root/target/release/wirebench"
 fi
 

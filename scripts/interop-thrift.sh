@@ -35,7 +35,7 @@ trap cleanup EXIT
 
 thrift --gen py -out "$work" "$root/formats/schemas/bench.thrift"
 export PYTHONPATH="$work:$root/scripts/reference"
-cargo build --release --locked --quiet --manifest-path "$root/Cargo.toml" -p wirebench --bin wirebench
+cargo build --release --locked --quiet --manifest-path "$root/Cargo.toml" --bin wirebench
 wirebench="$root/target/release/wirebench"
 
 # Starts "$@" in the background, its output in $work/$name.out, and sets

@@ -26,7 +26,7 @@ for arg in "$@"; do
 done
 python3 -c 'import zerorpc' 2>/dev/null || { echo "zerorpc (Python) is not installed: run $0 --install" >&2; exit 1; }
 
-cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p wirebench
+cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin wirebench
 bin="$root/target/release/wirebench"
 peer="$root/scripts/reference/zerorpc_peer.py"
 work=$(mktemp -d)

@@ -5,7 +5,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$root/target/stability}
-cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p wirebench
+cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin wirebench
 bin=$root/target/release/wirebench
 rm -rf "$out"
 for run in a b; do

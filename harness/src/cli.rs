@@ -753,13 +753,16 @@ mod tests {
         assert_eq!(bare.matrix.name, "quick");
         assert_eq!(
             bare.matrix.workloads(),
-            vec![Workload::Multiply, Workload::Echo { size: 1024 }, Workload::Digest { records: 100 }]
+            vec![Workload::Multiply, Workload::Echo { size: 1024 }, Workload::Digest { records: 10 }]
         );
-        assert_eq!(bare.timing.duration, Duration::from_millis(60));
-        assert_eq!(bare.timing.warmup, Duration::from_millis(20));
+        assert_eq!(bare.timing.duration, Duration::from_millis(20));
+        assert_eq!(bare.timing.warmup, Duration::from_millis(5));
         assert_eq!(bare.timing.timeout, Duration::from_secs(5));
+        assert_eq!(bare.passes, 4);
+        assert_eq!(resolve("wirebench run").passes, 1);
         // A flag given beside --quick wins over quick's default.
         assert_eq!(resolve("wirebench --quick --duration 1s").timing.duration, Duration::from_secs(1));
+        assert_eq!(resolve("wirebench --quick --passes 1").passes, 1);
         assert_eq!(resolve("wirebench --quick --sizes 16B").matrix.workloads()[1], Workload::Echo { size: 16 });
     }
 

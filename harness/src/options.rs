@@ -191,8 +191,8 @@ fn pin_choice(s: &str) -> Result<Pin, String> {
 /// The flags of `wirebench run` (also accepted with no command at all).
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// A small matrix for smoke tests and CI: one size per workload, short
-    /// windows (about 25 seconds on 2 cores).
+    /// A small matrix for smoke tests and the CI gate: one size per
+    /// workload, short windows, four passes (about 40 seconds on 2 cores).
     #[arg(long)]
     pub quick: bool,
     /// Formats, comma-separated; all; or own (each framework's own). Any of
@@ -219,7 +219,7 @@ pub struct RunArgs {
     pub sizes: Vec<usize>,
     /// Digest batch sizes of the digest kind, 1 to 100000 records.
     #[arg(long, value_name = "N,..", value_delimiter = ',', default_value = "1,100,1000",
-          default_value_if("quick", "true", "100"),
+          default_value_if("quick", "true", "10"),
           value_parser = limits::count_usize(limits::RECORDS), allow_hyphen_values = true)]
     pub records: Vec<usize>,
     /// Calls in flight, one cell per value, 1 to 4096.
@@ -232,12 +232,12 @@ pub struct RunArgs {
     pub connections: usize,
     /// Measured window per cell and pass, 1ms to 1h.
     #[arg(long, value_name = "TIME", default_value = "150ms",
-          default_value_if("quick", "true", "60ms"),
+          default_value_if("quick", "true", "20ms"),
           value_parser = limits::span(limits::DURATION), allow_hyphen_values = true)]
     pub duration: Duration,
     /// Discarded warm-up per cell and pass, 0s to 10min.
     #[arg(long, value_name = "TIME", default_value = "40ms",
-          default_value_if("quick", "true", "20ms"),
+          default_value_if("quick", "true", "5ms"),
           value_parser = limits::span(limits::WARMUP), allow_hyphen_values = true)]
     pub warmup: Duration,
     /// Sub-windows per cell and pass (samples for statistics), 1 to 1000.
@@ -247,6 +247,7 @@ pub struct RunArgs {
     /// Interleaved passes over the whole matrix, each in a seeded shuffled
     /// order, so each cell has replicates minutes apart, 1 to 100.
     #[arg(long, value_name = "N", default_value = "1",
+          default_value_if("quick", "true", "4"),
           value_parser = limits::count(limits::PASSES), allow_hyphen_values = true)]
     pub passes: u64,
     /// Open loop: this many calls per second per cell (above 0, at most 1e7),

@@ -21,7 +21,7 @@ fn a_quick_run_over_lan_passes_and_every_report_names_the_link() {
     let dir = common::temp();
     let out = common::out_dir(&dir);
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_wirebench"))
-        .args(["run", "--quick", "--quiet", "--link", "lan", "--formats", "protobuf,bincode"])
+        .args(["run", "--quick", "--passes", "1", "--quiet", "--link", "lan", "--formats", "protobuf,bincode"])
         .args(["--max-message", &marker.to_string(), "--out"])
         .arg(&out)
         .stdout(std::process::Stdio::piped())

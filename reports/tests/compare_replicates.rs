@@ -34,11 +34,25 @@ fn flagged(c: &Comparison) -> Vec<String> {
 
 const SLOWED: [&str; 3] = ["digest-100/protobuf/inproc/c1", "digest-100/raw/http2/c1", "multiply/bincode/http2/c1"];
 
+/// `n` runs of one pass each (with their own run ids, seeds and drift),
+/// merged: a side of the workflow's procedure.
+fn runs(fixture: &Results, name: &str, n: u64, seed: u64, slowdown: impl Fn(&str) -> f64) -> Results {
+    let runs: Vec<(String, Results)> = (0..n)
+        .map(|i| {
+            (
+                format!("{name}{i}.json"),
+                with_passes(fixture, &format!("{name}{i}"), 1, QUIET, seed * 100 + i, &slowdown),
+            )
+        })
+        .collect();
+    wirebench_reports::exports::merge(runs, false).unwrap()
+}
+
 #[test]
 fn a_uniform_twenty_percent_slowdown_flags_the_all_cells_row() {
     let fixture = fixture();
-    let base = with_passes(&fixture, "base", 4, QUIET, 1, |_| 1.0);
-    let new = with_passes(&fixture, "new", 4, QUIET, 2, |_| 1.2);
+    let base = runs(&fixture, "base", 4, 1, |_| 1.0);
+    let new = runs(&fixture, "new", 4, 2, |_| 1.2);
     let c = compare(&base, &new, &Options::default()).unwrap();
     for metric in ["p50", "p99", "calls/s"] {
         let row = c.global(metric).unwrap();
@@ -47,6 +61,7 @@ fn a_uniform_twenty_percent_slowdown_flags_the_all_cells_row() {
         let (lo, hi) = row.interval.unwrap();
         assert!(lo < 1.2 && hi > 1.2 && lo > 1.05, "{metric}: {lo} {hi}");
     }
+    assert!(markdown(&c).contains("4 + 4 runs"));
     assert!(c.regressed());
     // The same slowdown, judged by the cells' ratios to their raw
     // baselines (slowed alike): no change.
@@ -55,6 +70,31 @@ fn a_uniform_twenty_percent_slowdown_flags_the_all_cells_row() {
     assert_eq!(control.baseline, "multiply/raw/tcp/c1");
     let (lo, hi) = control.interval.unwrap();
     assert!(lo < 1.0 && hi > 1.0 && (control.ratio - 1.0).abs() < 0.05, "{control:?}");
+}
+
+/// Passes of one run share the run's state: a shift of every cell between
+/// two runs, as idle runs of one build showed on this VM (12.5%), is
+/// within each run's passes invisible. With one run a side the all-cells
+/// row is judged by the fixed rule, never by Welch over passes: 12.5% is
+/// not flagged, a doubling is.
+#[test]
+fn one_run_a_side_judges_the_all_cells_row_by_the_rule_however_many_passes() {
+    let fixture = fixture();
+    let base = with_passes(&fixture, "base", 4, QUIET, 1, |_| 1.0);
+    for (shift, flagged) in [(1.125, false), (1.0 / 1.125, false), (2.0, true)] {
+        let new = with_passes(&fixture, "new", 4, QUIET, 2, |_| shift);
+        let c = compare(&base, &new, &Options::default()).unwrap();
+        for metric in ["p50", "calls/s"] {
+            let row = c.global(metric).unwrap();
+            assert!(
+                matches!(row.judgement, Some(Judgement::SingleReplicate { base: 1, new: 1, ratio: Some(_) })),
+                "{row:?}"
+            );
+            let expected = if flagged { Verdict::Regressed } else { Verdict::Inconclusive };
+            assert_eq!(row.verdict, expected, "shift {shift}, {metric}");
+        }
+        assert!(markdown(&c).contains("single-replicate rule (1 + 1 runs)"));
+    }
 }
 
 /// Six passes a side: at four, the same noise leaves a single cell's
@@ -124,7 +164,7 @@ fn same_noise_pairs_flag_nothing_beyond_the_family_wise_rate() {
 }
 
 #[test]
-fn one_run_a_side_flags_a_doubling_and_not_thirty_percent_and_says_what_it_could_detect() {
+fn one_run_a_side_flags_a_doubling_in_the_all_cells_row_leaves_cells_unjudged_and_says_what_it_could_detect() {
     let fixture = fixture();
     let base = one_run(&fixture, "base", |_| 1.0);
     let mut rng = common::Normal::new(7);
@@ -137,8 +177,11 @@ fn one_run_a_side_flags_a_doubling_and_not_thirty_percent_and_says_what_it_could
     for metric in ["p50", "calls/s"] {
         assert_eq!(c.global(metric).unwrap().verdict, Verdict::Regressed, "{metric}");
         let rows: Vec<_> = c.rows.iter().filter(|r| r.key != "*" && r.metric == metric).collect();
-        assert!(rows.iter().all(|r| r.verdict == Verdict::Regressed), "{metric}: every cell doubled");
-        assert!(rows.iter().all(|r| matches!(r.judgement, Some(Judgement::SingleReplicate { .. }))));
+        // One replicate of a cell is not judged, however far it moved:
+        // the move is shown, the verdict left open.
+        assert!(rows.iter().all(|r| r.verdict == Verdict::Inconclusive), "{metric}: cells are not judged");
+        assert!(rows.iter().all(|r| matches!(r.judgement, Some(Judgement::SingleReplicate { ratio: None, .. }))));
+        assert!(rows.iter().all(|r| r.ratio.is_some_and(|x| x > 1.8)), "{metric}: the move is shown");
     }
     let md = markdown(&c);
     assert!(md.contains("❌ **Regression**"), "{md}");
@@ -152,14 +195,17 @@ fn one_run_a_side_flags_a_doubling_and_not_thirty_percent_and_says_what_it_could
     );
     // It says what it could have detected, and how to do better.
     let md = markdown(&c);
+    assert!(md.contains("so they were not judged"), "{md}");
     assert!(
-        md.contains("single-replicate rule, which flags only changes of +80.0% (p50), +150.0% (p99), -44.4% (calls/s)"),
+        md.contains(
+            "single-replicate rule, which flags a shift of every cell of +50.0% (p50), +100.0% (p99), -33.3% (calls/s)"
+        ),
         "{md}"
     );
     assert!(md.contains("`--passes 4`"), "{md}");
-    assert!(md.contains("| p50 | +50.0% (single-replicate rule) | +80.0% (59 cells, one replicate"), "{md}");
+    assert!(md.contains("| p50 | +50.0% (single-replicate rule) | not judged (59 cells with one replicate"), "{md}");
     let html = wirebench_reports::compare::html(&c);
-    assert!(html.contains("Smallest change this comparison could flag") && html.contains("+80.0%"));
+    assert!(html.contains("Smallest change this comparison could flag") && html.contains("+50.0%"));
 }
 
 #[test]

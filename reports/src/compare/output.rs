@@ -78,13 +78,18 @@ fn control(row: &Row) -> String {
     }
 }
 
-fn judged_by(j: Option<Judgement>) -> String {
-    match j {
+fn judged_by(r: &Row) -> String {
+    // The all-cells row's replicates are runs (compare's `by_run`).
+    let unit = if r.key == "*" { "runs" } else { "replicates" };
+    match r.judgement {
         Some(Judgement::Replicates { base, new, df }) => {
-            format!("Welch's t, {base} + {new} replicates ({df:.1} df)")
+            format!("Welch's t, {base} + {new} {unit} ({df:.1} df)")
         }
-        Some(Judgement::SingleReplicate { base, new, ratio }) => {
-            format!("single-replicate rule ({base} + {new} replicates): flags ×{ratio:.2} or more")
+        Some(Judgement::SingleReplicate { base, new, ratio: Some(ratio) }) => {
+            format!("single-replicate rule ({base} + {new} {unit}): flags ×{ratio:.2} or more")
+        }
+        Some(Judgement::SingleReplicate { base, new, ratio: None }) => {
+            format!("not judged: {base} + {new} replicates (a cell needs two or more a side)")
         }
         Some(Judgement::NoData) => "not judged: a side has no replicate".into(),
         None => "-".into(),
@@ -116,15 +121,12 @@ fn detectable_cell(d: &Detectable) -> String {
     match (d.cell_median, d.cells_by_rule) {
         (Some(m), 0) => format!("{} (median of {} cells)", change_text(m, hib), d.cells_by_replicates),
         (Some(m), n) => format!(
-            "{} (median of {} cells); {} for {n} cells with one replicate",
+            "{} (median of {} cells); {n} cells with one replicate not judged",
             change_text(m, hib),
             d.cells_by_replicates,
-            change_text(d.rule_ratio, hib)
         ),
         (None, 0) => "-".into(),
-        (None, n) => {
-            format!("{} ({n} cells, one replicate: the single-replicate rule)", change_text(d.rule_ratio, hib))
-        }
+        (None, n) => format!("not judged ({n} cells with one replicate a side: use --passes)"),
     }
 }
 
@@ -150,18 +152,16 @@ fn method(c: &Comparison) -> String {
     format!(
         "Timings: each cell's replicates (passes and merged runs; a replicate's value is its whole window's \
          figure), never other cells. Two or more a side: Welch's t on log values, one-sided against the {}% \
-         threshold, {} correction over {} tests, alpha {}, {}% intervals. One replicate on a side: the \
-         single-replicate rule (a cell flags at ×{:.2} p50, ×{:.2} p99, ×{:.2} calls/s; the `*` row at ×{:.2}, ×{:.2}, \
-         ×{:.2}). `vs raw`: the change of the cell's ratio to its raw baseline of the same pass. Instructions and system \
+         threshold, {} correction within two families (the `*` rows; {} cell tests) at half of alpha {} each, {}% \
+         intervals. One replicate on a side: cells \
+         are not judged; the `*` row is, by the single-replicate rule (it flags at ×{:.2} p50, ×{:.2} p99, ×{:.2} \
+         calls/s). `vs raw`: the change of the cell's ratio to its raw baseline of the same pass. Instructions and system \
          calls per call: threshold {}%. Exact metrics: any change. Details: docs/statistics.md.",
         c.options.threshold * 100.0,
         c.options.correction.name(),
-        c.rows.iter().filter(|r| matches!(r.judgement, Some(Judgement::Replicates { .. }))).count(),
+        c.rows.iter().filter(|r| r.key != "*" && matches!(r.judgement, Some(Judgement::Replicates { .. }))).count(),
         c.options.alpha,
         ((1.0 - c.options.alpha) * 100.0).round(),
-        c.options.single.cell.p50,
-        c.options.single.cell.p99,
-        c.options.single.cell.calls_per_sec,
         c.options.single.global.p50,
         c.options.single.global.p99,
         c.options.single.global.calls_per_sec,
@@ -196,15 +196,7 @@ pub fn markdown(c: &Comparison) -> String {
         let _ = writeln!(out, "| metric | verdict | change [CI] | p (corrected) | judged by |");
         let _ = writeln!(out, "|---|---|---:|---:|---|");
         for r in globals {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {} |",
-                r.metric,
-                r.verdict,
-                change(r),
-                p(r),
-                judged_by(r.judgement)
-            );
+            let _ = writeln!(out, "| {} | {} | {} | {} | {} |", r.metric, r.verdict, change(r), p(r), judged_by(r));
         }
         out.push('\n');
     }
@@ -263,7 +255,7 @@ pub fn html(c: &Comparison) -> String {
             escape(&control(r)),
             escape(&p(r)),
             escape(&r.detectable.map_or("-".into(), |d| change_text(d, r.higher_is_better))),
-            escape(&judged_by(r.judgement)),
+            escape(&judged_by(r)),
             v = r.verdict.name()
         );
     }
