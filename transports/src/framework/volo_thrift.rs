@@ -289,11 +289,19 @@ fn codec(max_message: usize) -> DefaultMakeCodec<MakeFramedCodec<MakeThriftCodec
     DefaultMakeCodec::new(MakeFramedCodec::new(MakeThriftCodec::default()).with_max_frame_size(limit))
 }
 
+/// How long the accept side waits at shutdown for Volo's connection
+/// tasks of the last accepted connections to start.
+const SHUTDOWN_SETTLE: Duration = Duration::from_millis(100);
+
 /// The bound listener, handed to Volo's server as its source of
 /// connections; it ends at shutdown, which ends Volo's accept loop.
 #[derive(Debug)]
 struct Accept {
-    listener: TcpListener,
+    /// Dropped at shutdown: Volo keeps its source of connections until
+    /// its own grace period ends, and a connection still in the kernel's
+    /// backlog would sit there, neither served nor closed, until then. A
+    /// closed listener resets it at once.
+    listener: Option<TcpListener>,
     shutdown: ShutdownSignal,
 }
 
@@ -308,17 +316,30 @@ impl MakeIncoming for Accept {
 impl Incoming for Accept {
     async fn accept(&mut self) -> io::Result<Option<Conn>> {
         loop {
-            tokio::select! {
-                accepted = self.listener.accept() => match accepted {
-                    Ok((stream, _)) => return Ok(Some(Conn::from(stream))),
-                    Err(e) => {
-                        // Out of file descriptors and the like: an error here
-                        // would end Volo's server, so back off and go on.
-                        tracing::warn!("{KIND}: accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                },
-                () = self.shutdown.wait() => return Ok(None),
+            let Some(listener) = &self.listener else { return Ok(None) };
+            let accepted = tokio::select! {
+                biased;
+                () = self.shutdown.wait() => None,
+                accepted = listener.accept() => Some(accepted),
+            };
+            match accepted {
+                None => {
+                    self.listener = None;
+                    // Volo's server, once this returns None, notifies the
+                    // connection tasks that exist to close; one spawned for
+                    // a connection accepted just before, not yet started,
+                    // would miss that and keep its idle connection open.
+                    // A moment lets it start (and count itself).
+                    tokio::time::sleep(SHUTDOWN_SETTLE).await;
+                    return Ok(None);
+                }
+                Some(Ok((stream, _))) => return Ok(Some(Conn::from(stream))),
+                Some(Err(e)) => {
+                    // Out of file descriptors and the like: an error here
+                    // would end Volo's server, so back off and go on.
+                    tracing::warn!("{KIND}: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
             }
         }
     }
@@ -334,7 +355,7 @@ async fn serve(listen: &Address, config: ServerConfig) -> Result<Server, Transpo
     let service = BenchService { handler: Handler::new(&config) };
     let server = vg::BenchServer::new(service).make_codec(codec(config.max_message));
     Ok(Server::spawn(Endpoint::new(KIND, Address::Inet(local)), move |mut shutdown, mut connections| async move {
-        let incoming = Accept { listener, shutdown: shutdown.clone() };
+        let incoming = Accept { listener: Some(listener), shutdown: shutdown.clone() };
         connections.spawn(async move {
             if let Err(e) = server.run(incoming).await {
                 tracing::warn!("{KIND}: server failed: {e}");
