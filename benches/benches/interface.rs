@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use prost::Message;
 use serde::{Deserialize, Serialize};
+use thrift::TConfiguration;
 use thrift::protocol::{TCompactInputProtocol, TCompactOutputProtocol, TSerializable};
 use wirebench_benches::{batch_for, interleaved, test_mode};
 use wirebench_formats::dataset::{DEFAULT_SEED, MULTIPLY_OPERANDS};
@@ -35,6 +36,18 @@ struct Row {
     name: String,
     direct: f64,
     interface: f64,
+}
+
+/// Thrift's decoding limits for a message of `len` bytes: no string or
+/// container longer than the message.
+fn bounded(len: usize) -> TConfiguration {
+    TConfiguration::builder()
+        .max_message_size(Some(len))
+        .max_frame_size(Some(len))
+        .max_string_size(Some(len))
+        .max_container_size(Some(len))
+        .build()
+        .unwrap()
 }
 
 fn compare(rows: &mut Vec<Row>, name: &str, direct: impl FnMut(), interface: impl FnMut()) {
@@ -221,7 +234,11 @@ fn main() {
     );
 
     // thrift, TCompactProtocol, Multiply: what a thrift user writes to turn
-    // a generated struct into bytes and back.
+    // a generated struct into bytes and back. A user who must bound what a
+    // hostile message can make the decoder allocate, as every decoder here
+    // does, reads with a configuration whose limits are the message's
+    // length and refuses trailing bytes, so that is the direct call
+    // compared (`TCompactInputProtocol::new` alone allows 100 MB strings).
     let message = th::MultiplyRequest { a, b };
     let native = ThriftRequest::Multiply(message.clone());
     compare(
@@ -242,7 +259,11 @@ fn main() {
         "thrift-compact multiply decode",
         || {
             let mut input = black_box(&bytes[..]);
-            black_box(th::MultiplyRequest::read_from_in_protocol(&mut TCompactInputProtocol::new(&mut input)).unwrap());
+            let config = bounded(input.len());
+            let request =
+                th::MultiplyRequest::read_from_in_protocol(&mut TCompactInputProtocol::with_config(&mut input, config));
+            assert!(input.is_empty());
+            black_box(request.unwrap());
         },
         || {
             black_box(ThriftCompact::decode_request(Method::Multiply, black_box(&bytes)).unwrap());
@@ -270,7 +291,10 @@ fn main() {
         "thrift-compact digest-1000 decode",
         || {
             let mut input = black_box(&bytes[..]);
-            black_box(th::Batch::read_from_in_protocol(&mut TCompactInputProtocol::new(&mut input)).unwrap());
+            let config = bounded(input.len());
+            let batch = th::Batch::read_from_in_protocol(&mut TCompactInputProtocol::with_config(&mut input, config));
+            assert!(input.is_empty());
+            black_box(batch.unwrap());
         },
         || {
             black_box(ThriftCompact::decode_request(Method::Digest, black_box(&bytes)).unwrap());

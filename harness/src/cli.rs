@@ -745,6 +745,34 @@ mod tests {
     }
 
     #[test]
+    fn built_in_slices_carry_their_own_modes_unless_mode_is_given() {
+        let keys = |argv: &str| resolve(argv).matrix.cells().iter().map(|c| c.key()).collect::<Vec<_>>();
+        let default = keys("wirebench");
+        for key in [
+            "multiply/protobuf/tcp/c64/oneway",
+            "multiply/protobuf/nats/c64/oneway",
+            "echo-1KiB/protobuf/grpc/c64/stream16",
+            "multiply/protobuf/udp/c64/pubsub4",
+            "multiply/protobuf/mqtt/c64/pubsub4",
+        ] {
+            assert!(default.contains(&key.to_owned()), "{key}");
+        }
+        // Each mode only on the slices that name it, never on the others.
+        assert!(!default.iter().any(|k| k.ends_with("/pubsub4") && k.contains("/tcp/")));
+        assert!(!default.iter().any(|k| k.ends_with("/oneway") && k.contains("/json/")));
+        assert!(default.contains(&"multiply/json/tcp/c1".to_owned()));
+        // --subscribers applies to the slices' pubsub; --mode sets every
+        // slice's modes.
+        assert!(keys("wirebench --subscribers 2").contains(&"multiply/protobuf/udp/c64/pubsub2".to_owned()));
+        let rr = keys("wirebench --mode rr");
+        assert!(rr.iter().all(|k| !k.contains("/oneway") && !k.contains("/stream") && !k.contains("/pubsub")));
+        assert!(keys("wirebench --mode pubsub").iter().all(|k| k.ends_with("/pubsub4")));
+        let quick = keys("wirebench --quick");
+        assert!(quick.contains(&"multiply/protobuf/tcp/c64/oneway".to_owned()));
+        assert!(quick.contains(&"multiply/protobuf/udp/c64/pubsub4".to_owned()));
+    }
+
+    #[test]
     fn quick_works_with_and_without_the_command() {
         let bare = resolve("wirebench --quick");
         let run = resolve("wirebench run --quick");

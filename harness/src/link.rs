@@ -64,6 +64,18 @@ pub fn unsupported(transport: TransportKind) -> Option<&'static str> {
     }
 }
 
+/// Why a cell cannot cross a link, if it cannot: its transport's reason,
+/// or its mode's.
+pub fn unsupported_cell(spec: &crate::plan::CellSpec) -> Option<&'static str> {
+    unsupported(spec.transport).or_else(|| match (spec.transport, spec.mode) {
+        (TransportKind::Udp, crate::plan::CallMode::Pubsub { .. }) => Some(
+            "udp pubsub is IPv4 multicast among the client's own sockets: the publisher and every subscriber sit on \
+             the client's side of the link, so nothing would cross it",
+        ),
+        _ => None,
+    })
+}
+
 /// Links currently up in this process, so a second Ctrl-C knows it must
 /// tear them down instead of leaving at once.
 static UP: AtomicUsize = AtomicUsize::new(0);
@@ -294,6 +306,25 @@ pub async fn control_client(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn udp_multicast_pubsub_does_not_cross_a_link_but_its_other_modes_do() {
+        use crate::plan::{CallMode, CellSpec, LoadModel, LoadSpec, Subject};
+        let spec = |transport, mode| CellSpec {
+            workload: wirebench_formats::Workload::Multiply,
+            subject: Subject::Format(wirebench_formats::FormatId::Protobuf),
+            transport,
+            load: LoadSpec { model: LoadModel::Closed, in_flight: 1, connections: 1 },
+            clients: 1,
+            link: None,
+            mode,
+        };
+        let pubsub = CallMode::Pubsub { subscribers: 4 };
+        assert!(unsupported_cell(&spec(TransportKind::Udp, pubsub)).unwrap().contains("client's side"));
+        assert!(unsupported_cell(&spec(TransportKind::Udp, CallMode::Oneway)).is_none());
+        assert!(unsupported_cell(&spec(TransportKind::Tcp, pubsub)).is_none());
+        assert!(unsupported_cell(&spec(TransportKind::Unix, CallMode::Rr)).unwrap().contains("filesystem"));
+    }
 
     #[test]
     fn names_are_profiles_or_canonical_specs() {

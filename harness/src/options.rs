@@ -430,13 +430,27 @@ pub fn resolve(args: &RunArgs, given: &dyn Given) -> anyhow::Result<RunOptions> 
     let stream_replies =
         pick!("stream_replies", args.stream_replies, stream_replies, |n: &u64| limits::STREAM_REPLIES.check(*n));
     let subscribers = pick!("subscribers", args.subscribers, subscribers, |n: &u64| limits::SUBSCRIBERS.check(*n));
-    let modes = expand_modes(
-        &mode,
-        stream_replies as u32,
-        subscribers as u32,
+    let explicit_axes = ["formats", "transports", "workloads", "sizes", "records", "concurrency"];
+    let slices = file.slice.as_ref().filter(|_| !explicit_axes.iter().any(|id| given.given(id)));
+    // The slices' own modes, unless --mode sets every slice's.
+    let mut slice_modes = Vec::new();
+    for (i, slice) in slices.into_iter().flatten().enumerate() {
+        let own = match (&slice.mode, given.given("mode")) {
+            (Some(v), false) => Some(
+                each(v, mode_choice)
+                    .map_err(|e| anyhow::anyhow!("{}: slice {}: {e}", path.unwrap_or("the built-in matrix"), i + 1))?,
+            ),
+            _ => None,
+        };
+        slice_modes.push(own);
+    }
+    let every_choice: Vec<ModeChoice> = mode.iter().chain(slice_modes.iter().flatten().flatten()).copied().collect();
+    check_mode_counts(
+        &every_choice,
         given.given("stream_replies") || file.stream_replies.is_some(),
         given.given("subscribers") || file.subscribers.is_some(),
     )?;
+    let modes = to_modes(&mode, stream_replies as u32, subscribers as u32);
 
     let model = match rate {
         Some(rate) => LoadModel::Open { rate, poisson },
@@ -452,17 +466,16 @@ pub fn resolve(args: &RunArgs, given: &dyn Given) -> anyhow::Result<RunOptions> 
         }
         loads
     };
-    let explicit_axes = ["formats", "transports", "workloads", "sizes", "records", "concurrency"];
     let name = match (&file.name, path) {
         (Some(name), _) => name.clone(),
         (None, Some(path)) => path.to_owned(),
         (None, None) if args.quick => "quick".into(),
         (None, None) => "default".into(),
     };
-    let mut matrix = match &file.slice {
-        Some(slices) if !explicit_axes.iter().any(|id| given.given(id)) => {
+    let mut matrix = match slices {
+        Some(slices) => {
             let mut out = Vec::new();
-            for (i, slice) in slices.iter().enumerate() {
+            for (i, (slice, own_modes)) in slices.iter().zip(&slice_modes).enumerate() {
                 let at = |e: String| anyhow::anyhow!("{}: slice {}: {e}", path.unwrap_or("the built-in matrix"), i + 1);
                 let formats = match &slice.formats {
                     Some(v) => format_choices(&each(v, format_choice).map_err(at)?),
@@ -481,7 +494,13 @@ pub fn resolve(args: &RunArgs, given: &dyn Given) -> anyhow::Result<RunOptions> 
                     Some(v) => each_count(v, limits::CONCURRENCY).map_err(at)?,
                     None => concurrency.clone(),
                 };
-                out.push(Slice { formats, transports, workloads: slice_workloads, loads: loads_of(&concurrency) });
+                out.push(Slice {
+                    formats,
+                    transports,
+                    workloads: slice_workloads,
+                    loads: loads_of(&concurrency),
+                    modes: own_modes.as_ref().map(|m| to_modes(m, stream_replies as u32, subscribers as u32)),
+                });
             }
             Matrix { name, slices: out, clients: 1, links: Vec::new(), modes: modes.clone() }
         }
@@ -493,6 +512,7 @@ pub fn resolve(args: &RunArgs, given: &dyn Given) -> anyhow::Result<RunOptions> 
                 transports: transport_kinds(&transports),
                 workloads,
                 loads: loads_of(&concurrency),
+                modes: None,
             };
             Matrix { name, slices: vec![slice], clients: 1, links: Vec::new(), modes: modes.clone() }
         }
@@ -524,7 +544,7 @@ pub fn resolve(args: &RunArgs, given: &dyn Given) -> anyhow::Result<RunOptions> 
         args.connect.is_some(),
         args.list,
     )?;
-    if clients > 1 && matrix.modes.iter().any(|m| *m != CallMode::Rr) {
+    if clients > 1 && matrix.all_modes().iter().any(|m| *m != CallMode::Rr) {
         bail!("--clients {clients} runs request-response cells only: drop --clients or keep --mode rr");
     }
     matrix.clients = clients;
@@ -572,15 +592,9 @@ pub fn resolve(args: &RunArgs, given: &dyn Given) -> anyhow::Result<RunOptions> 
     })
 }
 
-/// The modes with their counts, refusing a count for a mode the matrix
-/// does not have (nothing is dropped silently).
-fn expand_modes(
-    choices: &[ModeChoice],
-    replies: u32,
-    subscribers: u32,
-    replies_given: bool,
-    subscribers_given: bool,
-) -> anyhow::Result<Vec<CallMode>> {
+/// Refuses a mode's count for a mode the matrix does not have (nothing is
+/// dropped silently); `choices` are every mode of the matrix.
+fn check_mode_counts(choices: &[ModeChoice], replies_given: bool, subscribers_given: bool) -> anyhow::Result<()> {
     if replies_given && !choices.contains(&ModeChoice::Stream) {
         bail!("--stream-replies sets the replies of the stream mode, which --mode does not include: add --mode stream");
     }
@@ -589,6 +603,11 @@ fn expand_modes(
             "--subscribers sets the subscribers of the pubsub mode, which --mode does not include: add --mode pubsub"
         );
     }
+    Ok(())
+}
+
+/// The modes with their counts.
+fn to_modes(choices: &[ModeChoice], replies: u32, subscribers: u32) -> Vec<CallMode> {
     let mut modes = Vec::new();
     for choice in choices {
         let mode = match choice {
@@ -601,7 +620,7 @@ fn expand_modes(
             modes.push(mode);
         }
     }
-    Ok(modes)
+    modes
 }
 
 /// Expands the workload kinds with their sizes, refusing sizes that

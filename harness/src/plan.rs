@@ -241,6 +241,9 @@ pub struct Slice {
     pub workloads: Vec<Workload>,
     /// Loads.
     pub loads: Vec<LoadSpec>,
+    /// Its own call modes (a matrix file's `modes`), or `None`: the
+    /// matrix's.
+    pub modes: Option<Vec<CallMode>>,
 }
 
 /// A matrix: a union of products of axes (slices). The built-in default
@@ -259,7 +262,8 @@ pub struct Matrix {
     /// The emulated links, an axis of the matrix (the outermost); empty:
     /// loopback.
     pub links: Vec<LinkSpec>,
-    /// Call modes, an axis over every slice (`--mode`).
+    /// Call modes, an axis over every slice that has none of its own
+    /// (`--mode`).
     pub modes: Vec<CallMode>,
 }
 
@@ -275,7 +279,7 @@ impl Matrix {
         let formats = formats.into_iter().map(FormatChoice::One).collect();
         Matrix {
             name,
-            slices: vec![Slice { formats, transports, workloads, loads }],
+            slices: vec![Slice { formats, transports, workloads, loads, modes: None }],
             clients: 1,
             links: Vec::new(),
             modes: vec![CallMode::Rr],
@@ -313,6 +317,17 @@ impl Matrix {
         out
     }
 
+    /// Every call mode of the matrix: its own, then the slices'.
+    pub fn all_modes(&self) -> Vec<CallMode> {
+        let mut out = self.modes.clone();
+        for mode in self.slices.iter().filter_map(|s| s.modes.as_ref()).flatten() {
+            if !out.contains(mode) {
+                out.push(*mode);
+            }
+        }
+        out
+    }
+
     /// Keeps only the transports `keep` accepts, in every slice.
     pub fn retain_transports(&mut self, keep: impl Fn(TransportKind) -> bool) {
         for slice in &mut self.slices {
@@ -343,8 +358,8 @@ impl Matrix {
                 let here: Vec<&Slice> =
                     self.slices.iter().filter(|s| s.workloads.contains(&workload) && s.loads.contains(&load)).collect();
                 let mut formatted = Vec::new();
-                for &mode in &self.modes {
-                    for slice in &here {
+                for mode in self.all_modes() {
+                    for slice in here.iter().filter(|s| s.modes.as_ref().unwrap_or(&self.modes).contains(&mode)) {
                         for &transport in &slice.transports {
                             for choice in &slice.formats {
                                 let format = match *choice {
@@ -366,11 +381,7 @@ impl Matrix {
                 // transport under it, even if that transport is not itself
                 // in the matrix; the floor is request-response, so only
                 // with rr cells to compare.
-                let raws = if self.modes.contains(&CallMode::Rr) {
-                    union(formatted.iter().map(|c| c.transport.baseline()))
-                } else {
-                    Vec::new()
-                };
+                let raws = union(formatted.iter().filter(|c| c.mode == CallMode::Rr).map(|c| c.transport.baseline()));
                 cells.extend(raws.into_iter().map(|transport| CellSpec {
                     workload,
                     subject: Subject::Raw,
@@ -460,6 +471,10 @@ pub struct SliceFile {
     pub workloads: Option<Vec<String>>,
     /// Calls in flight.
     pub concurrency: Option<Vec<u64>>,
+    /// Call modes (`rr`, `oneway`, `stream`, `pubsub`; the counts are the
+    /// matrix's `stream_replies` and `subscribers`): this slice's own,
+    /// unless `--mode` is given, which sets every slice's.
+    pub mode: Option<Vec<String>>,
 }
 
 impl ConfigFile {
@@ -655,6 +670,7 @@ mod tests {
             transports,
             workloads,
             loads: vec![closed(1)],
+            modes: None,
         };
         let m = Matrix {
             name: "t".into(),

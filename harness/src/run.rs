@@ -297,7 +297,7 @@ fn run_cell(
     out_dir: &Path,
 ) -> Option<Cell> {
     if spec.link.is_some()
-        && let Some(reason) = crate::link::unsupported(spec.transport)
+        && let Some(reason) = crate::link::unsupported_cell(spec)
     {
         return Some(cell::unsupported(spec, reason.to_owned()));
     }

@@ -9,21 +9,9 @@ mod common;
 
 use wirebench_reports::model::CellStatus;
 
-fn broker_installed(binary: &str) -> bool {
-    let found = wirebench_transports::broker::daemon::find_binary(binary).is_some();
-    if !found {
-        assert!(
-            std::env::var_os("WIREBENCH_REQUIRE_BROKERS").is_none_or(|v| v != "1"),
-            "{binary} is required (WIREBENCH_REQUIRE_BROKERS=1) but not installed"
-        );
-        eprintln!("skipped: {binary} is not installed");
-    }
-    found
-}
-
 #[test]
 fn a_broker_killed_mid_cell_fails_that_cell_only() {
-    if !broker_installed("nats-server") {
+    if !common::broker_installed("nats-server") {
         return;
     }
     let dir = common::temp();

@@ -24,7 +24,9 @@
 //! one long client-streaming call per connection, method and format,
 //! `POST /wirebench.Oneway/<Method>`: each gRPC message is a 20-byte
 //! oneway prefix and the format's bytes, served and counted as it
-//! arrives; the server answers only when the client ends the stream.
+//! arrives; the server answers only when the client ends the stream. A
+//! writer task per call joins the messages queued while it waited into
+//! DATA frames of up to 32 KiB, as gRPC clients' streaming encoders do.
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -193,20 +195,57 @@ pub struct Http2Client {
     oneway: Vec<tokio::sync::Mutex<Vec<OnewayCall>>>,
 }
 
-/// An open oneway call: its method, format and request body stream.
-type OnewayCall = (Method, FormatId, SendStream<Bytes>);
+/// An open oneway call: its method, format and the queue of its writer
+/// task, which owns the request body stream.
+type OnewayCall = (Method, FormatId, OnewayWriter);
 
-impl Drop for Http2Client {
-    fn drop(&mut self) {
-        // Ends the oneway calls, so their server tasks answer and finish.
-        for streams in &self.oneway {
-            if let Ok(mut streams) = streams.try_lock() {
-                for (_, _, stream) in streams.iter_mut() {
-                    let _ = stream.send_data(Bytes::new(), true);
-                }
+/// Messages a oneway call's queue holds before a send waits.
+const ONEWAY_QUEUE: usize = 1024;
+/// A oneway writer joins queued messages into DATA frames of up to this
+/// many bytes, as a gRPC client's streaming encoder does (tonic yields its
+/// buffer at 32 KiB): one small frame per message would spend h2's budget
+/// for small DATA frames (since h2 0.4.20, a server closes a connection
+/// that buffers too many with ENHANCE_YOUR_CALM), and every message
+/// buffered on that connection would be lost.
+const ONEWAY_COALESCE: usize = 32 * 1024;
+
+/// The sending side of a oneway call's writer task.
+#[derive(Debug)]
+struct OnewayWriter {
+    queue: tokio::sync::mpsc::Sender<Bytes>,
+    /// Why the writer stopped, once it did.
+    broken: Arc<std::sync::Mutex<Option<CallError>>>,
+}
+
+/// Writes a oneway call's queued messages, as many as are queued (up to
+/// [`ONEWAY_COALESCE`] bytes) per DATA frame, each within flow control;
+/// ends the call once the queue closes (the client dropped).
+async fn write_oneway(
+    mut stream: SendStream<Bytes>,
+    mut queue: tokio::sync::mpsc::Receiver<Bytes>,
+    broken: Arc<std::sync::Mutex<Option<CallError>>>,
+) {
+    let mut batch = BytesMut::new();
+    while let Some(first) = queue.recv().await {
+        batch.extend_from_slice(&first);
+        while batch.len() < ONEWAY_COALESCE {
+            match queue.try_recv() {
+                Ok(next) => batch.extend_from_slice(&next),
+                Err(_) => break,
             }
         }
+        let data = batch.split().freeze();
+        let sent = async {
+            capacity(&mut stream, data.len()).await?;
+            stream.send_data(data, false).map_err(h2_error)
+        };
+        if let Err(e) = sent.await {
+            *broken.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
+            return;
+        }
     }
+    // Ends the call, so its server task answers and finishes.
+    let _ = stream.send_data(Bytes::new(), true);
 }
 
 /// Waits until `stream` has send capacity (reserving `len` bytes of it),
@@ -370,38 +409,42 @@ impl Http2Client {
             size: request.len(),
             limit: u32::MAX as usize - ONEWAY_PREFIX_LEN,
         })?;
-        let mut streams = self.oneway[i].lock().await;
-        let at = match streams.iter().position(|(m, f, _)| *m == method && *f == format) {
-            Some(at) => at,
-            None => {
-                let http = self.request_to(&self.oneway_paths[method as usize - 1], format);
-                let mut send = self.connections[i].clone().ready().await.map_err(h2_error)?;
-                let (response, stream) = send.send_request(http, false).map_err(h2_error)?;
-                // The answer comes when the call ends; nothing waits for it.
-                tokio::spawn(async move {
-                    if let Err(e) = response.await {
-                        tracing::debug!("http2 oneway call ended: {e}");
-                    }
-                });
-                streams.push((method, format, stream));
-                streams.len() - 1
-            }
+        let (queue, broken) = {
+            let mut calls = self.oneway[i].lock().await;
+            let at = match calls.iter().position(|(m, f, _)| *m == method && *f == format) {
+                Some(at) => at,
+                None => {
+                    let http = self.request_to(&self.oneway_paths[method as usize - 1], format);
+                    let mut send = self.connections[i].clone().ready().await.map_err(h2_error)?;
+                    let (response, stream) = send.send_request(http, false).map_err(h2_error)?;
+                    // The answer comes when the call ends; nothing waits for it.
+                    tokio::spawn(async move {
+                        if let Err(e) = response.await {
+                            tracing::debug!("http2 oneway call ended: {e}");
+                        }
+                    });
+                    let (queue, rx) = tokio::sync::mpsc::channel(ONEWAY_QUEUE);
+                    let broken = Arc::default();
+                    tokio::spawn(write_oneway(stream, rx, Arc::clone(&broken)));
+                    calls.push((method, format, OnewayWriter { queue, broken }));
+                    calls.len() - 1
+                }
+            };
+            let writer = &calls[at].2;
+            (writer.queue.clone(), Arc::clone(&writer.broken))
         };
-        let stream = &mut streams[at].2;
         let mut message = BytesMut::with_capacity(PREFIX_LEN + len as usize);
         message.put_slice(&grpc_wire::prefix(len));
         message.put_slice(&grpc_wire::oneway_prefix(meta));
         message.put_slice(request);
-        let sent = async {
-            capacity(stream, message.len()).await?;
-            stream.send_data(message.freeze(), false).map_err(h2_error)
-        };
-        let result = sent.await;
-        if result.is_err() {
-            // A broken oneway call is opened afresh by the next send.
-            streams.swap_remove(at);
+        if queue.send(message.freeze()).await.is_ok() {
+            return Ok(());
         }
-        result
+        // The writer stopped: a broken oneway call is opened afresh by the
+        // next send (what it had queued is lost, and counted so).
+        self.oneway[i].lock().await.retain(|(_, _, w)| !w.queue.same_channel(&queue));
+        let why = broken.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        Err(why.unwrap_or_else(|| CallError::Closed("the oneway call's writer stopped".into())))
     }
 }
 

@@ -604,6 +604,7 @@ mod tests {
             transports,
             workloads: vec![Workload::Multiply],
             loads: vec![],
+            modes: None,
         };
         let json = FormatChoice::One(FormatId::Json);
         let mut matrix = Matrix::product("m".into(), vec![], vec![], vec![], vec![]);

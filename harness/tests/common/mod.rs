@@ -62,3 +62,17 @@ pub fn out_dir(dir: &tempfile::TempDir) -> PathBuf {
 }
 
 pub mod link;
+
+/// Whether the broker `binary` is installed; CI requires it
+/// (`WIREBENCH_REQUIRE_BROKERS=1`), elsewhere a test without it skips.
+pub fn broker_installed(binary: &str) -> bool {
+    let found = wirebench_transports::broker::daemon::find_binary(binary).is_some();
+    if !found {
+        assert!(
+            std::env::var_os("WIREBENCH_REQUIRE_BROKERS").is_none_or(|v| v != "1"),
+            "{binary} is required (WIREBENCH_REQUIRE_BROKERS=1) but not installed"
+        );
+        eprintln!("skipped: {binary} is not installed");
+    }
+    found
+}

@@ -37,7 +37,7 @@ use bytes::Bytes;
 use wirebench_formats::{Code, ServerScratch, Status};
 
 use crate::server::Handler;
-use crate::{CallError, Counters, RawShape, Transport, TransportError, TransportKind};
+use crate::{CallError, Counters, OnewayMeta, RawShape, Transport, TransportError, TransportKind};
 
 pub mod daemon;
 pub mod mqtt;
@@ -234,6 +234,68 @@ pub(crate) fn serve_request<'s>(
         Ok(reply) => Answer { status: 0, body: std::borrow::Cow::Borrowed(reply) },
         Err(status) => Answer::error(status),
     }
+}
+
+/// The fields a oneway message carries beside its call id and format id,
+/// each a decimal in a header (or property, or stream field) whose name
+/// is the broker's prefix and this: its session, its number in the
+/// session, its send time (ns of `CLOCK_MONOTONIC`) and its sub-window.
+pub(crate) const ONEWAY_FIELDS: [&str; 4] = ["session", "seq", "sent", "bin"];
+
+/// `meta`'s values, in the order of [`ONEWAY_FIELDS`].
+pub(crate) fn oneway_values(meta: OnewayMeta) -> [String; 4] {
+    [meta.session.to_string(), meta.seq.to_string(), meta.sent_ns.to_string(), meta.bin.to_string()]
+}
+
+/// A oneway message's fields, each read by `field` (given a name of
+/// [`ONEWAY_FIELDS`]); `None` for a message with no session field (a
+/// request that lost its reply address, dropped), an error for one whose
+/// fields do not parse.
+pub(crate) fn oneway_meta<'a>(field: impl Fn(&str) -> Option<&'a [u8]>) -> Option<Result<OnewayMeta, Status>> {
+    let session = field(ONEWAY_FIELDS[0])?;
+    let parse = || -> Result<OnewayMeta, Status> {
+        Ok(OnewayMeta {
+            session: parse_number("oneway session", Some(session))?,
+            seq: parse_number("oneway message number", field(ONEWAY_FIELDS[1]))?,
+            sent_ns: parse_number("oneway send time", field(ONEWAY_FIELDS[2]))?,
+            bin: parse_number("oneway sub-window", field(ONEWAY_FIELDS[3]))?,
+        })
+    };
+    Some(parse())
+}
+
+/// Serves one oneway message as it came off the broker and counts it in
+/// its session (see [`crate::OnewaySessions`]); one whose fields do not
+/// parse cannot be counted anywhere and is dropped, as is one over the
+/// limit, counted refused.
+pub(crate) fn serve_oneway(
+    handler: &Handler,
+    scratch: &mut ServerScratch,
+    meta: Result<OnewayMeta, Status>,
+    ids: Result<(u8, u8), Status>,
+    body: &[u8],
+) {
+    let meta = match meta {
+        Ok(meta) => meta,
+        Err(status) => {
+            handler.count_refused();
+            tracing::debug!("dropped a oneway message: {}", status.message);
+            return;
+        }
+    };
+    let received = crate::mode::monotonic_ns();
+    let refused = match ids {
+        Err(status) => Some(status.to_string()),
+        Ok(_) if body.len() > handler.max_message => {
+            Some(format!("a {}-byte message exceeds the {}-byte limit", body.len(), handler.max_message))
+        }
+        Ok((call, format)) => {
+            handler.oneway(scratch, meta, call, format, body);
+            return;
+        }
+    };
+    handler.count_refused();
+    handler.oneway_sessions().record(meta, received, refused.as_deref());
 }
 
 /// A name no other client of the same broker uses: the process id, a

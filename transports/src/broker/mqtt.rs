@@ -20,6 +20,17 @@
 //! as a timeout); `wirebench serve` reports the responder only after its
 //! SUBACK.
 //!
+//! Oneway: a QoS 1 PUBLISH to `wirebench/requests` with no response topic
+//! and no correlation data, with the request's user properties plus
+//! `wirebench-oneway-session`, `-seq`, `-sent` and `-bin` (decimals); the
+//! responder serves it and counts it in its session.
+//!
+//! Pubsub: a topic is `wirebench/topics/<topic>`; each subscriber is a
+//! connection of its own subscribed at QoS 1 (its SUBACK awaited before
+//! the first publish), and a message is a QoS 1 PUBLISH with the user
+//! properties `wirebench-call`, `wirebench-format`, `wirebench-seq` (its
+//! number) and `wirebench-sent` (its send time, ns of `CLOCK_MONOTONIC`).
+//!
 //! The raw floor: `wirebench/raw`, correlation data only, the body's first
 //! four bytes (u32 BE) are the reply's length.
 //!
@@ -43,13 +54,14 @@ use tokio::sync::{mpsc, oneshot};
 use wirebench_formats::{FormatId, Method, ServerScratch};
 
 use super::{
-    Broker, BrokerRaw, BrokerSettings, Daemon, HANDSHAKE, HEADROOM, RawRoundTrip, parse_number, raw_reply_len,
-    raw_request, reply_outcome, serve_request, unique_name, within,
+    Broker, BrokerRaw, BrokerSettings, Daemon, HANDSHAKE, HEADROOM, ONEWAY_FIELDS, RawRoundTrip, oneway_meta,
+    oneway_values, parse_number, raw_reply_len, raw_request, reply_outcome, serve_oneway, serve_request, unique_name,
+    within,
 };
 use crate::server::{Handler, Server, ServerConfig, ShutdownSignal};
 use crate::{
-    Address, CallError, ClientConfig, Counters, Endpoint, LiveCounters, RawShape, Transport, TransportError,
-    TransportKind, TransportProperties, with_timeout,
+    Address, CallError, ClientConfig, Counters, Delivery, Endpoint, LiveCounters, OnewayMeta, PublishMeta, RawShape,
+    Subscription, Transport, TransportError, TransportKind, TransportProperties, with_timeout,
 };
 
 const KIND: TransportKind = TransportKind::Mqtt;
@@ -66,6 +78,16 @@ pub const REPLY_PREFIX: &str = "wirebench/replies/";
 pub const CALL_PROPERTY: &str = "wirebench-call";
 /// User property of a request: the format's wire id, decimal.
 pub const FORMAT_PROPERTY: &str = "wirebench-format";
+/// User property of a published message (pubsub): its number, decimal.
+pub const SEQ_PROPERTY: &str = "wirebench-seq";
+/// User property of a published message (pubsub): its send time, ns of the
+/// publisher's `CLOCK_MONOTONIC`, decimal.
+pub const SENT_PROPERTY: &str = "wirebench-sent";
+/// Oneway message user properties: this and each of `session`, `seq`,
+/// `sent`, `bin` (decimals).
+pub const ONEWAY_PREFIX: &str = "wirebench-oneway-";
+/// Pubsub topics are MQTT topics under this prefix.
+pub const TOPIC_PREFIX: &str = "wirebench/topics/";
 /// User property of a reply: the status, decimal.
 pub const STATUS_PROPERTY: &str = "wirebench-status";
 /// MQTT's largest packet (the Remaining Length field's maximum).
@@ -260,6 +282,9 @@ pub struct MqttClient {
     next: AtomicUsize,
     timeout: Duration,
     raw: Option<Bytes>,
+    /// The broker, for a subscription's connection of its own.
+    address: SocketAddr,
+    max_message: usize,
 }
 
 impl MqttClient {
@@ -278,7 +303,14 @@ impl MqttClient {
             let driver = tokio::spawn(drive(events, router.clone(), raw.is_some(), config.max_message));
             connections.push(Connection { client, topic, router, next_id: AtomicU32::new(1), driver });
         }
-        Ok(MqttClient { connections, next: AtomicUsize::new(0), timeout: config.timeout, raw })
+        Ok(MqttClient {
+            connections,
+            next: AtomicUsize::new(0),
+            timeout: config.timeout,
+            raw,
+            address,
+            max_message: config.max_message,
+        })
     }
 
     async fn call_on(&self, c: &Connection, ids: Option<(u8, u8)>, body: Bytes) -> Result<Bytes, CallError> {
@@ -327,6 +359,118 @@ impl crate::Client for MqttClient {
     fn counters(&self) -> Counters {
         self.snapshot()
     }
+
+    /// A QoS 1 publish to the request topic with no response topic.
+    async fn send_oneway(
+        &self,
+        method: Method,
+        format: FormatId,
+        meta: OnewayMeta,
+        request: &[u8],
+    ) -> Result<(), CallError> {
+        let c = self.pick();
+        if let Some(e) = lock(&c.router.broken).clone() {
+            return Err(e);
+        }
+        let mut user_properties =
+            vec![(CALL_PROPERTY.into(), method.id().to_string()), (FORMAT_PROPERTY.into(), (format as u8).to_string())];
+        for (name, value) in ONEWAY_FIELDS.iter().zip(oneway_values(meta)) {
+            user_properties.push((oneway_property(name), value));
+        }
+        let properties = PublishProperties { user_properties, ..PublishProperties::default() };
+        let publish = c.client.publish_with_properties(
+            REQUESTS,
+            QoS::AtLeastOnce,
+            false,
+            Bytes::copy_from_slice(request),
+            properties,
+        );
+        with_timeout(self.timeout, async { publish.await.map_err(|e| CallError::Closed(format!("mqtt: {e}"))) }).await
+    }
+
+    /// A connection of its own, subscribed at QoS 1 (its SUBACK awaited),
+    /// its event loop driven by the subscription's task.
+    async fn subscribe(&self, topic: &str) -> Result<Subscription, CallError> {
+        let topic = topic_name(topic);
+        let (client, mut events) = open(self.address, &unique_name("wirebench-sub-"), self.max_message, &[topic])
+            .await
+            .map_err(|e| CallError::Closed(e.to_string()))?;
+        let (tx, rx) = Subscription::channel();
+        let max_message = self.max_message;
+        let task = tokio::spawn(async move {
+            // The client must live as long as its event loop.
+            let _client = client;
+            loop {
+                let delivery = match events.poll().await {
+                    Ok(Event::Incoming(Packet::Publish(publish))) => delivery_of(publish, max_message),
+                    Ok(Event::Incoming(Packet::Disconnect(d))) => {
+                        Err(CallError::Closed(format!("mqtt: the broker disconnected: {:?}", d.reason_code)))
+                    }
+                    Ok(_) => continue,
+                    Err(e) => Err(CallError::Closed(format!("mqtt: {e}"))),
+                };
+                let failed = delivery.is_err();
+                if tx.send(delivery).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Ok(Subscription::new(rx, task))
+    }
+
+    async fn publish(
+        &self,
+        topic: &str,
+        method: Method,
+        format: FormatId,
+        meta: PublishMeta,
+        body: &[u8],
+    ) -> Result<(), CallError> {
+        let c = self.pick();
+        if let Some(e) = lock(&c.router.broken).clone() {
+            return Err(e);
+        }
+        let properties = PublishProperties {
+            user_properties: vec![
+                (CALL_PROPERTY.into(), method.id().to_string()),
+                (FORMAT_PROPERTY.into(), (format as u8).to_string()),
+                (SEQ_PROPERTY.into(), meta.seq.to_string()),
+                (SENT_PROPERTY.into(), meta.sent_ns.to_string()),
+            ],
+            ..PublishProperties::default()
+        };
+        let publish = c.client.publish_with_properties(
+            topic_name(topic),
+            QoS::AtLeastOnce,
+            false,
+            Bytes::copy_from_slice(body),
+            properties,
+        );
+        with_timeout(self.timeout, async { publish.await.map_err(|e| CallError::Closed(format!("mqtt: {e}"))) }).await
+    }
+}
+
+/// The MQTT topic of a pubsub topic.
+fn topic_name(topic: &str) -> String {
+    format!("{TOPIC_PREFIX}{topic}")
+}
+
+/// A published message as a subscriber got it: its number and send time
+/// from its user properties.
+fn delivery_of(publish: Publish, max_message: usize) -> Result<Delivery, CallError> {
+    let received = std::time::Instant::now();
+    if publish.payload.len() > max_message {
+        return Err(CallError::Protocol(format!(
+            "mqtt: a {}-byte message exceeds the {max_message}-byte limit",
+            publish.payload.len()
+        )));
+    }
+    let field = |what: &str, name: &str| {
+        parse_number::<u64>(what, user_property(&publish, name))
+            .map_err(|s| CallError::Protocol(format!("mqtt: {}", s.message)))
+    };
+    let (seq, sent_ns) = (field("message number property", SEQ_PROPERTY)?, field("send time property", SENT_PROPERTY)?);
+    Ok(Delivery { seq, sent_ns, received, body: publish.payload })
 }
 
 impl RawRoundTrip for MqttClient {
@@ -344,6 +488,17 @@ impl RawRoundTrip for MqttClient {
 
 /// Serves one request into the reply to publish, if there is one: a
 /// request with no usable response topic or correlation data is dropped.
+/// A request's call id and format id, from its user properties.
+fn ids_of(publish: &Publish) -> Result<(u8, u8), wirebench_formats::Status> {
+    parse_number::<u8>("call property", user_property(publish, CALL_PROPERTY))
+        .and_then(|call| Ok((call, parse_number::<u8>("format property", user_property(publish, FORMAT_PROPERTY))?)))
+}
+
+/// The user property of a oneway field (`wirebench-oneway-session`, ...).
+fn oneway_property(field: &str) -> String {
+    format!("{ONEWAY_PREFIX}{field}")
+}
+
 fn answer(
     handler: &Handler,
     scratch: &mut ServerScratch,
@@ -358,9 +513,7 @@ fn answer(
         let len = raw_reply_len(&publish.payload, max_message)?;
         return Some((topic.clone(), Bytes::from(vec![0xa5; len]), reply));
     }
-    let ids = parse_number::<u8>("call property", user_property(publish, CALL_PROPERTY))
-        .and_then(|call| Ok((call, parse_number::<u8>("format property", user_property(publish, FORMAT_PROPERTY))?)));
-    let served = serve_request(handler, scratch, ids, &publish.payload);
+    let served = serve_request(handler, scratch, ids_of(publish), &publish.payload);
     reply.user_properties = vec![(STATUS_PROPERTY.into(), served.status.to_string())];
     Some((topic.clone(), Bytes::copy_from_slice(&served.body), reply))
 }
@@ -383,6 +536,10 @@ async fn respond(
         };
         let Some(publish) = publish else { return };
         handler.admit().await;
+        if let Some(meta) = oneway_meta(|name| user_property(&publish, &oneway_property(name))) {
+            serve_oneway(&handler, &mut scratch, meta, ids_of(&publish), &publish.payload);
+            continue;
+        }
         let Some((topic, body, properties)) = answer(&handler, &mut scratch, max_message, &publish) else {
             tracing::debug!("mqtt: dropped a request with no usable response topic or correlation data");
             continue;

@@ -14,10 +14,21 @@
 //! The raw floor: a headerless request to `wirebench.raw` whose first four
 //! bytes (u32 BE) say how many bytes the reply has; nothing else is read.
 //!
-//! The other modes fit the same subjects: oneway is a publish without a
-//! reply subject (the responder answers only requests that have one),
-//! stream is several replies to one inbox, pubsub is one subject with
-//! several plain subscribers.
+//! Pubsub: a topic is the subject `wirebench.topics.<topic>` with plain
+//! subscribers (no queue group, so NATS fans each message out to every
+//! one); a published message carries `Wirebench-Call` and
+//! `Wirebench-Format` as a request does, plus `Wirebench-Seq` (its number)
+//! and `Wirebench-Sent` (its send time in ns of `CLOCK_MONOTONIC`). A
+//! subscription is in place once a flush after it returned.
+//!
+//! Oneway: a publish to `wirebench.requests` with no reply subject, with
+//! the request's headers plus `Wirebench-Oneway-session`, `-seq`, `-sent`
+//! and `-bin` (decimals); the responder serves it and counts it in its
+//! session. Core NATS delivers at most once: a responder too slow for its
+//! subscription's pending limits loses messages, and they are counted.
+//!
+//! Stream (several replies to one inbox) would fit the same subjects; it
+//! is not built, and is `unsupported`.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -31,13 +42,13 @@ use futures_util::StreamExt;
 use wirebench_formats::{FormatId, Method, ServerScratch};
 
 use super::{
-    Broker, BrokerRaw, BrokerSettings, Daemon, HANDSHAKE, HEADROOM, RawRoundTrip, parse_number, raw_reply_len,
-    raw_request, reply_outcome, serve_request, within,
+    Broker, BrokerRaw, BrokerSettings, Daemon, HANDSHAKE, HEADROOM, ONEWAY_FIELDS, RawRoundTrip, oneway_meta,
+    oneway_values, parse_number, raw_reply_len, raw_request, reply_outcome, serve_oneway, serve_request, within,
 };
 use crate::server::{Handler, Server, ServerConfig, ShutdownSignal};
 use crate::{
-    Address, CallError, ClientConfig, Counters, Endpoint, RawShape, Transport, TransportError, TransportKind,
-    TransportProperties, with_timeout,
+    Address, CallError, ClientConfig, Counters, Delivery, Endpoint, OnewayMeta, PublishMeta, RawShape, Subscription,
+    Transport, TransportError, TransportKind, TransportProperties, with_timeout,
 };
 
 const KIND: TransportKind = TransportKind::Nats;
@@ -52,6 +63,17 @@ pub const QUEUE: &str = "wirebench";
 pub const CALL_HEADER: &str = "Wirebench-Call";
 /// Request header: the format's wire id, decimal.
 pub const FORMAT_HEADER: &str = "Wirebench-Format";
+/// Published message header (pubsub): the publisher's message number.
+pub const SEQ_HEADER: &str = "Wirebench-Seq";
+/// Published message header (pubsub): the send time, nanoseconds of the
+/// publisher's `CLOCK_MONOTONIC`.
+pub const SENT_HEADER: &str = "Wirebench-Sent";
+/// Oneway message headers: this and each of `session`, `seq`, `sent`,
+/// `bin` (decimals).
+pub const ONEWAY_PREFIX: &str = "Wirebench-Oneway-";
+/// Pubsub topics are subjects under this prefix, each with plain (not
+/// queue-group) subscribers, so every subscriber gets every message.
+pub const TOPIC_PREFIX: &str = "wirebench.topics.";
 /// Reply header: the status, decimal (0 ok; else a gRPC code, and the body
 /// is its message).
 pub const STATUS_HEADER: &str = "Wirebench-Status";
@@ -181,6 +203,124 @@ impl crate::Client for NatsClient {
     fn counters(&self) -> Counters {
         self.snapshot()
     }
+
+    /// A publish to the request subject with no reply subject.
+    async fn send_oneway(
+        &self,
+        method: Method,
+        format: FormatId,
+        meta: OnewayMeta,
+        request: &[u8],
+    ) -> Result<(), CallError> {
+        let client = self.pick();
+        let limit = client.max_payload();
+        if request.len() + HEADROOM > limit {
+            return Err(CallError::TooLarge {
+                transport: "nats",
+                size: request.len(),
+                limit: limit - HEADROOM.min(limit),
+            });
+        }
+        let mut headers = headers_of(method, format);
+        for (name, value) in ONEWAY_FIELDS.iter().zip(oneway_values(meta)) {
+            headers.insert(oneway_header(name).as_str(), value.as_str());
+        }
+        with_timeout(self.timeout, async {
+            client
+                .publish_with_headers(SUBJECT, headers, Bytes::copy_from_slice(request))
+                .await
+                .map_err(|e| CallError::Closed(format!("nats: cannot publish: {e}")))
+        })
+        .await
+    }
+
+    async fn subscribe(&self, topic: &str) -> Result<Subscription, CallError> {
+        let client = self.pick().clone();
+        let subject = topic_subject(topic);
+        let mut messages = client
+            .subscribe(subject.clone())
+            .await
+            .map_err(|e| CallError::Closed(format!("nats: cannot subscribe to {subject}: {e}")))?;
+        // Subscribed once the broker has it: a flush is a round trip.
+        with_timeout(self.timeout, async {
+            client.flush().await.map_err(|e| CallError::Closed(format!("nats: cannot flush: {e}")))
+        })
+        .await?;
+        let (tx, rx) = Subscription::channel();
+        let max_message = self.max_message;
+        let task = tokio::spawn(async move {
+            while let Some(message) = messages.next().await {
+                let received = std::time::Instant::now();
+                let delivery = delivery_of(&message, max_message).map(|(seq, sent_ns)| Delivery {
+                    seq,
+                    sent_ns,
+                    received,
+                    body: message.payload,
+                });
+                let failed = delivery.is_err();
+                if tx.send(delivery).await.is_err() || failed {
+                    return;
+                }
+            }
+            let _ = tx.send(Err(CallError::Closed("nats: the subscription ended (broker gone?)".into()))).await;
+        });
+        Ok(Subscription::new(rx, task))
+    }
+
+    async fn publish(
+        &self,
+        topic: &str,
+        method: Method,
+        format: FormatId,
+        meta: PublishMeta,
+        body: &[u8],
+    ) -> Result<(), CallError> {
+        let client = self.pick();
+        let limit = client.max_payload();
+        if body.len() + HEADROOM > limit {
+            return Err(CallError::TooLarge {
+                transport: "nats",
+                size: body.len(),
+                limit: limit - HEADROOM.min(limit),
+            });
+        }
+        let mut headers = headers_of(method, format);
+        headers.insert(SEQ_HEADER, meta.seq.to_string().as_str());
+        headers.insert(SENT_HEADER, meta.sent_ns.to_string().as_str());
+        with_timeout(self.timeout, async {
+            client
+                .publish_with_headers(topic_subject(topic), headers, Bytes::copy_from_slice(body))
+                .await
+                .map_err(|e| CallError::Closed(format!("nats: cannot publish: {e}")))
+        })
+        .await
+    }
+}
+
+/// The header of a oneway field (`Wirebench-Oneway-session`, ...).
+fn oneway_header(field: &str) -> String {
+    format!("{ONEWAY_PREFIX}{field}")
+}
+
+/// The subject of a pubsub topic.
+fn topic_subject(topic: &str) -> String {
+    format!("{TOPIC_PREFIX}{topic}")
+}
+
+/// A published message's number and send time, from its headers.
+fn delivery_of(message: &async_nats::Message, max_message: usize) -> Result<(u64, u64), CallError> {
+    if message.payload.len() > max_message {
+        return Err(CallError::Protocol(format!(
+            "nats: a {}-byte message exceeds the {max_message}-byte limit",
+            message.payload.len()
+        )));
+    }
+    let headers = message.headers.as_ref();
+    let field = |what: &str, name: &str| {
+        parse_number::<u64>(what, header(headers, name))
+            .map_err(|s| CallError::Protocol(format!("nats: {}", s.message)))
+    };
+    Ok((field("message number header", SEQ_HEADER)?, field("send time header", SENT_HEADER)?))
 }
 
 /// The raw floor: a headerless request carrying the reply's length.
@@ -222,12 +362,19 @@ async fn respond(
             tracing::warn!("nats: the request subscription ended (broker gone?)");
             return;
         };
-        // A request without a reply subject has no one to answer.
-        let Some(reply) = message.reply else { continue };
-        handler.admit().await;
         let headers = message.headers.as_ref();
         let ids = parse_number::<u8>("call id header", header(headers, CALL_HEADER))
             .and_then(|call| Ok((call, parse_number::<u8>("format header", header(headers, FORMAT_HEADER))?)));
+        // A request without a reply subject is a oneway message, or has
+        // no one to answer.
+        let Some(reply) = message.reply else {
+            if let Some(meta) = oneway_meta(|name| header(headers, &oneway_header(name))) {
+                handler.admit().await;
+                serve_oneway(&handler, &mut scratch, meta, ids, &message.payload);
+            }
+            continue;
+        };
+        handler.admit().await;
         let answer = serve_request(&handler, &mut scratch, ids, &message.payload);
         let mut headers = HeaderMap::new();
         headers.insert(STATUS_HEADER, answer.status.to_string().as_str());

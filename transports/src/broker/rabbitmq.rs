@@ -17,6 +17,20 @@
 //! same `correlation_id` and the header `wirebench-status`, then
 //! acknowledges the request.
 //!
+//! Oneway: a publish to `wirebench.requests` with no `reply_to` and no
+//! `correlation_id`, with the request's headers plus
+//! `wirebench-oneway-session`, `-seq`, `-sent` and `-bin` (decimal
+//! strings); the responder serves it, counts it in its session and
+//! acknowledges it.
+//!
+//! Pubsub: a topic is the fanout exchange `wirebench.topics.<topic>`
+//! (transient, auto-deleted), declared by publisher and subscribers alike;
+//! each subscriber binds a server-named exclusive queue to it and consumes
+//! it without acknowledgements on a channel of its own. A message carries
+//! the headers `wirebench-call`, `wirebench-format`, `wirebench-seq` (its
+//! number) and `wirebench-sent` (its send time, ns of `CLOCK_MONOTONIC`),
+//! both 64-bit integers.
+//!
 //! The raw floor: queue `wirebench.raw`, no headers, the body's first four
 //! bytes (u32 BE) are the reply's length.
 //!
@@ -33,20 +47,23 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions,
+};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
 use wirebench_formats::{Code, FormatId, Method, ServerScratch, Status};
 
 use super::{
-    Broker, BrokerRaw, BrokerSettings, Daemon, HANDSHAKE, HEADROOM, RawRoundTrip, raw_reply_len, raw_request,
-    reply_outcome, serve_request, unique_name, within,
+    Broker, BrokerRaw, BrokerSettings, Daemon, HANDSHAKE, HEADROOM, ONEWAY_FIELDS, RawRoundTrip, oneway_meta,
+    oneway_values, raw_reply_len, raw_request, reply_outcome, serve_oneway, serve_request, unique_name, within,
 };
 use crate::demux::{self, Demux, Incoming};
 use crate::server::{Handler, Server, ServerConfig, ShutdownSignal};
 use crate::{
-    Address, CallError, ClientConfig, Counters, Endpoint, LiveCounters, RawShape, Transport, TransportError,
-    TransportKind, TransportProperties, with_timeout,
+    Address, CallError, ClientConfig, Counters, Delivery, Endpoint, LiveCounters, OnewayMeta, PublishMeta, RawShape,
+    Subscription, Transport, TransportError, TransportKind, TransportProperties, with_timeout,
 };
 
 const KIND: TransportKind = TransportKind::Rabbitmq;
@@ -61,6 +78,16 @@ pub const REPLY_TO: &str = "amq.rabbitmq.reply-to";
 pub const CALL_HEADER: &str = "wirebench-call";
 /// Header of a request: the format's wire id.
 pub const FORMAT_HEADER: &str = "wirebench-format";
+/// Header of a published message (pubsub): its number (64-bit integer).
+pub const SEQ_HEADER: &str = "wirebench-seq";
+/// Header of a published message (pubsub): its send time, ns of the
+/// publisher's `CLOCK_MONOTONIC` (64-bit integer).
+pub const SENT_HEADER: &str = "wirebench-sent";
+/// Oneway message headers: this and each of `session`, `seq`, `sent`,
+/// `bin` (decimal strings).
+pub const ONEWAY_PREFIX: &str = "wirebench-oneway-";
+/// Pubsub topics are fanout exchanges with names under this prefix.
+pub const TOPIC_PREFIX: &str = "wirebench.topics.";
 /// Header of a reply: the status.
 pub const STATUS_HEADER: &str = "wirebench-status";
 /// Unacknowledged requests a responder holds at most.
@@ -170,10 +197,12 @@ impl Incoming for Replies {
 
 /// One connection, one channel: publishes requests and consumes replies.
 struct Link {
-    _connection: Connection,
+    connection: Connection,
     channel: Channel,
     demux: Demux<Replies>,
     next_id: AtomicU32,
+    /// The pubsub exchanges this link declared.
+    topics: tokio::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for Link {
@@ -190,6 +219,7 @@ pub struct RabbitmqClient {
     counters: Arc<LiveCounters>,
     timeout: Duration,
     raw: Option<Bytes>,
+    max_message: usize,
 }
 
 impl RabbitmqClient {
@@ -214,13 +244,21 @@ impl RabbitmqClient {
                 .map_err(handshake("cannot consume amq.rabbitmq.reply-to"))?;
             let replies = Replies { consumer, raw: raw.is_some(), max_message: config.max_message };
             links.push(Link {
-                _connection: connection,
+                connection,
                 channel,
                 demux: Demux::new(replies, counters.clone()),
                 next_id: AtomicU32::new(1),
+                topics: tokio::sync::Mutex::default(),
             });
         }
-        Ok(RabbitmqClient { links, next: AtomicUsize::new(0), counters, timeout: config.timeout, raw })
+        Ok(RabbitmqClient {
+            links,
+            next: AtomicUsize::new(0),
+            counters,
+            timeout: config.timeout,
+            raw,
+            max_message: config.max_message,
+        })
     }
 
     async fn call_on(&self, link: &Link, ids: Option<(u8, u8)>, body: &[u8]) -> Result<Bytes, CallError> {
@@ -258,6 +296,144 @@ impl crate::Client for RabbitmqClient {
     fn counters(&self) -> Counters {
         self.counters.snapshot()
     }
+
+    /// A publish to the request queue with no reply_to.
+    async fn send_oneway(
+        &self,
+        method: Method,
+        format: FormatId,
+        meta: OnewayMeta,
+        request: &[u8],
+    ) -> Result<(), CallError> {
+        let link = self.pick();
+        let mut headers = FieldTable::default();
+        headers.insert(CALL_HEADER.into(), AMQPValue::LongInt(i32::from(method.id())));
+        headers.insert(FORMAT_HEADER.into(), AMQPValue::LongInt(i32::from(format as u8)));
+        for (name, value) in ONEWAY_FIELDS.iter().zip(oneway_values(meta)) {
+            headers.insert(oneway_header(name).into(), AMQPValue::LongString(value.into()));
+        }
+        let properties = BasicProperties::default().with_headers(headers);
+        let publish = async {
+            link.channel
+                .basic_publish("".into(), REQUESTS.into(), BasicPublishOptions::default(), request, properties)
+                .await
+                .map(drop)
+                .map_err(|e| CallError::Closed(format!("rabbitmq: {e}")))
+        };
+        with_timeout(self.timeout, publish).await
+    }
+
+    /// A channel of its own on one of the client's connections: the
+    /// topic's fanout exchange declared, a server-named exclusive queue
+    /// bound to it, consumed without acknowledgements.
+    async fn subscribe(&self, topic: &str) -> Result<Subscription, CallError> {
+        let failed = |what: &'static str| move |e: lapin::Error| CallError::Closed(format!("rabbitmq: {what}: {e}"));
+        let link = self.pick();
+        let channel = link.connection.create_channel().await.map_err(failed("cannot open a channel"))?;
+        let exchange = topic_exchange(topic);
+        declare_topic(&channel, &exchange).await?;
+        let options = QueueDeclareOptions { exclusive: true, auto_delete: true, ..QueueDeclareOptions::default() };
+        let queue = channel
+            .queue_declare("".into(), options, FieldTable::default())
+            .await
+            .map_err(failed("cannot declare a subscriber queue"))?;
+        let queue = queue.name().clone();
+        channel
+            .queue_bind(queue.clone(), exchange.into(), "".into(), QueueBindOptions::default(), FieldTable::default())
+            .await
+            .map_err(failed("cannot bind the subscriber queue"))?;
+        let options = BasicConsumeOptions { no_ack: true, ..BasicConsumeOptions::default() };
+        let mut consumer = channel
+            .basic_consume(queue, unique_name("wirebench-sub-").into(), options, FieldTable::default())
+            .await
+            .map_err(failed("cannot consume the subscriber queue"))?;
+        let (tx, rx) = Subscription::channel();
+        let max_message = self.max_message;
+        let task = tokio::spawn(async move {
+            // The channel must live as long as its consumer.
+            let _channel = channel;
+            loop {
+                let delivery = match consumer.next().await {
+                    Some(Ok(d)) => delivery_of(d, max_message),
+                    Some(Err(e)) => Err(CallError::Closed(format!("rabbitmq: {e}"))),
+                    None => Err(CallError::Closed("rabbitmq: the subscription was cancelled".into())),
+                };
+                let failed = delivery.is_err();
+                if tx.send(delivery).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Ok(Subscription::new(rx, task))
+    }
+
+    async fn publish(
+        &self,
+        topic: &str,
+        method: Method,
+        format: FormatId,
+        meta: PublishMeta,
+        body: &[u8],
+    ) -> Result<(), CallError> {
+        let link = self.pick();
+        let exchange = topic_exchange(topic);
+        let publish = async {
+            // Publishing to an exchange that does not exist closes the
+            // channel, so the publisher declares it too, once per topic.
+            let declared = link.topics.lock().await.contains(&exchange);
+            if !declared {
+                declare_topic(&link.channel, &exchange).await?;
+                link.topics.lock().await.insert(exchange.clone());
+            }
+            let mut headers = FieldTable::default();
+            headers.insert(CALL_HEADER.into(), AMQPValue::LongInt(i32::from(method.id())));
+            headers.insert(FORMAT_HEADER.into(), AMQPValue::LongInt(i32::from(format as u8)));
+            headers.insert(SEQ_HEADER.into(), AMQPValue::LongLongInt(meta.seq as i64));
+            headers.insert(SENT_HEADER.into(), AMQPValue::LongLongInt(meta.sent_ns as i64));
+            let properties = BasicProperties::default().with_headers(headers);
+            link.channel
+                .basic_publish(exchange.as_str().into(), "".into(), BasicPublishOptions::default(), body, properties)
+                .await
+                .map_err(|e| CallError::Closed(format!("rabbitmq: cannot publish: {e}")))?;
+            Ok(())
+        };
+        with_timeout(self.timeout, publish).await
+    }
+}
+
+/// The fanout exchange of a pubsub topic.
+fn topic_exchange(topic: &str) -> String {
+    format!("{TOPIC_PREFIX}{topic}")
+}
+
+/// Declares a topic's exchange: fanout, transient, deleted with its last
+/// binding.
+async fn declare_topic(channel: &Channel, exchange: &str) -> Result<(), CallError> {
+    let options = ExchangeDeclareOptions { auto_delete: true, ..ExchangeDeclareOptions::default() };
+    channel
+        .exchange_declare(exchange.into(), ExchangeKind::Fanout, options, FieldTable::default())
+        .await
+        .map_err(|e| CallError::Closed(format!("rabbitmq: cannot declare the exchange {exchange}: {e}")))
+}
+
+/// A published message as a subscriber got it: its number and send time
+/// from its headers.
+fn delivery_of(delivery: lapin::message::Delivery, max_message: usize) -> Result<Delivery, CallError> {
+    let received = std::time::Instant::now();
+    if delivery.data.len() > max_message {
+        return Err(CallError::Protocol(format!(
+            "rabbitmq: a {}-byte message exceeds the {max_message}-byte limit",
+            delivery.data.len()
+        )));
+    }
+    let long = |name: &str| match delivery.properties.headers().as_ref().and_then(|t| t.inner().get(name)) {
+        Some(AMQPValue::LongLongInt(v)) => {
+            u64::try_from(*v).map_err(|_| CallError::Protocol(format!("rabbitmq: the {name} header is negative")))
+        }
+        _ => Err(CallError::Protocol(format!("rabbitmq: no 64-bit integer {name} header"))),
+    };
+    let (seq, sent_ns) = (long(SEQ_HEADER)?, long(SENT_HEADER)?);
+    Ok(Delivery { seq, sent_ns, received, body: Bytes::from(delivery.data) })
 }
 
 impl RawRoundTrip for RabbitmqClient {
@@ -276,6 +452,30 @@ impl RawRoundTrip for RabbitmqClient {
 /// What to publish back for one delivery: routing key, body, properties;
 /// `None` drops it (no usable reply address or correlation id, or a raw
 /// request whose length lies).
+/// A request's call id and format id, from its headers.
+fn ids_of(properties: &BasicProperties) -> Result<(u8, u8), Status> {
+    integer(properties.headers(), CALL_HEADER).and_then(|call| {
+        let format = integer(properties.headers(), FORMAT_HEADER)?;
+        let narrow = |n: u32, what: &str| {
+            u8::try_from(n).map_err(|_| Status::new(Code::InvalidArgument, format!("{what} {n} is out of range")))
+        };
+        Ok((narrow(call, "call id")?, narrow(format, "format id")?))
+    })
+}
+
+/// A string header's bytes.
+fn text<'a>(properties: &'a BasicProperties, name: &str) -> Option<&'a [u8]> {
+    match properties.headers().as_ref()?.inner().get(name)? {
+        AMQPValue::LongString(s) => Some(s.as_bytes()),
+        _ => None,
+    }
+}
+
+/// The header of a oneway field (`wirebench-oneway-session`, ...).
+fn oneway_header(field: &str) -> String {
+    format!("{ONEWAY_PREFIX}{field}")
+}
+
 fn answer(
     handler: &Handler,
     scratch: &mut ServerScratch,
@@ -291,14 +491,7 @@ fn answer(
         let len = raw_reply_len(body, max_message)?;
         return Some((reply_to, vec![0xa5; len], reply));
     }
-    let ids = integer(properties.headers(), CALL_HEADER).and_then(|call| {
-        let format = integer(properties.headers(), FORMAT_HEADER)?;
-        let narrow = |n: u32, what: &str| {
-            u8::try_from(n).map_err(|_| Status::new(Code::InvalidArgument, format!("{what} {n} is out of range")))
-        };
-        Ok((narrow(call, "call id")?, narrow(format, "format id")?))
-    });
-    let served = serve_request(handler, scratch, ids, body);
+    let served = serve_request(handler, scratch, ids_of(properties), body);
     let mut headers = FieldTable::default();
     headers.insert(STATUS_HEADER.into(), AMQPValue::LongInt(served.status as i32));
     reply = reply.with_headers(headers);
@@ -331,7 +524,10 @@ async fn respond(
         if !is_raw {
             handler.admit().await;
         }
-        if let Some((key, body, properties)) =
+        let oneway = if is_raw { None } else { oneway_meta(|name| text(&delivery.properties, &oneway_header(name))) };
+        if let Some(meta) = oneway {
+            serve_oneway(&handler, &mut scratch, meta, ids_of(&delivery.properties), &delivery.data);
+        } else if let Some((key, body, properties)) =
             answer(&handler, &mut scratch, max_message, is_raw, &delivery.properties, &delivery.data)
         {
             let published =

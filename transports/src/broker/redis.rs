@@ -25,6 +25,21 @@
 //!   id>` on a connection of its own (a blocking read holds its
 //!   connection), which deletes what it read with its next read.
 //!
+//! Oneway: `XADD wirebench:requests * call <id> format <id> session <n>
+//! seq <n> sent <ns> bin <n> body <bytes>`, with no `id` and no `reply`;
+//! the responder serves it, counts it in its session, and acknowledges
+//! and deletes it as it does a request.
+//!
+//! Pubsub: a topic is the stream `wirebench:topics:<topic>`; a message is
+//! `XADD <stream> MAXLEN ~ 65536 * call <id> format <id> seq <n> sent
+//! <ns> body <bytes>` (its number, and its send time in ns of
+//! `CLOCK_MONOTONIC`), and each subscriber is a connection of its own
+//! reading the stream with `XREAD BLOCK 0` from its first entry, so every
+//! subscriber reads every message (Redis's PUBLISH/SUBSCRIBE would do the
+//! fan-out too, but drops what a slow subscriber's output buffer cannot
+//! hold and disconnects it; a stream keeps the messages, so a loss is a
+//! message trimmed away, and counted).
+//!
 //! The raw floor: `XADD wirebench:raw * id <n> reply <stream> body
 //! <bytes>`, whose body's first four bytes (u32 BE) are the reply's length;
 //! the reply has `id` and `body` only.
@@ -43,15 +58,16 @@ use tokio::net::TcpStream;
 use wirebench_formats::{Code, FormatId, Method, ServerScratch, Status};
 
 use super::{
-    Broker, BrokerRaw, BrokerSettings, Daemon, HANDSHAKE, HEADROOM, RawRoundTrip, parse_number, raw_reply_len,
-    raw_request, reply_outcome, serve_request, unique_name, within,
+    Broker, BrokerRaw, BrokerSettings, Daemon, HANDSHAKE, HEADROOM, ONEWAY_FIELDS, RawRoundTrip, oneway_meta,
+    oneway_values, parse_number, raw_reply_len, raw_request, reply_outcome, serve_oneway, serve_request, unique_name,
+    within,
 };
 use crate::counting::Counting;
 use crate::demux::{self, Demux, Incoming};
 use crate::server::{Handler, Server, ServerConfig, ShutdownSignal};
 use crate::{
-    Address, CallError, ClientConfig, Counters, Endpoint, LiveCounters, RawShape, Transport, TransportError,
-    TransportKind, TransportProperties, with_timeout,
+    Address, CallError, ClientConfig, Counters, Delivery, Endpoint, LiveCounters, OnewayMeta, PublishMeta, RawShape,
+    Subscription, Transport, TransportError, TransportKind, TransportProperties, with_timeout,
 };
 
 const KIND: TransportKind = TransportKind::Redis;
@@ -65,6 +81,12 @@ pub const GROUP: &str = "wirebench";
 /// Every reply stream's name starts with this; the responder refuses to
 /// write anywhere else.
 pub const REPLY_PREFIX: &str = "wirebench:replies:";
+/// Pubsub topics are streams with keys under this prefix.
+pub const TOPIC_PREFIX: &str = "wirebench:topics:";
+/// A topic stream is trimmed to about this many entries as it grows: a
+/// subscriber further behind than that loses messages, and they are
+/// counted lost.
+const TOPIC_MAXLEN: usize = 65_536;
 /// Entries a read takes at most.
 const BATCH: usize = 256;
 /// Longest reply stream name accepted.
@@ -251,6 +273,9 @@ pub struct RedisClient {
     counters: Arc<LiveCounters>,
     timeout: std::time::Duration,
     raw: Option<Bytes>,
+    /// The broker, for a subscription's connection of its own.
+    address: SocketAddr,
+    max_message: usize,
 }
 
 impl RedisClient {
@@ -283,7 +308,15 @@ impl RedisClient {
                 next_id: AtomicU32::new(1),
             });
         }
-        Ok(RedisClient { connections, next: AtomicUsize::new(0), counters, timeout: config.timeout, raw })
+        Ok(RedisClient {
+            connections,
+            next: AtomicUsize::new(0),
+            counters,
+            timeout: config.timeout,
+            raw,
+            address,
+            max_message: config.max_message,
+        })
     }
 
     async fn call_on(&self, c: &Connection, ids: Option<(u8, u8)>, body: &[u8]) -> Result<Bytes, CallError> {
@@ -324,6 +357,120 @@ impl crate::Client for RedisClient {
     fn counters(&self) -> Counters {
         self.counters.snapshot()
     }
+
+    /// An entry on the request stream with no id and no reply stream.
+    async fn send_oneway(
+        &self,
+        method: Method,
+        format: FormatId,
+        meta: OnewayMeta,
+        request: &[u8],
+    ) -> Result<(), CallError> {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(REQUESTS).arg("*").arg("call").arg(method.id()).arg("format").arg(format as u8);
+        for (name, value) in ONEWAY_FIELDS.iter().zip(oneway_values(meta)) {
+            cmd.arg(*name).arg(value);
+        }
+        cmd.arg("body").arg(request);
+        let mut send = self.pick().send.clone();
+        let added: Result<Value, _> =
+            with_timeout(self.timeout, async { Ok(cmd.query_async(&mut send).await) }).await?;
+        added.map(drop).map_err(|e| CallError::Closed(format!("redis: cannot add a oneway message: {e}")))
+    }
+
+    /// A connection of its own blocking in `XREAD` on the topic's stream
+    /// from its beginning (a topic is fresh, so that is every message
+    /// published after the subscription).
+    async fn subscribe(&self, topic: &str) -> Result<Subscription, CallError> {
+        let mut connection =
+            connect(self.address, self.counters.clone()).await.map_err(|e| CallError::Closed(e.to_string()))?;
+        let key = topic_key(topic);
+        let (tx, rx) = Subscription::channel();
+        let max_message = self.max_message;
+        let task = tokio::spawn(async move {
+            let mut last = "0-0".to_owned();
+            loop {
+                let read: Result<Value, _> = redis::cmd("XREAD")
+                    .arg("COUNT")
+                    .arg(BATCH)
+                    .arg("BLOCK")
+                    .arg(0)
+                    .arg("STREAMS")
+                    .arg(&key)
+                    .arg(&last)
+                    .query_async(&mut connection)
+                    .await;
+                let entries = match read {
+                    Ok(value) => parse_read(value),
+                    Err(e) => {
+                        let _ = tx.send(Err(CallError::Closed(format!("redis: reading {key}: {e}")))).await;
+                        return;
+                    }
+                };
+                for entry in entries {
+                    last = String::from_utf8_lossy(&entry.id).into_owned();
+                    let delivery = delivery_of(entry, max_message);
+                    let failed = delivery.is_err();
+                    if tx.send(delivery).await.is_err() || failed {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Subscription::new(rx, task))
+    }
+
+    async fn publish(
+        &self,
+        topic: &str,
+        method: Method,
+        format: FormatId,
+        meta: PublishMeta,
+        body: &[u8],
+    ) -> Result<(), CallError> {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(topic_key(topic))
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(TOPIC_MAXLEN)
+            .arg("*")
+            .arg("call")
+            .arg(method.id())
+            .arg("format")
+            .arg(format as u8)
+            .arg("seq")
+            .arg(meta.seq)
+            .arg("sent")
+            .arg(meta.sent_ns)
+            .arg("body")
+            .arg(body);
+        let mut send = self.pick().send.clone();
+        let added: Result<Value, _> =
+            with_timeout(self.timeout, async { Ok(cmd.query_async(&mut send).await) }).await?;
+        added.map(drop).map_err(|e| CallError::Closed(format!("redis: cannot publish: {e}")))
+    }
+}
+
+/// The stream of a pubsub topic.
+fn topic_key(topic: &str) -> String {
+    format!("{TOPIC_PREFIX}{topic}")
+}
+
+/// A topic stream's entry as a subscriber got it.
+fn delivery_of(mut entry: Entry, max_message: usize) -> Result<Delivery, CallError> {
+    let received = std::time::Instant::now();
+    let field = |entry: &Entry, what: &str, name: &str| {
+        parse_number::<u64>(what, entry.field(name)).map_err(|s| CallError::Protocol(format!("redis: {}", s.message)))
+    };
+    let (seq, sent_ns) = (field(&entry, "message number field", "seq")?, field(&entry, "send time field", "sent")?);
+    let body = entry.take("body").ok_or_else(|| CallError::Protocol("redis: a message with no body field".into()))?;
+    if body.len() > max_message {
+        return Err(CallError::Protocol(format!(
+            "redis: a {}-byte message exceeds the {max_message}-byte limit",
+            body.len()
+        )));
+    }
+    Ok(Delivery { seq, sent_ns, received, body: Bytes::from(body) })
 }
 
 impl RawRoundTrip for RedisClient {
@@ -416,6 +563,16 @@ fn reply_key(entry: &Entry) -> Option<&[u8]> {
 /// Serves one entry into the outbox.
 fn serve_entry(handler: &Handler, scratch: &mut ServerScratch, max_message: usize, entry: &Entry, outbox: &mut Outbox) {
     outbox.done(entry);
+    let ids = || {
+        parse_number::<u8>("call field", entry.field("call"))
+            .and_then(|call| Ok((call, parse_number::<u8>("format field", entry.field("format"))?)))
+    };
+    if entry.stream == REQUESTS.as_bytes()
+        && let Some(meta) = oneway_meta(|name| entry.field(name))
+    {
+        serve_oneway(handler, scratch, meta, ids(), entry.field("body").unwrap_or_default());
+        return;
+    }
     let (Some(key), Some(id)) = (reply_key(entry), entry.field("id")) else {
         tracing::debug!("redis: dropped a request with no usable reply stream or id");
         return;
@@ -431,9 +588,7 @@ fn serve_entry(handler: &Handler, scratch: &mut ServerScratch, max_message: usiz
         }
         return;
     }
-    let ids = parse_number::<u8>("call field", entry.field("call"))
-        .and_then(|call| Ok((call, parse_number::<u8>("format field", entry.field("format"))?)));
-    let answer = serve_request(handler, scratch, ids, body);
+    let answer = serve_request(handler, scratch, ids(), body);
     outbox.reply(key, id, Some(answer.status), &answer.body);
 }
 
