@@ -1,9 +1,9 @@
 //! Volo's Thrift server (`volo-thrift`, framed binary) fed bad bytes:
 //! garbage, frame lengths that lie or exceed the limit, list lengths that
-//! lie inside a frame, unknown methods, clients stalled mid-frame. The
-//! offending connection is answered with a Thrift exception or closed;
-//! every other connection keeps being served, and memory stays within the
-//! limit the server is configured with.
+//! lie inside a frame, unframed and compact messages, unknown methods,
+//! clients stalled mid-frame. The offending connection is answered with a
+//! Thrift exception or closed; every other connection keeps being served,
+//! and memory stays within the limit the server is configured with.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
@@ -16,8 +16,8 @@ use std::time::Duration;
 use common::faults::*;
 use common::*;
 use thrift::protocol::{
-    TBinaryInputProtocol, TBinaryOutputProtocol, TFieldIdentifier, TInputProtocol, TListIdentifier, TMessageIdentifier,
-    TMessageType, TOutputProtocol, TStructIdentifier, TType,
+    TBinaryInputProtocol, TBinaryOutputProtocol, TCompactOutputProtocol, TFieldIdentifier, TInputProtocol,
+    TListIdentifier, TMessageIdentifier, TMessageType, TOutputProtocol, TStructIdentifier, TType,
 };
 use wirebench_formats::{Batch, Code, OwnedRequest, Workload};
 use wirebench_transports::framework::volo_thrift::VoloThrift;
@@ -55,6 +55,27 @@ fn multiply_message(a: i64, b: i64) -> Vec<u8> {
         o.write_struct_end().unwrap();
         o.write_message_end().unwrap();
     })
+}
+
+/// A framed Digest call whose `records` list claims `count` records and
+/// holds none, in strict binary or in TCompactProtocol.
+fn lying_batch(count: i32, compact: bool) -> Vec<u8> {
+    let mut body = Vec::new();
+    {
+        let mut o: Box<dyn TOutputProtocol + '_> = if compact {
+            Box::new(TCompactOutputProtocol::new(&mut body))
+        } else {
+            Box::new(TBinaryOutputProtocol::new(&mut body, true))
+        };
+        o.write_message_begin(&TMessageIdentifier::new("Digest", TMessageType::Call, 7)).unwrap();
+        o.write_struct_begin(&TStructIdentifier::new("args")).unwrap();
+        o.write_field_begin(&TFieldIdentifier::new("batch", TType::Struct, 1)).unwrap();
+        o.write_struct_begin(&TStructIdentifier::new("Batch")).unwrap();
+        o.write_field_begin(&TFieldIdentifier::new("records", TType::List, 1)).unwrap();
+        o.write_list_begin(&TListIdentifier::new(TType::Struct, count)).unwrap();
+        o.flush().unwrap();
+    }
+    [&(body.len() as u32).to_be_bytes()[..], &body].concat()
 }
 
 /// Reads one reply frame: its message header and, for an exception, the
@@ -133,26 +154,14 @@ async fn an_unknown_method_gets_an_application_exception() {
     .await;
 }
 
-// Fails today, and takes the whole process down: pilota 0.13's generated
-// readers call `Vec::with_capacity` with the list length a frame claims
-// (`read_list_begin` does not check it against the bytes left), so a
-// 2^31 - 1 record batch asks for ~500 GB and the allocator aborts. Kept,
-// ignored, as the proof of that open defect; run it with `--ignored`.
-#[ignore = "pilota 0.13 reserves a claimed list length unchecked: the allocation aborts the process"]
+// A list claiming more records than its frame holds is refused before pilota reserves the claim.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lying_list_lengths_inside_a_frame_allocate_nothing_for_the_lie() {
     let _one_at_a_time = RSS.lock().await;
     with_server(async |server| {
         let before = rss_bytes();
         // Batches claiming far more records than the frame holds.
-        let records = |count: i32| {
-            call_message("Digest", move |o| {
-                o.write_field_begin(&TFieldIdentifier::new("batch", TType::Struct, 1)).unwrap();
-                o.write_struct_begin(&TStructIdentifier::new("Batch")).unwrap();
-                o.write_field_begin(&TFieldIdentifier::new("records", TType::List, 1)).unwrap();
-                o.write_list_begin(&TListIdentifier::new(TType::Struct, count)).unwrap();
-            })
-        };
+        let records = |count: i32| lying_batch(count, false);
         for count in [i32::MAX, (MAX_MESSAGE / 2) as i32] {
             for _ in 0..4 {
                 let mut s = socket(server);
@@ -164,6 +173,37 @@ async fn lying_list_lengths_inside_a_frame_allocate_nothing_for_the_lie() {
         }
         let grown = rss_bytes().saturating_sub(before);
         assert!(grown < 64 << 20, "RSS grew by {grown} bytes");
+    })
+    .await;
+}
+
+// Volo's own decoder would also read these, trusting their claims; they
+// are refused, and only their connection closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_other_than_framed_strict_binary_are_refused() {
+    with_server(async |server| {
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("an unframed lying batch", lying_batch(i32::MAX, false)[4..].to_vec()),
+            ("a framed compact lying batch", lying_batch(i32::MAX, true)),
+            ("a framed compact call", {
+                let mut body = Vec::new();
+                {
+                    let o: &mut dyn TOutputProtocol = &mut TCompactOutputProtocol::new(&mut body);
+                    o.write_message_begin(&TMessageIdentifier::new("Multiply", TMessageType::Call, 7)).unwrap();
+                    o.write_struct_begin(&TStructIdentifier::new("args")).unwrap();
+                    o.write_field_stop().unwrap();
+                    o.write_struct_end().unwrap();
+                    o.write_message_end().unwrap();
+                    o.flush().unwrap();
+                }
+                [&(body.len() as u32).to_be_bytes()[..], &body].concat()
+            }),
+        ];
+        for (what, bytes) in cases {
+            let mut attacker = socket(server);
+            attacker.write_all(&bytes).unwrap();
+            assert_closed_sync(&mut attacker, what);
+        }
     })
     .await;
 }

@@ -10,8 +10,9 @@
 //! around `MakeThriftCodec`), which is Apache's `TFramedTransport`: a
 //! 4-byte big-endian length, then one TMessage. The protocol is the
 //! `MakeThriftCodec` default, strict TBinaryProtocol, so the row's format
-//! is `thrift-binary`. (Volo's server detects the protocol and the framing
-//! of each request and answers in kind; its client writes binary.)
+//! is `thrift-binary`. Only that is read, both ways: Volo's own decoder
+//! would also take TCompactProtocol and unframed messages, which our
+//! check below cannot vouch for (see "Hostile bytes").
 //! Failures travel as the declared exception `BenchError`, or as Thrift's
 //! `TApplicationException` for what Volo itself refuses.
 //!
@@ -28,18 +29,41 @@
 //! Limits: the framed codec refuses a frame over `max_message` (checked
 //! before the frame is allocated), both ways. Volo owns its client sockets
 //! (its pool and transport), so wire bytes are not counted.
+//!
+//! Hostile bytes: pilota 0.13's generated readers trust the wire. A list
+//! count goes straight into `Vec::with_capacity`, so a frame of a few bytes
+//! claiming 2^31 - 1 records makes the allocation fail and the whole
+//! process abort; a string length past the frame's end panics in
+//! `Bytes::split_to`. So both ends decode through `MakeValidatingCodec`,
+//! ours: the framed codec hands it each frame's payload, and
+//! `validate::check_message` walks that payload's structure once (no
+//! allocation, depth bounded) before pilota sees it, refusing a frame that
+//! is not exactly one strict binary message, any length or count that is
+//! negative or more than the bytes left could hold, an unknown type id and
+//! nesting past `validate::MAX_DEPTH` (the list is in that module's doc).
+//! A refused frame is a decode error: Volo's server answers it with a
+//! `TApplicationException` and closes that connection; the client fails
+//! the call. What reaches Volo's decoder without a frame (it would decode
+//! it straight from the socket, trusting every claim) is refused the same
+//! way.
 
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use pilota::thrift::{ProtocolExceptionKind, ThriftException, new_protocol_exception};
+use tokio::io::AsyncRead;
 use tokio::net::TcpListener;
 use volo::net::conn::Conn;
 use volo::net::incoming::{Incoming, MakeIncoming};
+use volo::util::buf_reader::BufReader;
 use volo_thrift::codec::DefaultMakeCodec;
 use volo_thrift::codec::default::framed::MakeFramedCodec;
-use volo_thrift::codec::default::thrift::MakeThriftCodec;
-use volo_thrift::{ClientError, MaybeException, ServerError};
+use volo_thrift::codec::default::thrift::{MakeThriftCodec, ThriftCodec};
+use volo_thrift::codec::default::{MakeZeroCopyCodec, ZeroCopyDecoder};
+use volo_thrift::context::ThriftContext;
+use volo_thrift::{ClientError, EntryMessage, MaybeException, ServerError, ThriftMessage};
 
 use wirebench_formats::{
     Batch, Code, CodecError, DigestReply, FormatId, OwnedRequest, RecordView, Reply, Status, contract::Kind,
@@ -63,6 +87,8 @@ mod generated {
 }
 
 use generated::volo_bench::wirebench as vg;
+
+mod validate;
 
 const KIND: TransportKind = TransportKind::VoloThrift;
 
@@ -209,6 +235,21 @@ impl RecordView for vg::Record {
 /// not an f32 widened.
 fn check(batch: &vg::Batch) -> Result<(), CodecError> {
     for (i, r) in batch.records.iter().enumerate() {
+        // pilota 0.13 makes string fields from the frame's bytes without
+        // checking them (`FastStr::from_bytes_unchecked`): a peer's invalid
+        // UTF-8 is refused here, before anything reads them as text.
+        let attributes = r.attributes.iter().flat_map(|a| [&a.key, &a.value]);
+        let city = r.location.iter().map(|l| &l.city);
+        let texts = [&r.name, &r.email].into_iter().chain(r.tags.iter()).chain(attributes).chain(city);
+        for text in texts {
+            if let Err(e) = std::str::from_utf8(text.as_bytes()) {
+                return Err(CodecError::decode(
+                    "volo-thrift",
+                    "Batch",
+                    format_args!("record {i}: a string is not UTF-8 ({e})"),
+                ));
+            }
+        }
         let w = r.weight;
         if !(w.is_nan() || f64::from(w as f32) == w) {
             return Err(CodecError::decode(
@@ -283,10 +324,72 @@ impl vg::Bench for BenchService {
 }
 
 /// The framed codec (Apache's `TFramedTransport`) with strict binary
-/// inside, frames up to `max_message`.
-fn codec(max_message: usize) -> DefaultMakeCodec<MakeFramedCodec<MakeThriftCodec>> {
+/// inside, frames up to `max_message`, each checked before it is decoded.
+fn codec(max_message: usize) -> DefaultMakeCodec<MakeFramedCodec<MakeValidatingCodec>> {
     let limit = i32::try_from(max_message).unwrap_or(i32::MAX);
-    DefaultMakeCodec::new(MakeFramedCodec::new(MakeThriftCodec::default()).with_max_frame_size(limit))
+    DefaultMakeCodec::new(MakeFramedCodec::new(MakeValidatingCodec::default()).with_max_frame_size(limit))
+}
+
+/// Volo's `MakeThriftCodec`, its decoder behind [`validate::check_message`];
+/// the encoder is Volo's own.
+#[derive(Clone, Copy, Debug, Default)]
+struct MakeValidatingCodec(MakeThriftCodec);
+
+impl MakeZeroCopyCodec for MakeValidatingCodec {
+    type Encoder = ThriftCodec;
+    type Decoder = ValidatingDecoder;
+
+    fn make_codec(&self) -> (ThriftCodec, ValidatingDecoder) {
+        let (encoder, decoder) = self.0.make_codec();
+        (encoder, ValidatingDecoder(decoder))
+    }
+}
+
+/// Volo's Thrift decoder, handed only payloads that passed the check.
+#[derive(Clone, Copy, Debug)]
+struct ValidatingDecoder(ThriftCodec);
+
+impl ZeroCopyDecoder for ValidatingDecoder {
+    /// The framed codec's path: `bytes` is one whole frame's payload (the
+    /// length already read and checked against `max_message`).
+    fn decode<Msg: Send + EntryMessage, Cx: ThriftContext>(
+        &mut self,
+        cx: &mut Cx,
+        bytes: &mut Bytes,
+    ) -> Result<Option<ThriftMessage<Msg>>, ThriftException> {
+        validate::check_message(bytes).map_err(refused)?;
+        self.0.decode(cx, bytes)
+    }
+
+    /// The framed codec falls back to this when the bytes do not start
+    /// with a frame (a length, then `80 01` or compact's `82`): Volo's
+    /// decoder would read the message straight from the socket, reserving
+    /// whatever it claims. Refused.
+    fn decode_async<Msg: Send + EntryMessage, Cx: ThriftContext, R: AsyncRead + Unpin + Send + Sync>(
+        &mut self,
+        _cx: &mut Cx,
+        _reader: &mut BufReader<R>,
+    ) -> impl Future<Output = Result<Option<ThriftMessage<Msg>>, ThriftException>> + Send {
+        std::future::ready(Err(new_protocol_exception(
+            ProtocolExceptionKind::BadVersion,
+            "volo-thrift: not a frame (a 4-byte length, then a strict binary message); \
+             unframed messages are refused",
+        )))
+    }
+}
+
+/// A refused frame as Volo's decode error.
+fn refused(e: validate::Invalid) -> ThriftException {
+    use validate::Invalid as I;
+    let kind = match e {
+        I::NotStrictBinary { .. } => ProtocolExceptionKind::BadVersion,
+        I::Negative { .. } => ProtocolExceptionKind::NegativeSize,
+        I::TooDeep { .. } => ProtocolExceptionKind::DepthLimit,
+        I::Truncated { .. } | I::TooLong { .. } | I::TooMany { .. } | I::UnknownType { .. } | I::Trailing { .. } => {
+            ProtocolExceptionKind::InvalidData
+        }
+    };
+    new_protocol_exception(kind, format!("volo-thrift: frame refused before decoding: {e}"))
 }
 
 /// How long the accept side waits at shutdown for Volo's connection
@@ -454,5 +557,85 @@ fn from_volo(e: ClientError) -> CallError {
         ClientError::Transport(t) => CallError::Io(format!("volo-thrift: {t}")),
         ClientError::Protocol(p) => CallError::Protocol(format!("volo-thrift: {p}")),
         ClientError::Biz(b) => CallError::Status(Status::new(Code::Internal, format!("volo-thrift: {b}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pilota::thrift::TMessageType;
+    use volo_thrift::context::{ClientContext, ServerContext};
+
+    use super::validate::tests::{digest_call, message};
+    use super::*;
+
+    fn decode(bytes: Vec<u8>) -> Result<Option<ThriftMessage<vg::BenchRequestRecv>>, ThriftException> {
+        let (_, mut decoder) = MakeValidatingCodec::default().make_codec();
+        decoder.decode(&mut ServerContext::default(), &mut Bytes::from(bytes))
+    }
+
+    #[test]
+    fn a_valid_request_is_checked_then_decoded_by_volo() {
+        let decoded = decode(digest_call(1000)).unwrap().unwrap();
+        match decoded.data {
+            Ok(vg::BenchRequestRecv::Digest(args)) => assert_eq!(args.batch.records.len(), 1000),
+            Ok(other) => panic!("decoded {other:?}"),
+            Err(e) => panic!("decoded an exception: {e}"),
+        }
+    }
+
+    fn batch_of(bytes: Vec<u8>) -> vg::Batch {
+        match decode(bytes).unwrap().unwrap().data {
+            Ok(vg::BenchRequestRecv::Digest(args)) => args.batch,
+            other => panic!("decoded {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_string_that_is_not_utf8_is_refused_before_it_is_read() {
+        let mut m = digest_call(1);
+        let name = batch_of(m.clone()).records[0].name.to_string();
+        let at = m.windows(name.len()).position(|w| w == name.as_bytes()).unwrap();
+        m[at] = 0xff;
+        // pilota takes the bytes as they are; the check refuses them.
+        let err = check(&batch_of(m)).unwrap_err();
+        assert!(err.to_string().contains("record 0: a string is not UTF-8"), "{err}");
+        assert!(check(&batch_of(digest_call(10))).is_ok());
+    }
+
+    #[test]
+    fn a_lying_list_never_reaches_pilota() {
+        // Were it decoded, pilota would reserve 2^31 - 1 records and the
+        // allocation failure would abort this test process.
+        let mut m = digest_call(0);
+        let count = m.len() - 6; // then the stops of Batch and the arguments
+        m[count..count + 4].copy_from_slice(&i32::MAX.to_be_bytes());
+        let Err(e) = decode(m) else { panic!("a list of 2^31 - 1 records was decoded") };
+        let ThriftException::Protocol(e) = e else { panic!("{e}") };
+        assert_eq!(e.kind(), ProtocolExceptionKind::InvalidData, "{e}");
+        assert!(e.message().contains("claims 2147483647 elements"), "{e}");
+    }
+
+    #[test]
+    fn a_string_past_the_frame_never_reaches_pilota() {
+        // pilota's `split_to` would panic.
+        let echo = vg::BenchEchoArgsSend { request: vg::EchoRequest { payload: vec![1; 8].into() } };
+        let mut m = message("Echo", TMessageType::Call, &echo);
+        let len = m.len() - 2 - 8 - 4;
+        m[len..len + 4].copy_from_slice(&1000i32.to_be_bytes());
+        assert!(decode(m).is_err());
+    }
+
+    #[test]
+    fn replies_are_checked_on_the_client_too() {
+        let (_, mut decoder) = MakeValidatingCodec::default().make_codec();
+        let mut cx =
+            ClientContext::new(7, volo::context::RpcInfo::with_role(volo::context::Role::Client), TMessageType::Call);
+        let reply = vg::BenchDigestResultSend::Ok(vg::DigestReply { records: 3, checksum: -1 });
+        let mut m = message("Digest", TMessageType::Reply, &reply);
+        let decoded: ThriftMessage<vg::BenchResponseRecv> =
+            decoder.decode(&mut cx, &mut Bytes::from(m.clone())).unwrap().unwrap();
+        assert!(matches!(decoded.data, Ok(vg::BenchResponseRecv::Digest(vg::BenchDigestResultRecv::Ok(_)))));
+        m.push(0);
+        assert!(decoder.decode::<vg::BenchResponseRecv, _>(&mut cx, &mut Bytes::from(m)).is_err());
     }
 }
