@@ -67,13 +67,13 @@ pub fn unsupported(transport: TransportKind) -> Option<&'static str> {
 /// Why a cell cannot cross a link, if it cannot: its transport's reason,
 /// or its mode's.
 pub fn unsupported_cell(spec: &crate::plan::CellSpec) -> Option<&'static str> {
-    unsupported(spec.transport).or_else(|| match (spec.transport, spec.mode) {
-        (TransportKind::Udp, crate::plan::CallMode::Pubsub { .. }) => Some(
+    if let (TransportKind::Udp, crate::plan::CallMode::Pubsub { .. }) = (spec.transport, spec.mode) {
+        return Some(
             "udp pubsub is IPv4 multicast among the client's own sockets: the publisher and every subscriber sit on \
              the client's side of the link, so nothing would cross it",
-        ),
-        _ => None,
-    })
+        );
+    }
+    unsupported(spec.transport)
 }
 
 /// Links currently up in this process, so a second Ctrl-C knows it must
