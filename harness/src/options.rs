@@ -432,24 +432,6 @@ pub fn resolve(args: &RunArgs, given: &dyn Given) -> anyhow::Result<RunOptions> 
     let subscribers = pick!("subscribers", args.subscribers, subscribers, |n: &u64| limits::SUBSCRIBERS.check(*n));
     let explicit_axes = ["formats", "transports", "workloads", "sizes", "records", "concurrency"];
     let slices = file.slice.as_ref().filter(|_| !explicit_axes.iter().any(|id| given.given(id)));
-    // The slices' own modes, unless --mode sets every slice's.
-    let mut slice_modes = Vec::new();
-    for (i, slice) in slices.into_iter().flatten().enumerate() {
-        let own = match (&slice.mode, given.given("mode")) {
-            (Some(v), false) => Some(
-                each(v, mode_choice)
-                    .map_err(|e| anyhow::anyhow!("{}: slice {}: {e}", path.unwrap_or("the built-in matrix"), i + 1))?,
-            ),
-            _ => None,
-        };
-        slice_modes.push(own);
-    }
-    let every_choice: Vec<ModeChoice> = mode.iter().chain(slice_modes.iter().flatten().flatten()).copied().collect();
-    check_mode_counts(
-        &every_choice,
-        given.given("stream_replies") || file.stream_replies.is_some(),
-        given.given("subscribers") || file.subscribers.is_some(),
-    )?;
     let modes = to_modes(&mode, stream_replies as u32, subscribers as u32);
 
     let model = match rate {
@@ -475,7 +457,7 @@ pub fn resolve(args: &RunArgs, given: &dyn Given) -> anyhow::Result<RunOptions> 
     let mut matrix = match slices {
         Some(slices) => {
             let mut out = Vec::new();
-            for (i, (slice, own_modes)) in slices.iter().zip(&slice_modes).enumerate() {
+            for (i, slice) in slices.iter().enumerate() {
                 let at = |e: String| anyhow::anyhow!("{}: slice {}: {e}", path.unwrap_or("the built-in matrix"), i + 1);
                 let formats = match &slice.formats {
                     Some(v) => format_choices(&each(v, format_choice).map_err(at)?),
@@ -493,6 +475,11 @@ pub fn resolve(args: &RunArgs, given: &dyn Given) -> anyhow::Result<RunOptions> 
                 let concurrency = match &slice.concurrency {
                     Some(v) => each_count(v, limits::CONCURRENCY).map_err(at)?,
                     None => concurrency.clone(),
+                };
+                // The slice's own modes, unless --mode sets every slice's.
+                let own_modes = match (&slice.mode, given.given("mode")) {
+                    (Some(v), false) => Some(each(v, mode_choice).map_err(at)?),
+                    _ => None,
                 };
                 out.push(Slice {
                     formats,
@@ -517,6 +504,11 @@ pub fn resolve(args: &RunArgs, given: &dyn Given) -> anyhow::Result<RunOptions> 
             Matrix { name, slices: vec![slice], clients: 1, links: Vec::new(), modes: modes.clone() }
         }
     };
+    check_mode_counts(
+        &matrix.all_modes(),
+        given.given("stream_replies") || file.stream_replies.is_some(),
+        given.given("subscribers") || file.subscribers.is_some(),
+    )?;
 
     // `--connect` with brokers only: existing brokers, and the responders
     // and every other server still run here. With any other transport: a
@@ -593,12 +585,12 @@ pub fn resolve(args: &RunArgs, given: &dyn Given) -> anyhow::Result<RunOptions> 
 }
 
 /// Refuses a mode's count for a mode the matrix does not have (nothing is
-/// dropped silently); `choices` are every mode of the matrix.
-fn check_mode_counts(choices: &[ModeChoice], replies_given: bool, subscribers_given: bool) -> anyhow::Result<()> {
-    if replies_given && !choices.contains(&ModeChoice::Stream) {
+/// dropped silently); `modes` are every mode of the matrix.
+fn check_mode_counts(modes: &[CallMode], replies_given: bool, subscribers_given: bool) -> anyhow::Result<()> {
+    if replies_given && !modes.iter().any(|m| matches!(m, CallMode::Stream { .. })) {
         bail!("--stream-replies sets the replies of the stream mode, which --mode does not include: add --mode stream");
     }
-    if subscribers_given && !choices.contains(&ModeChoice::Pubsub) {
+    if subscribers_given && !modes.iter().any(|m| matches!(m, CallMode::Pubsub { .. })) {
         bail!(
             "--subscribers sets the subscribers of the pubsub mode, which --mode does not include: add --mode pubsub"
         );

@@ -405,6 +405,14 @@ impl Subscription {
         mpsc::channel(SUBSCRIPTION_BUFFER)
     }
 
+    /// Hands `delivery` to the subscription's reader, from its transport's
+    /// task: false once the subscription is over (the reader dropped it,
+    /// or `delivery` was the error that ends it), and the task should end.
+    pub async fn forward(tx: &DeliverySender, delivery: Result<Delivery, CallError>) -> bool {
+        let ended = delivery.is_err();
+        tx.send(delivery).await.is_ok() && !ended
+    }
+
     /// The next delivery, or an error that ended the subscription; `None`
     /// once it ended.
     pub async fn next(&mut self) -> Option<Result<Delivery, CallError>> {

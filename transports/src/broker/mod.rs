@@ -237,9 +237,10 @@ pub(crate) fn serve_request<'s>(
 }
 
 /// The fields a oneway message carries beside its call id and format id,
-/// each a decimal in a header (or property, or stream field) whose name
-/// is the broker's prefix and this: its session, its number in the
-/// session, its send time (ns of `CLOCK_MONOTONIC`) and its sub-window.
+/// each a decimal in a header (or property, or stream field) of the
+/// broker's: its session, its number in the session, its send time (ns
+/// of `CLOCK_MONOTONIC`) and its sub-window. Each broker names them in an
+/// array of this order (Redis's stream fields are these names).
 pub(crate) const ONEWAY_FIELDS: [&str; 4] = ["session", "seq", "sent", "bin"];
 
 /// `meta`'s values, in the order of [`ONEWAY_FIELDS`].
@@ -247,18 +248,22 @@ pub(crate) fn oneway_values(meta: OnewayMeta) -> [String; 4] {
     [meta.session.to_string(), meta.seq.to_string(), meta.sent_ns.to_string(), meta.bin.to_string()]
 }
 
-/// A oneway message's fields, each read by `field` (given a name of
-/// [`ONEWAY_FIELDS`]); `None` for a message with no session field (a
-/// request that lost its reply address, dropped), an error for one whose
-/// fields do not parse.
-pub(crate) fn oneway_meta<'a>(field: impl Fn(&str) -> Option<&'a [u8]>) -> Option<Result<OnewayMeta, Status>> {
-    let session = field(ONEWAY_FIELDS[0])?;
+/// A oneway message's fields, each read by `field` from its broker's
+/// `names` (in the order of [`ONEWAY_FIELDS`]); `None` for a message with
+/// no session field (a request that lost its reply address, dropped), an
+/// error for one whose fields do not parse.
+pub(crate) fn oneway_meta<'a>(
+    names: &[&str; 4],
+    field: impl Fn(&str) -> Option<&'a [u8]>,
+) -> Option<Result<OnewayMeta, Status>> {
+    let field = |i: usize| field(names[i]);
+    let session = field(0)?;
     let parse = || -> Result<OnewayMeta, Status> {
         Ok(OnewayMeta {
             session: parse_number("oneway session", Some(session))?,
-            seq: parse_number("oneway message number", field(ONEWAY_FIELDS[1]))?,
-            sent_ns: parse_number("oneway send time", field(ONEWAY_FIELDS[2]))?,
-            bin: parse_number("oneway sub-window", field(ONEWAY_FIELDS[3]))?,
+            seq: parse_number("oneway message number", field(1))?,
+            sent_ns: parse_number("oneway send time", field(2))?,
+            bin: parse_number("oneway sub-window", field(3))?,
         })
     };
     Some(parse())

@@ -54,9 +54,8 @@ use tokio::sync::{mpsc, oneshot};
 use wirebench_formats::{FormatId, Method, ServerScratch};
 
 use super::{
-    Broker, BrokerRaw, BrokerSettings, Daemon, HANDSHAKE, HEADROOM, ONEWAY_FIELDS, RawRoundTrip, oneway_meta,
-    oneway_values, parse_number, raw_reply_len, raw_request, reply_outcome, serve_oneway, serve_request, unique_name,
-    within,
+    Broker, BrokerRaw, BrokerSettings, Daemon, HANDSHAKE, HEADROOM, RawRoundTrip, oneway_meta, oneway_values,
+    parse_number, raw_reply_len, raw_request, reply_outcome, serve_oneway, serve_request, unique_name, within,
 };
 use crate::server::{Handler, Server, ServerConfig, ShutdownSignal};
 use crate::{
@@ -83,9 +82,10 @@ pub const SEQ_PROPERTY: &str = "wirebench-seq";
 /// User property of a published message (pubsub): its send time, ns of the
 /// publisher's `CLOCK_MONOTONIC`, decimal.
 pub const SENT_PROPERTY: &str = "wirebench-sent";
-/// Oneway message user properties: this and each of `session`, `seq`,
-/// `sent`, `bin` (decimals).
-pub const ONEWAY_PREFIX: &str = "wirebench-oneway-";
+/// Oneway message user properties (decimals), in the order of the broker
+/// module's oneway fields: session, number, send time, sub-window.
+pub const ONEWAY_PROPERTIES: [&str; 4] =
+    ["wirebench-oneway-session", "wirebench-oneway-seq", "wirebench-oneway-sent", "wirebench-oneway-bin"];
 /// Pubsub topics are MQTT topics under this prefix.
 pub const TOPIC_PREFIX: &str = "wirebench/topics/";
 /// User property of a reply: the status, decimal.
@@ -374,8 +374,8 @@ impl crate::Client for MqttClient {
         }
         let mut user_properties =
             vec![(CALL_PROPERTY.into(), method.id().to_string()), (FORMAT_PROPERTY.into(), (format as u8).to_string())];
-        for (name, value) in ONEWAY_FIELDS.iter().zip(oneway_values(meta)) {
-            user_properties.push((oneway_property(name), value));
+        for (name, value) in ONEWAY_PROPERTIES.into_iter().zip(oneway_values(meta)) {
+            user_properties.push((name.into(), value));
         }
         let properties = PublishProperties { user_properties, ..PublishProperties::default() };
         let publish = c.client.publish_with_properties(
@@ -409,8 +409,7 @@ impl crate::Client for MqttClient {
                     Ok(_) => continue,
                     Err(e) => Err(CallError::Closed(format!("mqtt: {e}"))),
                 };
-                let failed = delivery.is_err();
-                if tx.send(delivery).await.is_err() || failed {
+                if !Subscription::forward(&tx, delivery).await {
                     return;
                 }
             }
@@ -494,11 +493,6 @@ fn ids_of(publish: &Publish) -> Result<(u8, u8), wirebench_formats::Status> {
         .and_then(|call| Ok((call, parse_number::<u8>("format property", user_property(publish, FORMAT_PROPERTY))?)))
 }
 
-/// The user property of a oneway field (`wirebench-oneway-session`, ...).
-fn oneway_property(field: &str) -> String {
-    format!("{ONEWAY_PREFIX}{field}")
-}
-
 fn answer(
     handler: &Handler,
     scratch: &mut ServerScratch,
@@ -536,7 +530,7 @@ async fn respond(
         };
         let Some(publish) = publish else { return };
         handler.admit().await;
-        if let Some(meta) = oneway_meta(|name| user_property(&publish, &oneway_property(name))) {
+        if let Some(meta) = oneway_meta(&ONEWAY_PROPERTIES, |name| user_property(&publish, name)) {
             serve_oneway(&handler, &mut scratch, meta, ids_of(&publish), &publish.payload);
             continue;
         }

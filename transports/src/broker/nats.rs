@@ -42,8 +42,8 @@ use futures_util::StreamExt;
 use wirebench_formats::{FormatId, Method, ServerScratch};
 
 use super::{
-    Broker, BrokerRaw, BrokerSettings, Daemon, HANDSHAKE, HEADROOM, ONEWAY_FIELDS, RawRoundTrip, oneway_meta,
-    oneway_values, parse_number, raw_reply_len, raw_request, reply_outcome, serve_oneway, serve_request, within,
+    Broker, BrokerRaw, BrokerSettings, Daemon, HANDSHAKE, HEADROOM, RawRoundTrip, oneway_meta, oneway_values,
+    parse_number, raw_reply_len, raw_request, reply_outcome, serve_oneway, serve_request, within,
 };
 use crate::server::{Handler, Server, ServerConfig, ShutdownSignal};
 use crate::{
@@ -68,9 +68,10 @@ pub const SEQ_HEADER: &str = "Wirebench-Seq";
 /// Published message header (pubsub): the send time, nanoseconds of the
 /// publisher's `CLOCK_MONOTONIC`.
 pub const SENT_HEADER: &str = "Wirebench-Sent";
-/// Oneway message headers: this and each of `session`, `seq`, `sent`,
-/// `bin` (decimals).
-pub const ONEWAY_PREFIX: &str = "Wirebench-Oneway-";
+/// Oneway message headers (decimals), in the order of the broker
+/// module's oneway fields: session, number, send time, sub-window.
+pub const ONEWAY_HEADERS: [&str; 4] =
+    ["Wirebench-Oneway-session", "Wirebench-Oneway-seq", "Wirebench-Oneway-sent", "Wirebench-Oneway-bin"];
 /// Pubsub topics are subjects under this prefix, each with plain (not
 /// queue-group) subscribers, so every subscriber gets every message.
 pub const TOPIC_PREFIX: &str = "wirebench.topics.";
@@ -126,6 +127,16 @@ fn request_error(e: async_nats::RequestError, timeout: std::time::Duration, limi
     }
 }
 
+/// The broker's payload limit, if a body of `len` bytes fits under it
+/// with room for the headers.
+fn fits(client: &async_nats::Client, len: usize) -> Result<usize, CallError> {
+    let limit = client.max_payload();
+    if len + HEADROOM > limit {
+        return Err(CallError::TooLarge { transport: "nats", size: len, limit: limit - HEADROOM.min(limit) });
+    }
+    Ok(limit)
+}
+
 /// Connections to the broker, calls spread over them.
 #[derive(Debug)]
 pub struct NatsClient {
@@ -172,14 +183,7 @@ impl NatsClient {
 impl crate::Client for NatsClient {
     async fn call(&self, method: Method, format: FormatId, request: &[u8]) -> Result<Bytes, CallError> {
         let client = self.pick();
-        let limit = client.max_payload();
-        if request.len() + HEADROOM > limit {
-            return Err(CallError::TooLarge {
-                transport: "nats",
-                size: request.len(),
-                limit: limit - HEADROOM.min(limit),
-            });
-        }
+        let limit = fits(client, request.len())?;
         let request = async_nats::Request::new()
             .headers(headers_of(method, format))
             .payload(Bytes::copy_from_slice(request))
@@ -213,17 +217,10 @@ impl crate::Client for NatsClient {
         request: &[u8],
     ) -> Result<(), CallError> {
         let client = self.pick();
-        let limit = client.max_payload();
-        if request.len() + HEADROOM > limit {
-            return Err(CallError::TooLarge {
-                transport: "nats",
-                size: request.len(),
-                limit: limit - HEADROOM.min(limit),
-            });
-        }
+        fits(client, request.len())?;
         let mut headers = headers_of(method, format);
-        for (name, value) in ONEWAY_FIELDS.iter().zip(oneway_values(meta)) {
-            headers.insert(oneway_header(name).as_str(), value.as_str());
+        for (name, value) in ONEWAY_HEADERS.into_iter().zip(oneway_values(meta)) {
+            headers.insert(name, value.as_str());
         }
         with_timeout(self.timeout, async {
             client
@@ -257,8 +254,7 @@ impl crate::Client for NatsClient {
                     received,
                     body: message.payload,
                 });
-                let failed = delivery.is_err();
-                if tx.send(delivery).await.is_err() || failed {
+                if !Subscription::forward(&tx, delivery).await {
                     return;
                 }
             }
@@ -276,14 +272,7 @@ impl crate::Client for NatsClient {
         body: &[u8],
     ) -> Result<(), CallError> {
         let client = self.pick();
-        let limit = client.max_payload();
-        if body.len() + HEADROOM > limit {
-            return Err(CallError::TooLarge {
-                transport: "nats",
-                size: body.len(),
-                limit: limit - HEADROOM.min(limit),
-            });
-        }
+        fits(client, body.len())?;
         let mut headers = headers_of(method, format);
         headers.insert(SEQ_HEADER, meta.seq.to_string().as_str());
         headers.insert(SENT_HEADER, meta.sent_ns.to_string().as_str());
@@ -295,11 +284,6 @@ impl crate::Client for NatsClient {
         })
         .await
     }
-}
-
-/// The header of a oneway field (`Wirebench-Oneway-session`, ...).
-fn oneway_header(field: &str) -> String {
-    format!("{ONEWAY_PREFIX}{field}")
 }
 
 /// The subject of a pubsub topic.
@@ -368,7 +352,7 @@ async fn respond(
         // A request without a reply subject is a oneway message, or has
         // no one to answer.
         let Some(reply) = message.reply else {
-            if let Some(meta) = oneway_meta(|name| header(headers, &oneway_header(name))) {
+            if let Some(meta) = oneway_meta(&ONEWAY_HEADERS, |name| header(headers, name)) {
                 handler.admit().await;
                 serve_oneway(&handler, &mut scratch, meta, ids, &message.payload);
             }

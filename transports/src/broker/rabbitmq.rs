@@ -56,8 +56,8 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer
 use wirebench_formats::{Code, FormatId, Method, ServerScratch, Status};
 
 use super::{
-    Broker, BrokerRaw, BrokerSettings, Daemon, HANDSHAKE, HEADROOM, ONEWAY_FIELDS, RawRoundTrip, oneway_meta,
-    oneway_values, raw_reply_len, raw_request, reply_outcome, serve_oneway, serve_request, unique_name, within,
+    Broker, BrokerRaw, BrokerSettings, Daemon, HANDSHAKE, HEADROOM, RawRoundTrip, oneway_meta, oneway_values,
+    raw_reply_len, raw_request, reply_outcome, serve_oneway, serve_request, unique_name, within,
 };
 use crate::demux::{self, Demux, Incoming};
 use crate::server::{Handler, Server, ServerConfig, ShutdownSignal};
@@ -83,9 +83,10 @@ pub const SEQ_HEADER: &str = "wirebench-seq";
 /// Header of a published message (pubsub): its send time, ns of the
 /// publisher's `CLOCK_MONOTONIC` (64-bit integer).
 pub const SENT_HEADER: &str = "wirebench-sent";
-/// Oneway message headers: this and each of `session`, `seq`, `sent`,
-/// `bin` (decimal strings).
-pub const ONEWAY_PREFIX: &str = "wirebench-oneway-";
+/// Oneway message headers (decimal strings), in the order of the broker
+/// module's oneway fields: session, number, send time, sub-window.
+pub const ONEWAY_HEADERS: [&str; 4] =
+    ["wirebench-oneway-session", "wirebench-oneway-seq", "wirebench-oneway-sent", "wirebench-oneway-bin"];
 /// Pubsub topics are fanout exchanges with names under this prefix.
 pub const TOPIC_PREFIX: &str = "wirebench.topics.";
 /// Header of a reply: the status.
@@ -309,8 +310,8 @@ impl crate::Client for RabbitmqClient {
         let mut headers = FieldTable::default();
         headers.insert(CALL_HEADER.into(), AMQPValue::LongInt(i32::from(method.id())));
         headers.insert(FORMAT_HEADER.into(), AMQPValue::LongInt(i32::from(format as u8)));
-        for (name, value) in ONEWAY_FIELDS.iter().zip(oneway_values(meta)) {
-            headers.insert(oneway_header(name).into(), AMQPValue::LongString(value.into()));
+        for (name, value) in ONEWAY_HEADERS.into_iter().zip(oneway_values(meta)) {
+            headers.insert(name.into(), AMQPValue::LongString(value.into()));
         }
         let properties = BasicProperties::default().with_headers(headers);
         let publish = async {
@@ -358,8 +359,7 @@ impl crate::Client for RabbitmqClient {
                     Some(Err(e)) => Err(CallError::Closed(format!("rabbitmq: {e}"))),
                     None => Err(CallError::Closed("rabbitmq: the subscription was cancelled".into())),
                 };
-                let failed = delivery.is_err();
-                if tx.send(delivery).await.is_err() || failed {
+                if !Subscription::forward(&tx, delivery).await {
                     return;
                 }
             }
@@ -380,10 +380,12 @@ impl crate::Client for RabbitmqClient {
         let publish = async {
             // Publishing to an exchange that does not exist closes the
             // channel, so the publisher declares it too, once per topic.
-            let declared = link.topics.lock().await.contains(&exchange);
-            if !declared {
-                declare_topic(&link.channel, &exchange).await?;
-                link.topics.lock().await.insert(exchange.clone());
+            {
+                let mut declared = link.topics.lock().await;
+                if !declared.contains(&exchange) {
+                    declare_topic(&link.channel, &exchange).await?;
+                    declared.insert(exchange.clone());
+                }
             }
             let mut headers = FieldTable::default();
             headers.insert(CALL_HEADER.into(), AMQPValue::LongInt(i32::from(method.id())));
@@ -471,11 +473,6 @@ fn text<'a>(properties: &'a BasicProperties, name: &str) -> Option<&'a [u8]> {
     }
 }
 
-/// The header of a oneway field (`wirebench-oneway-session`, ...).
-fn oneway_header(field: &str) -> String {
-    format!("{ONEWAY_PREFIX}{field}")
-}
-
 fn answer(
     handler: &Handler,
     scratch: &mut ServerScratch,
@@ -524,7 +521,7 @@ async fn respond(
         if !is_raw {
             handler.admit().await;
         }
-        let oneway = if is_raw { None } else { oneway_meta(|name| text(&delivery.properties, &oneway_header(name))) };
+        let oneway = if is_raw { None } else { oneway_meta(&ONEWAY_HEADERS, |name| text(&delivery.properties, name)) };
         if let Some(meta) = oneway {
             serve_oneway(&handler, &mut scratch, meta, ids_of(&delivery.properties), &delivery.data);
         } else if let Some((key, body, properties)) =

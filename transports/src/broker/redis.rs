@@ -409,9 +409,7 @@ impl crate::Client for RedisClient {
                 };
                 for entry in entries {
                     last = String::from_utf8_lossy(&entry.id).into_owned();
-                    let delivery = delivery_of(entry, max_message);
-                    let failed = delivery.is_err();
-                    if tx.send(delivery).await.is_err() || failed {
+                    if !Subscription::forward(&tx, delivery_of(entry, max_message)).await {
                         return;
                     }
                 }
@@ -568,7 +566,7 @@ fn serve_entry(handler: &Handler, scratch: &mut ServerScratch, max_message: usiz
             .and_then(|call| Ok((call, parse_number::<u8>("format field", entry.field("format"))?)))
     };
     if entry.stream == REQUESTS.as_bytes()
-        && let Some(meta) = oneway_meta(|name| entry.field(name))
+        && let Some(meta) = oneway_meta(&ONEWAY_FIELDS, |name| entry.field(name))
     {
         serve_oneway(handler, scratch, meta, ids(), entry.field("body").unwrap_or_default());
         return;
