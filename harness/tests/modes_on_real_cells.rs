@@ -104,15 +104,16 @@ fn every_mode_runs_on_the_transports_that_carry_it() {
     assert!(!stdout.contains("/oneway") && !stdout.contains("pubsub"), "{stdout}");
 }
 
-/// Oneway and publish/subscribe through each real broker: every oneway
-/// message served and counted, none lost; every subscriber gets every
+/// Oneway, server streaming and publish/subscribe through each real
+/// broker: every oneway message served and counted, none lost; every
+/// stream's K replies verified and in order; every subscriber gets every
 /// published message, verified, none lost; a broker that is not installed
 /// makes its cells unsupported with the install command.
 #[test]
-fn every_broker_carries_oneway_and_fans_out_pubsub() {
+fn every_broker_carries_oneway_streams_and_fans_out_pubsub() {
     let (_, results) = run(
-        "--mode oneway,pubsub --subscribers 3 --formats json,protobuf --transports nats,rabbitmq,redis,mqtt \
-         --workloads multiply,echo-1KiB --concurrency 1,4",
+        "--mode oneway,stream,pubsub --stream-replies 8 --subscribers 3 --formats json,protobuf \
+         --transports nats,rabbitmq,redis,mqtt --workloads multiply,echo-1KiB --concurrency 1,4",
         0,
     );
     for (broker, binary) in
@@ -131,6 +132,20 @@ fn every_broker_carries_oneway_and_fans_out_pubsub() {
                         assert_eq!((o.delivered, o.lost, o.refused), (o.sent, 0, 0), "{}", c.key);
                         assert_eq!(o.delivered_total, o.sent_total, "{}", c.key);
                         assert_eq!(m.latency_kind, "send-to-receipt");
+                    }
+                    let c = cell(&results, &format!("{workload}/{format}/{broker}/{load}/stream8"));
+                    if installed {
+                        assert_eq!(c.status, CellStatus::Ok, "{}: {:?}", c.key, c.error);
+                        let m = c.metrics.as_ref().unwrap();
+                        let s = m.stream.as_ref().unwrap();
+                        assert_eq!(s.replies_per_stream, 8);
+                        assert!(s.streams > 0 && s.streams == m.calls, "{}", c.key);
+                        assert_eq!(s.replies, s.streams * 8, "{}", c.key);
+                        assert_eq!((m.errors, m.wrong_replies, m.timeouts), (0, 0, 0), "{}", c.key);
+                        assert!(s.first_reply.p50 <= s.last_reply.p50, "{}: {s:?}", c.key);
+                        assert_eq!(m.latency_kind, "last-reply");
+                    } else {
+                        assert_eq!(c.status, CellStatus::Unsupported, "{}", c.key);
                     }
                     let c = cell(&results, &format!("{workload}/{format}/{broker}/{load}/pubsub3"));
                     if !installed {

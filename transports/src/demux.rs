@@ -9,7 +9,9 @@
 //!
 //! A stream call (mode `stream`) registers once and receives many frames
 //! under its id, in order, until it ends; it reads for everyone the same
-//! way while it waits.
+//! way while it waits. [`gather`] checks a stream's frames the same way
+//! for every transport and broker that carries streams, whatever their
+//! frames come from ([`StreamSource`]).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -53,11 +55,82 @@ pub(crate) type StreamItem = (Option<u32>, Reply);
 
 /// Who waits for the frames of an id.
 #[derive(Debug)]
-enum Slot {
+pub(crate) enum Slot {
     /// One reply.
     Call(oneshot::Sender<Reply>),
     /// Every frame until the stream ends; the waiter forgets the id.
     Stream(tokio::sync::mpsc::UnboundedSender<StreamItem>),
+}
+
+impl Slot {
+    /// Tells the waiter its call failed with `error`.
+    pub(crate) fn fail(self, error: CallError) {
+        match self {
+            Slot::Call(tx) => {
+                let _ = tx.send(Err(error));
+            }
+            Slot::Stream(tx) => {
+                let _ = tx.send((None, Err(error)));
+            }
+        }
+    }
+}
+
+/// Hands a frame to whoever in `pending` waits for its id; `false` if
+/// no one does (a late or unknown reply, for the caller to count).
+pub(crate) fn dispatch_to(pending: &mut HashMap<u32, Slot>, arrived: Arrived) -> bool {
+    match pending.get(&arrived.id) {
+        Some(Slot::Call(_)) => {
+            if let Some(Slot::Call(tx)) = pending.remove(&arrived.id) {
+                let _ = tx.send(arrived.reply);
+            }
+            true
+        }
+        Some(Slot::Stream(tx)) => tx.send((arrived.index, arrived.reply)).is_ok(),
+        None => false,
+    }
+}
+
+/// Where the frames of one stream call come from, in arrival order: a
+/// demultiplexed connection, or a reply subscription of its own.
+pub(crate) trait StreamSource: Send {
+    /// The next frame: its index, if it carried one, and its outcome.
+    fn next_item(&mut self) -> impl Future<Output = StreamItem> + Send;
+
+    /// Called when a frame came out of order, before the call fails; a
+    /// connection whose frames are ordered breaks here.
+    fn disordered(&mut self, error: &CallError) {
+        let _ = error;
+    }
+}
+
+/// Reads the `replies` frames of one stream call from `source`, each
+/// body to `on_reply` in order: indices 0 to `replies - 1`, each once;
+/// an error frame ends the call with its error (a refused stream is one
+/// error frame); a frame out of order, or one too many, is a protocol
+/// error. `Break` abandons the stream. The replies delivered.
+pub(crate) async fn gather<S, R>(source: &mut S, replies: u32, mut on_reply: R) -> Result<u32, CallError>
+where
+    S: StreamSource,
+    R: FnMut(Bytes) -> std::ops::ControlFlow<()> + Send,
+{
+    let mut got = 0u32;
+    // A stream of no replies is refused by the server: its error frame is
+    // still read.
+    while got < replies.max(1) {
+        let (index, reply) = source.next_item().await;
+        let body = reply?;
+        if index != Some(got) || got == replies {
+            let e = CallError::Protocol(format!("stream reply {index:?} where reply {got} was due"));
+            source.disordered(&e);
+            return Err(e);
+        }
+        got += 1;
+        if on_reply(body).is_break() {
+            break;
+        }
+    }
+    Ok(got)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -103,6 +176,20 @@ impl<R> Drop for StreamWaiter<'_, R> {
     }
 }
 
+/// A stream call's frames off its demultiplexed connection; a frame out
+/// of order breaks the connection (its frames are ordered, so the rest
+/// cannot be trusted).
+impl<R: Incoming> StreamSource for StreamWaiter<'_, R> {
+    async fn next_item(&mut self) -> StreamItem {
+        let demux = self.demux;
+        demux.next_of(self).await
+    }
+
+    fn disordered(&mut self, error: &CallError) {
+        self.demux.fail(error.clone());
+    }
+}
+
 impl<R: Incoming> Demux<R> {
     pub(crate) fn new(reader: R, counters: Arc<LiveCounters>) -> Demux<R> {
         Demux {
@@ -135,19 +222,8 @@ impl<R: Incoming> Demux<R> {
 
     /// Hands a frame to whoever waits for its id.
     fn dispatch(&self, arrived: Arrived) {
-        let mut pending = lock(&self.pending);
-        match pending.get(&arrived.id) {
-            Some(Slot::Call(_)) => {
-                if let Some(Slot::Call(tx)) = pending.remove(&arrived.id) {
-                    let _ = tx.send(arrived.reply);
-                }
-            }
-            Some(Slot::Stream(tx)) => {
-                if tx.send((arrived.index, arrived.reply)).is_err() {
-                    self.counters.late();
-                }
-            }
-            None => self.counters.late(),
+        if !dispatch_to(&mut lock(&self.pending), arrived) {
+            self.counters.late();
         }
     }
 
@@ -160,14 +236,7 @@ impl<R: Incoming> Demux<R> {
     pub(crate) fn fail(&self, error: CallError) {
         lock(&self.broken).get_or_insert_with(|| error.clone());
         for (_, slot) in lock(&self.pending).drain() {
-            match slot {
-                Slot::Call(tx) => {
-                    let _ = tx.send(Err(error.clone()));
-                }
-                Slot::Stream(tx) => {
-                    let _ = tx.send((None, Err(error.clone())));
-                }
-            }
+            slot.fail(error.clone());
         }
     }
 

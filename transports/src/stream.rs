@@ -27,7 +27,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 use wirebench_formats::{Code, FormatId, Method, ServerScratch, Status};
 
-use crate::demux::{Arrived, Demux, Incoming};
+use crate::demux::{self, Arrived, Demux, Incoming};
 use crate::frame::{self, CALL_ENVIRONMENT, CALL_ONEWAY_REPORT, CALL_STATS, Extension, FrameError, Header, Preamble};
 use crate::mode::{OnewayMeta, OnewayReport, ReportRequest};
 use crate::server::{Handler, ShutdownSignal};
@@ -214,7 +214,7 @@ impl<S: SplitStream> Connection<S> {
         format: u8,
         body: &[u8],
         replies: u32,
-        mut on_reply: R,
+        on_reply: R,
     ) -> Result<u32, CallError>
     where
         R: FnMut(Bytes) -> ControlFlow<()> + Send,
@@ -223,23 +223,7 @@ impl<S: SplitStream> Connection<S> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut waiter = self.demux.register_stream(id)?;
         self.write(Header::stream(id, call, format, len, replies), body).await?;
-        let mut got = 0u32;
-        // A stream of no replies is refused by the server: its error
-        // frame is still read.
-        while got < replies.max(1) {
-            let (index, reply) = self.demux.next_of(&mut waiter).await;
-            let body = reply?;
-            if index != Some(got) || got == replies {
-                let e = CallError::Protocol(format!("stream reply {index:?} where reply {got} was due"));
-                self.demux.fail(e.clone());
-                return Err(e);
-            }
-            got += 1;
-            if on_reply(body).is_break() {
-                break;
-            }
-        }
-        Ok(got)
+        demux::gather(&mut waiter, replies, on_reply).await
     }
 }
 

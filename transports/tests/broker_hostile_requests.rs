@@ -1,12 +1,15 @@
 //! Hostile bytes published to a broker's request subject never crash the
 //! responder: garbage bodies get an error status back, a raw request whose
 //! length lies is dropped (its caller times out), requests with missing or
-//! nonsense headers get an error status; and the responder goes on serving.
+//! nonsense headers get an error status, a stream request of garbage or
+//! with a reply count out of range gets one error reply (not K); and the
+//! responder goes on serving.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod common;
 
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -34,6 +37,30 @@ async fn hostile<T: Transport>() {
                 }
             }
         }
+    }
+    // A stream of garbage: one error reply, never K of them.
+    for bytes in garbage {
+        match client.call_stream(Method::Multiply, FormatId::Json, bytes, 8, |_| ControlFlow::Continue(())).await {
+            Err(CallError::Status(s)) => assert_eq!(s.code, Code::InvalidArgument, "{}", T::KIND),
+            other => panic!("{}: a garbage stream request: {other:?}", T::KIND),
+        }
+    }
+    // A valid stream after them: exactly its own replies, none left over.
+    let multiply = dataset(Workload::Multiply);
+    let request = encode(FormatId::Json, &multiply);
+    let mut bodies = Vec::new();
+    let got = client
+        .call_stream(Method::Multiply, FormatId::Json, &request, 5, |b| {
+            bodies.push(b);
+            ControlFlow::Continue(())
+        })
+        .await
+        .unwrap();
+    assert_eq!((got, bodies.len()), (5, 5), "{}", T::KIND);
+    for body in &bodies {
+        use wirebench_formats::Format;
+        let reply = wirebench_formats::format::json::Json::decode_reply(Method::Multiply, body).unwrap();
+        check_reply(&multiply, &reply);
     }
     // A raw request whose reply length lies (4 GiB): dropped, not answered.
     let lying = RawShape { request: 16, reply: u32::MAX as usize };
@@ -91,6 +118,43 @@ async fn nats_requests_with_bad_headers_get_an_error_status() {
         headers.insert(FORMAT_HEADER, format);
         let reply = nats.request_with_headers(SUBJECT, headers, Bytes::from_static(b"{}")).await.unwrap();
         assert_ne!(status(&reply), "0", "call {call} format {format}");
+    }
+    responder.shutdown().await;
+}
+
+/// Below our client, with NATS's own: stream requests whose reply count is
+/// out of range or not a number get one error reply and nothing more; a
+/// valid one gets its K replies, indexed 0 to K-1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_stream_requests_with_bad_counts_get_one_error_reply() {
+    use futures_util::StreamExt;
+    use wirebench_transports::broker::nats::{CALL_HEADER, FORMAT_HEADER, STATUS_HEADER, STREAM_HEADERS, SUBJECT};
+    let Some(broker) = broker::start(wirebench_transports::TransportKind::Nats).await else { return };
+    let responder = broker.serve(ServerConfig::default()).await;
+    let nats = async_nats::connect(format!("nats://{}", broker.broker.address())).await.unwrap();
+    let request = encode(FormatId::Json, &dataset(Workload::Multiply));
+    let header = |m: &async_nats::Message, name: &str| {
+        m.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str().to_owned())
+    };
+    for (count, replies) in [("0", 0), ("-1", 0), ("x", 0), ("1048577", 0), ("99999999999", 0), ("3", 3)] {
+        let inbox = nats.new_inbox();
+        let mut sub = nats.subscribe(inbox.clone()).await.unwrap();
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(CALL_HEADER, "1");
+        headers.insert(FORMAT_HEADER, (FormatId::Json as u8).to_string().as_str());
+        headers.insert(STREAM_HEADERS[0], count);
+        nats.publish_with_reply_and_headers(SUBJECT, inbox, headers, Bytes::from(request.clone())).await.unwrap();
+        let mut got = Vec::new();
+        while let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(300), sub.next()).await {
+            got.push((header(&m, STATUS_HEADER), header(&m, STREAM_HEADERS[1])));
+        }
+        if replies == 0 {
+            let refused = Some(u32::from(Code::InvalidArgument.value()).to_string());
+            assert_eq!(got, vec![(refused, None)], "count {count:?}: one error reply, no index");
+        } else {
+            let want: Vec<_> = (0..replies).map(|i| (Some("0".to_owned()), Some(i.to_string()))).collect();
+            assert_eq!(got, want, "count {count:?}");
+        }
     }
     responder.shutdown().await;
 }

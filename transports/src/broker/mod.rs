@@ -236,6 +236,65 @@ pub(crate) fn serve_request<'s>(
     }
 }
 
+/// The fields a stream call adds (mode `stream`), each a decimal in a
+/// header (or property, or stream field) of the broker's: on the request,
+/// how many replies it asks for; on each reply, its index from 0. Each
+/// broker names them in an array of this order.
+pub(crate) const STREAM_FIELDS: [&str; 2] = ["replies", "index"];
+
+/// What a responder publishes for a stream request: `count` replies
+/// carrying `answer`, the i-th with index i; a refused count or a failed
+/// call is one reply with its error status and no index.
+pub(crate) struct StreamAnswer<'s> {
+    /// The status and body every reply carries.
+    pub(crate) answer: Answer<'s>,
+    /// How many replies to publish.
+    pub(crate) count: u32,
+}
+
+impl StreamAnswer<'_> {
+    /// The index field of the `i`-th reply, if the replies carry one.
+    pub(crate) fn index(&self, i: u32) -> Option<String> {
+        (self.answer.status == 0).then(|| i.to_string())
+    }
+}
+
+/// Serves one stream request as it came off the broker: `replies` is its
+/// reply count as the field said (parsed, or why it could not be). The service answers once; its reply is published
+/// `count` times (as tcp's stream frames repeat it). A count outside 1 to
+/// [`crate::MAX_STREAM_REPLIES`] is refused before anything is served.
+pub(crate) fn serve_stream<'s>(
+    handler: &Handler,
+    scratch: &'s mut ServerScratch,
+    ids: Result<(u8, u8), Status>,
+    replies: Result<u32, Status>,
+    body: &[u8],
+) -> StreamAnswer<'s> {
+    let count = replies.and_then(|n| handler.check_replies(n));
+    match count {
+        Err(status) => {
+            handler.count_refused();
+            StreamAnswer { answer: Answer::error(status), count: 1 }
+        }
+        Ok(count) => {
+            let answer = serve_request(handler, scratch, ids, body);
+            let count = if answer.status == 0 { count } else { 1 };
+            StreamAnswer { answer, count }
+        }
+    }
+}
+
+/// A stream request's reply count field, parsed.
+pub(crate) fn stream_count(value: &[u8]) -> Result<u32, Status> {
+    parse_number("stream reply count", Some(value))
+}
+
+/// A stream reply's index field, parsed: `None` (a frame out of order for
+/// the caller) when it is missing or not a number.
+pub(crate) fn stream_index(value: Option<&[u8]>) -> Option<u32> {
+    parse_number("stream reply index", value).ok()
+}
+
 /// The fields a oneway message carries beside its call id and format id,
 /// each a decimal in a header (or property, or stream field) of the
 /// broker's: its session, its number in the session, its send time (ns
@@ -433,6 +492,30 @@ mod tests {
         let garbage = serve_request(&handler, &mut scratch, Ok((1, 1)), b"{{{");
         assert_eq!(garbage.status, u32::from(Code::InvalidArgument.value()));
         assert_eq!(handler.calls(), 3);
+    }
+
+    #[test]
+    fn stream_requests_are_checked_before_they_are_served() {
+        let handler = Handler::new(&ServerConfig::default());
+        let mut scratch = ServerScratch::default();
+        let json = wirebench_formats::FormatId::Json as u8;
+        // {"a":1234567891,"b":-987654}: a Multiply request in json.
+        let multiply = br#"{"a":1234567891,"b":-987654}"#;
+        for count in [&b"0"[..], b"-1", b"x", b"", b"99999999999", b"1048577"] {
+            let s = serve_stream(&handler, &mut scratch, Ok((1, json)), stream_count(count), multiply);
+            assert_eq!(s.count, 1, "{count:?}");
+            assert_eq!(s.answer.status, u32::from(Code::InvalidArgument.value()), "{count:?}");
+            assert_eq!(s.index(0), None, "an error reply has no index");
+        }
+        let failed = serve_stream(&handler, &mut scratch, Ok((1, json)), stream_count(b"8"), b"{{{");
+        assert_eq!((failed.count, failed.index(0)), (1, None), "a failed call is one error reply");
+        let ok = serve_stream(&handler, &mut scratch, Ok((1, json)), stream_count(b"8"), multiply);
+        assert_eq!((ok.answer.status, ok.count), (0, 8));
+        assert_eq!((ok.index(0).as_deref(), ok.index(7).as_deref()), (Some("0"), Some("7")));
+        assert_eq!(handler.calls(), 8, "six refused, two served: each request counted once");
+        assert_eq!(stream_index(Some(b"3")), Some(3));
+        assert_eq!(stream_index(Some(b"-3")), None);
+        assert_eq!(stream_index(None), None);
     }
 
     #[test]

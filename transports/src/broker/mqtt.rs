@@ -31,6 +31,13 @@
 //! properties `wirebench-call`, `wirebench-format`, `wirebench-seq` (its
 //! number) and `wirebench-sent` (its send time, ns of `CLOCK_MONOTONIC`).
 //!
+//! Stream: a request as above with the user property `wirebench-replies`
+//! (the count K); the responder serves it once and publishes K replies to
+//! the response topic with its correlation data, each with
+//! `wirebench-status` and `wirebench-index` (0 to K-1), or one error
+//! reply with no index; QoS 1 from one publisher on one topic keeps their
+//! order.
+//!
 //! The raw floor: `wirebench/raw`, correlation data only, the body's first
 //! four bytes (u32 BE) are the reply's length.
 //!
@@ -55,8 +62,10 @@ use wirebench_formats::{FormatId, Method, ServerScratch};
 
 use super::{
     Broker, BrokerRaw, BrokerSettings, Daemon, HANDSHAKE, HEADROOM, RawRoundTrip, oneway_meta, oneway_values,
-    parse_number, raw_reply_len, raw_request, reply_outcome, serve_oneway, serve_request, unique_name, within,
+    parse_number, raw_reply_len, raw_request, reply_outcome, serve_oneway, serve_request, serve_stream, stream_count,
+    stream_index, unique_name, within,
 };
+use crate::demux::{self, Slot, StreamItem, StreamSource};
 use crate::server::{Handler, Server, ServerConfig, ShutdownSignal};
 use crate::{
     Address, CallError, ClientConfig, Counters, Delivery, Endpoint, LiveCounters, OnewayMeta, PublishMeta, RawShape,
@@ -86,6 +95,9 @@ pub const SENT_PROPERTY: &str = "wirebench-sent";
 /// module's oneway fields: session, number, send time, sub-window.
 pub const ONEWAY_PROPERTIES: [&str; 4] =
     ["wirebench-oneway-session", "wirebench-oneway-seq", "wirebench-oneway-sent", "wirebench-oneway-bin"];
+/// Stream user properties (decimals), in the order of the broker module's
+/// stream fields: the request's reply count, each reply's index.
+pub const STREAM_PROPERTIES: [&str; 2] = ["wirebench-replies", "wirebench-index"];
 /// Pubsub topics are MQTT topics under this prefix.
 pub const TOPIC_PREFIX: &str = "wirebench/topics/";
 /// User property of a reply: the status, decimal.
@@ -186,26 +198,32 @@ fn correlation(publish: &Publish) -> Option<u32> {
 /// Waiting calls, filled by the event loop's task.
 #[derive(Debug, Default)]
 struct Router {
-    pending: Mutex<HashMap<u32, oneshot::Sender<Result<Bytes, CallError>>>>,
+    pending: Mutex<HashMap<u32, Slot>>,
     broken: Mutex<Option<CallError>>,
     counters: LiveCounters,
 }
 
 impl Router {
-    fn deliver(&self, id: u32, reply: Result<Bytes, CallError>) {
-        match lock(&self.pending).remove(&id) {
-            Some(tx) => {
-                let _ = tx.send(reply);
-            }
-            None => self.counters.late(),
+    fn deliver(&self, arrived: demux::Arrived) {
+        if !demux::dispatch_to(&mut lock(&self.pending), arrived) {
+            self.counters.late();
         }
     }
 
     fn fail(&self, error: CallError) {
         lock(&self.broken).get_or_insert_with(|| error.clone());
-        for (_, tx) in lock(&self.pending).drain() {
-            let _ = tx.send(Err(error.clone()));
+        for (_, slot) in lock(&self.pending).drain() {
+            slot.fail(error.clone());
         }
+    }
+
+    /// Registers call `id` before its request is published.
+    fn register(&self, id: u32, slot: Slot) -> Result<Registered<'_>, CallError> {
+        if let Some(e) = lock(&self.broken).clone() {
+            return Err(e);
+        }
+        lock(&self.pending).insert(id, slot);
+        Ok(Registered { router: self, id })
     }
 }
 
@@ -221,6 +239,18 @@ impl Drop for Registered<'_> {
     }
 }
 
+/// The replies of one stream call, as the event loop's task routes them.
+struct StreamReplies<'a> {
+    rx: mpsc::UnboundedReceiver<StreamItem>,
+    _registered: Registered<'a>,
+}
+
+impl StreamSource for StreamReplies<'_> {
+    async fn next_item(&mut self) -> StreamItem {
+        self.rx.recv().await.unwrap_or_else(|| (None, Err(CallError::Closed("mqtt: the connection failed".into()))))
+    }
+}
+
 /// Drives a client's event loop: sends what callers queued, keeps the
 /// connection alive, hands replies to their callers.
 async fn drive(mut events: EventLoop, router: Arc<Router>, raw: bool, max_message: usize) {
@@ -231,6 +261,7 @@ async fn drive(mut events: EventLoop, router: Arc<Router>, raw: bool, max_messag
                     router.counters.late();
                     continue;
                 };
+                let index = stream_index(user_property(&publish, STREAM_PROPERTIES[1]));
                 let reply = if publish.payload.len() > max_message {
                     Err(CallError::Protocol(format!(
                         "mqtt: a {}-byte reply exceeds the {max_message}-byte limit",
@@ -244,7 +275,7 @@ async fn drive(mut events: EventLoop, router: Arc<Router>, raw: bool, max_messag
                         Err(s) => Err(CallError::Protocol(format!("mqtt: {}", s.message))),
                     }
                 };
-                router.deliver(id, reply);
+                router.deliver(demux::Arrived { id, index, reply });
             }
             Ok(Event::Incoming(Packet::Disconnect(d))) => {
                 router.fail(CallError::Closed(format!("mqtt: the broker disconnected: {:?}", d.reason_code)));
@@ -314,13 +345,23 @@ impl MqttClient {
     }
 
     async fn call_on(&self, c: &Connection, ids: Option<(u8, u8)>, body: Bytes) -> Result<Bytes, CallError> {
-        if let Some(e) = lock(&c.router.broken).clone() {
-            return Err(e);
-        }
         let id = c.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        lock(&c.router.pending).insert(id, tx);
-        let _registered = Registered { router: &c.router, id };
+        let _registered = c.router.register(id, Slot::Call(tx))?;
+        self.publish_request(c, id, ids, None, body).await?;
+        rx.await.unwrap_or_else(|_| Err(CallError::Closed("mqtt: the connection failed".into())))
+    }
+
+    /// Publishes request `id` (of the raw floor when `ids` is `None`; a
+    /// stream of `replies` when that is given), its reply already awaited.
+    async fn publish_request(
+        &self,
+        c: &Connection,
+        id: u32,
+        ids: Option<(u8, u8)>,
+        replies: Option<u32>,
+        body: Bytes,
+    ) -> Result<(), CallError> {
         let mut properties = PublishProperties {
             response_topic: Some(c.topic.clone()),
             correlation_data: Some(Bytes::copy_from_slice(&id.to_be_bytes())),
@@ -330,6 +371,9 @@ impl MqttClient {
             Some((call, format)) => {
                 properties.user_properties =
                     vec![(CALL_PROPERTY.into(), call.to_string()), (FORMAT_PROPERTY.into(), format.to_string())];
+                if let Some(replies) = replies {
+                    properties.user_properties.push((STREAM_PROPERTIES[0].into(), replies.to_string()));
+                }
                 REQUESTS
             }
             None => RAW_REQUESTS,
@@ -337,8 +381,7 @@ impl MqttClient {
         c.client
             .publish_with_properties(topic, QoS::AtLeastOnce, false, body, properties)
             .await
-            .map_err(|e| CallError::Closed(format!("mqtt: {e}")))?;
-        rx.await.unwrap_or_else(|_| Err(CallError::Closed("mqtt: the connection failed".into())))
+            .map_err(|e| CallError::Closed(format!("mqtt: {e}")))
     }
 
     fn pick(&self) -> &Connection {
@@ -358,6 +401,31 @@ impl crate::Client for MqttClient {
 
     fn counters(&self) -> Counters {
         self.snapshot()
+    }
+
+    /// A request whose replies the event loop's task routes to the call
+    /// by correlation data, in order.
+    async fn call_stream<R>(
+        &self,
+        method: Method,
+        format: FormatId,
+        request: &[u8],
+        replies: u32,
+        on_reply: R,
+    ) -> Result<u32, CallError>
+    where
+        R: FnMut(Bytes) -> std::ops::ControlFlow<()> + Send,
+    {
+        let c = self.pick();
+        let body = Bytes::copy_from_slice(request);
+        let stream = async {
+            let id = c.next_id.fetch_add(1, Ordering::Relaxed);
+            let (tx, rx) = mpsc::unbounded_channel();
+            let registered = c.router.register(id, Slot::Stream(tx))?;
+            self.publish_request(c, id, Some((method.id(), format as u8)), Some(replies), body).await?;
+            demux::gather(&mut StreamReplies { rx, _registered: registered }, replies, on_reply).await
+        };
+        with_timeout(self.timeout, stream).await
     }
 
     /// A QoS 1 publish to the request topic with no response topic.
@@ -493,23 +561,57 @@ fn ids_of(publish: &Publish) -> Result<(u8, u8), wirebench_formats::Status> {
         .and_then(|call| Ok((call, parse_number::<u8>("format property", user_property(publish, FORMAT_PROPERTY))?)))
 }
 
+/// A request's response topic (one of ours) and correlation data, if it
+/// has usable ones.
+fn reply_address(publish: &Publish) -> Option<(String, Bytes)> {
+    let properties = publish.properties.as_ref()?;
+    let topic = properties.response_topic.as_ref().filter(|t| t.starts_with(REPLY_PREFIX) && t.len() <= 256)?;
+    let data = properties.correlation_data.clone().filter(|d| d.len() <= 32)?;
+    Some((topic.clone(), data))
+}
+
 fn answer(
     handler: &Handler,
     scratch: &mut ServerScratch,
     max_message: usize,
     publish: &Publish,
 ) -> Option<(String, Bytes, PublishProperties)> {
-    let properties = publish.properties.as_ref()?;
-    let topic = properties.response_topic.as_ref().filter(|t| t.starts_with(REPLY_PREFIX) && t.len() <= 256)?;
-    let data = properties.correlation_data.clone().filter(|d| d.len() <= 32)?;
+    let (topic, data) = reply_address(publish)?;
     let mut reply = PublishProperties { correlation_data: Some(data), ..PublishProperties::default() };
     if publish.topic.as_ref() == RAW_REQUESTS.as_bytes() {
         let len = raw_reply_len(&publish.payload, max_message)?;
-        return Some((topic.clone(), Bytes::from(vec![0xa5; len]), reply));
+        return Some((topic, Bytes::from(vec![0xa5; len]), reply));
     }
     let served = serve_request(handler, scratch, ids_of(publish), &publish.payload);
     reply.user_properties = vec![(STATUS_PROPERTY.into(), served.status.to_string())];
-    Some((topic.clone(), Bytes::copy_from_slice(&served.body), reply))
+    Some((topic, Bytes::copy_from_slice(&served.body), reply))
+}
+
+/// Serves a stream request and publishes its replies; one with no usable
+/// response topic or correlation data is dropped.
+async fn serve_stream_request(
+    client: &AsyncClient,
+    handler: &Handler,
+    scratch: &mut ServerScratch,
+    publish: &Publish,
+    replies: &[u8],
+) -> Result<(), rumqttc::v5::ClientError> {
+    let Some((topic, data)) = reply_address(publish) else {
+        tracing::debug!("mqtt: dropped a stream request with no usable response topic or correlation data");
+        return Ok(());
+    };
+    let stream = serve_stream(handler, scratch, ids_of(publish), stream_count(replies), &publish.payload);
+    let body = Bytes::copy_from_slice(&stream.answer.body);
+    for i in 0..stream.count {
+        let mut user_properties = vec![(STATUS_PROPERTY.into(), stream.answer.status.to_string())];
+        if let Some(index) = stream.index(i) {
+            user_properties.push((STREAM_PROPERTIES[1].into(), index));
+        }
+        let properties =
+            PublishProperties { correlation_data: Some(data.clone()), user_properties, ..PublishProperties::default() };
+        client.publish_with_properties(topic.clone(), QoS::AtLeastOnce, false, body.clone(), properties).await?;
+    }
+    Ok(())
 }
 
 /// The responder: the event loop's task hands requests to this one, which
@@ -532,6 +634,13 @@ async fn respond(
         handler.admit().await;
         if let Some(meta) = oneway_meta(&ONEWAY_PROPERTIES, |name| user_property(&publish, name)) {
             serve_oneway(&handler, &mut scratch, meta, ids_of(&publish), &publish.payload);
+            continue;
+        }
+        if let Some(replies) = user_property(&publish, STREAM_PROPERTIES[0]) {
+            if let Err(e) = serve_stream_request(&client, &handler, &mut scratch, &publish, replies).await {
+                tracing::warn!("mqtt: cannot publish a stream reply: {e}");
+                return;
+            }
             continue;
         }
         let Some((topic, body, properties)) = answer(&handler, &mut scratch, max_message, &publish) else {

@@ -27,8 +27,16 @@
 //! session. Core NATS delivers at most once: a responder too slow for its
 //! subscription's pending limits loses messages, and they are counted.
 //!
-//! Stream (several replies to one inbox) would fit the same subjects; it
-//! is not built, and is `unsupported`.
+//! Stream: a request to `wirebench.requests` with the header
+//! `Wirebench-Replies` (the count K), whose reply subject is an inbox the
+//! client subscribed to for this call alone (async-nats's request API
+//! takes one reply per inbox); the responder serves the request once and
+//! publishes K replies there, each with `Wirebench-Status` and
+//! `Wirebench-Index` (0 to K-1), or one error reply with no index. The
+//! subscription goes out on the same connection before the request, so
+//! the broker has it first; it ends when the call does. Core NATS drops
+//! what a subscription's pending limits cannot hold: a stream short of
+//! replies times out, visibly.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -43,8 +51,10 @@ use wirebench_formats::{FormatId, Method, ServerScratch};
 
 use super::{
     Broker, BrokerRaw, BrokerSettings, Daemon, HANDSHAKE, HEADROOM, RawRoundTrip, oneway_meta, oneway_values,
-    parse_number, raw_reply_len, raw_request, reply_outcome, serve_oneway, serve_request, within,
+    parse_number, raw_reply_len, raw_request, reply_outcome, serve_oneway, serve_request, serve_stream, stream_count,
+    stream_index, within,
 };
+use crate::demux::{self, StreamItem, StreamSource};
 use crate::server::{Handler, Server, ServerConfig, ShutdownSignal};
 use crate::{
     Address, CallError, ClientConfig, Counters, Delivery, Endpoint, OnewayMeta, PublishMeta, RawShape, Subscription,
@@ -72,6 +82,9 @@ pub const SENT_HEADER: &str = "Wirebench-Sent";
 /// module's oneway fields: session, number, send time, sub-window.
 pub const ONEWAY_HEADERS: [&str; 4] =
     ["Wirebench-Oneway-session", "Wirebench-Oneway-seq", "Wirebench-Oneway-sent", "Wirebench-Oneway-bin"];
+/// Stream headers (decimals), in the order of the broker module's stream
+/// fields: the request's reply count, each reply's index.
+pub const STREAM_HEADERS: [&str; 2] = ["Wirebench-Replies", "Wirebench-Index"];
 /// Pubsub topics are subjects under this prefix, each with plain (not
 /// queue-group) subscribers, so every subscriber gets every message.
 pub const TOPIC_PREFIX: &str = "wirebench.topics.";
@@ -231,6 +244,38 @@ impl crate::Client for NatsClient {
         .await
     }
 
+    /// A request whose reply subject is an inbox of its own.
+    async fn call_stream<R>(
+        &self,
+        method: Method,
+        format: FormatId,
+        request: &[u8],
+        replies: u32,
+        on_reply: R,
+    ) -> Result<u32, CallError>
+    where
+        R: FnMut(Bytes) -> std::ops::ControlFlow<()> + Send,
+    {
+        let client = self.pick();
+        fits(client, request.len())?;
+        let mut headers = headers_of(method, format);
+        headers.insert(STREAM_HEADERS[0], replies.to_string().as_str());
+        with_timeout(self.timeout, async {
+            let inbox = client.new_inbox();
+            let subscriber = client
+                .subscribe(inbox.clone())
+                .await
+                .map_err(|e| CallError::Closed(format!("nats: cannot subscribe to a reply inbox: {e}")))?;
+            client
+                .publish_with_reply_and_headers(SUBJECT, inbox, headers, Bytes::copy_from_slice(request))
+                .await
+                .map_err(|e| CallError::Closed(format!("nats: cannot publish: {e}")))?;
+            let mut source = Inbox { subscriber, max_message: self.max_message };
+            demux::gather(&mut source, replies, on_reply).await
+        })
+        .await
+    }
+
     async fn subscribe(&self, topic: &str) -> Result<Subscription, CallError> {
         let client = self.pick().clone();
         let subject = topic_subject(topic);
@@ -283,6 +328,37 @@ impl crate::Client for NatsClient {
                 .map_err(|e| CallError::Closed(format!("nats: cannot publish: {e}")))
         })
         .await
+    }
+}
+
+/// The replies of one stream call: its inbox's subscription.
+struct Inbox {
+    subscriber: async_nats::Subscriber,
+    max_message: usize,
+}
+
+impl StreamSource for Inbox {
+    async fn next_item(&mut self) -> StreamItem {
+        let Some(reply) = self.subscriber.next().await else {
+            return (None, Err(CallError::Closed("nats: the reply inbox's subscription ended (broker gone?)".into())));
+        };
+        if reply.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
+            let status = wirebench_formats::Status::new(
+                wirebench_formats::Code::Unavailable,
+                format!("nats: no responder is subscribed to {SUBJECT}"),
+            );
+            return (None, Err(CallError::Status(status)));
+        }
+        if reply.payload.len() > self.max_message {
+            let e = format!("nats: a {}-byte reply exceeds the {}-byte limit", reply.payload.len(), self.max_message);
+            return (None, Err(CallError::Protocol(e)));
+        }
+        let headers = reply.headers.as_ref();
+        let index = stream_index(header(headers, STREAM_HEADERS[1]));
+        match parse_number::<u32>("reply status", header(headers, STATUS_HEADER)) {
+            Ok(status) => (index, reply_outcome(status, reply.payload)),
+            Err(s) => (index, Err(CallError::Protocol(format!("nats: {}", s.message)))),
+        }
     }
 }
 
@@ -359,6 +435,23 @@ async fn respond(
             continue;
         };
         handler.admit().await;
+        if let Some(replies) = header(headers, STREAM_HEADERS[0]) {
+            let stream = serve_stream(&handler, &mut scratch, ids, stream_count(replies), &message.payload);
+            let body = Bytes::copy_from_slice(&stream.answer.body);
+            let status = stream.answer.status.to_string();
+            for i in 0..stream.count {
+                let mut headers = HeaderMap::new();
+                headers.insert(STATUS_HEADER, status.as_str());
+                if let Some(index) = stream.index(i) {
+                    headers.insert(STREAM_HEADERS[1], index.as_str());
+                }
+                if let Err(e) = client.publish_with_headers(reply.clone(), headers, body.clone()).await {
+                    tracing::warn!("nats: cannot publish a stream reply: {e}");
+                    break;
+                }
+            }
+            continue;
+        }
         let answer = serve_request(&handler, &mut scratch, ids, &message.payload);
         let mut headers = HeaderMap::new();
         headers.insert(STATUS_HEADER, answer.status.to_string().as_str());

@@ -31,6 +31,14 @@
 //! number) and `wirebench-sent` (its send time, ns of `CLOCK_MONOTONIC`),
 //! both 64-bit integers.
 //!
+//! Stream: a request as above with the header `wirebench-replies` (the
+//! count K, an integer); the responder serves it once and publishes K
+//! replies to its `reply_to` with its `correlation_id`, each with
+//! `wirebench-status` and `wirebench-index` (0 to K-1, an integer), or
+//! one error reply with no index; direct reply-to carries any number of
+//! replies to a consumer that is still there, and the client's reply
+//! consumer hands them to the call by correlation id.
+//!
 //! The raw floor: queue `wirebench.raw`, no headers, the body's first four
 //! bytes (u32 BE) are the reply's length.
 //!
@@ -57,7 +65,7 @@ use wirebench_formats::{Code, FormatId, Method, ServerScratch, Status};
 
 use super::{
     Broker, BrokerRaw, BrokerSettings, Daemon, HANDSHAKE, HEADROOM, RawRoundTrip, oneway_meta, oneway_values,
-    raw_reply_len, raw_request, reply_outcome, serve_oneway, serve_request, unique_name, within,
+    raw_reply_len, raw_request, reply_outcome, serve_oneway, serve_request, serve_stream, unique_name, within,
 };
 use crate::demux::{self, Demux, Incoming};
 use crate::server::{Handler, Server, ServerConfig, ShutdownSignal};
@@ -87,6 +95,9 @@ pub const SENT_HEADER: &str = "wirebench-sent";
 /// module's oneway fields: session, number, send time, sub-window.
 pub const ONEWAY_HEADERS: [&str; 4] =
     ["wirebench-oneway-session", "wirebench-oneway-seq", "wirebench-oneway-sent", "wirebench-oneway-bin"];
+/// Stream headers (integers), in the order of the broker module's stream
+/// fields: the request's reply count, each reply's index.
+pub const STREAM_HEADERS: [&str; 2] = ["wirebench-replies", "wirebench-index"];
 /// Pubsub topics are fanout exchanges with names under this prefix.
 pub const TOPIC_PREFIX: &str = "wirebench.topics.";
 /// Header of a reply: the status.
@@ -187,11 +198,13 @@ impl Incoming for Replies {
             if self.raw {
                 return Ok(demux::Arrived::single(id, Ok(body)));
             }
-            let reply = match integer(delivery.properties.headers(), STATUS_HEADER) {
+            let headers = delivery.properties.headers();
+            let reply = match integer(headers, STATUS_HEADER) {
                 Ok(status) => reply_outcome(status, body),
                 Err(s) => Err(CallError::Protocol(format!("rabbitmq: {}", s.message))),
             };
-            return Ok(demux::Arrived::single(id, reply));
+            let index = integer(headers, STREAM_HEADERS[1]).ok();
+            return Ok(demux::Arrived { id, index, reply });
         }
     }
 }
@@ -265,6 +278,20 @@ impl RabbitmqClient {
     async fn call_on(&self, link: &Link, ids: Option<(u8, u8)>, body: &[u8]) -> Result<Bytes, CallError> {
         let id = link.next_id.fetch_add(1, Ordering::Relaxed);
         let waiter = link.demux.register(id)?;
+        self.publish_request(link, id, ids, None, body).await?;
+        link.demux.wait(waiter).await
+    }
+
+    /// Publishes request `id` (of the raw floor when `ids` is `None`; a
+    /// stream of `replies` when that is given), its reply already awaited.
+    async fn publish_request(
+        &self,
+        link: &Link,
+        id: u32,
+        ids: Option<(u8, u8)>,
+        replies: Option<u32>,
+        body: &[u8],
+    ) -> Result<(), CallError> {
         let mut properties =
             BasicProperties::default().with_reply_to(REPLY_TO.into()).with_correlation_id(id.to_string().into());
         let queue = match ids {
@@ -272,6 +299,9 @@ impl RabbitmqClient {
                 let mut headers = FieldTable::default();
                 headers.insert(CALL_HEADER.into(), AMQPValue::LongInt(i32::from(call)));
                 headers.insert(FORMAT_HEADER.into(), AMQPValue::LongInt(i32::from(format)));
+                if let Some(replies) = replies {
+                    headers.insert(STREAM_HEADERS[0].into(), AMQPValue::LongLongInt(i64::from(replies)));
+                }
                 properties = properties.with_headers(headers);
                 REQUESTS
             }
@@ -280,8 +310,8 @@ impl RabbitmqClient {
         link.channel
             .basic_publish("".into(), queue.into(), BasicPublishOptions::default(), body, properties)
             .await
-            .map_err(|e| CallError::Closed(format!("rabbitmq: {e}")))?;
-        link.demux.wait(waiter).await
+            .map(drop)
+            .map_err(|e| CallError::Closed(format!("rabbitmq: {e}")))
     }
 
     fn pick(&self) -> &Link {
@@ -296,6 +326,29 @@ impl crate::Client for RabbitmqClient {
 
     fn counters(&self) -> Counters {
         self.counters.snapshot()
+    }
+
+    /// A request whose replies the reply consumer hands over by
+    /// correlation id, in order.
+    async fn call_stream<R>(
+        &self,
+        method: Method,
+        format: FormatId,
+        request: &[u8],
+        replies: u32,
+        on_reply: R,
+    ) -> Result<u32, CallError>
+    where
+        R: FnMut(Bytes) -> std::ops::ControlFlow<()> + Send,
+    {
+        let link = self.pick();
+        let stream = async {
+            let id = link.next_id.fetch_add(1, Ordering::Relaxed);
+            let mut waiter = link.demux.register_stream(id)?;
+            self.publish_request(link, id, Some((method.id(), format as u8)), Some(replies), request).await?;
+            demux::gather(&mut waiter, replies, on_reply).await
+        };
+        with_timeout(self.timeout, stream).await
     }
 
     /// A publish to the request queue with no reply_to.
@@ -473,6 +526,15 @@ fn text<'a>(properties: &'a BasicProperties, name: &str) -> Option<&'a [u8]> {
     }
 }
 
+/// A stream request's reply address, correlation id and reply count (as
+/// its header said), if it is one.
+fn stream_of(properties: &BasicProperties) -> Option<(ShortString, ShortString, Result<u32, Status>)> {
+    properties.headers().as_ref()?.inner().get(STREAM_HEADERS[0])?;
+    let reply_to = properties.reply_to().clone()?;
+    let correlation = properties.correlation_id().clone()?;
+    Some((reply_to, correlation, integer(properties.headers(), STREAM_HEADERS[0])))
+}
+
 fn answer(
     handler: &Handler,
     scratch: &mut ServerScratch,
@@ -522,8 +584,33 @@ async fn respond(
             handler.admit().await;
         }
         let oneway = if is_raw { None } else { oneway_meta(&ONEWAY_HEADERS, |name| text(&delivery.properties, name)) };
+        let stream = if is_raw { None } else { stream_of(&delivery.properties) };
         if let Some(meta) = oneway {
             serve_oneway(&handler, &mut scratch, meta, ids_of(&delivery.properties), &delivery.data);
+        } else if let Some((key, correlation, replies)) = stream {
+            let stream = serve_stream(&handler, &mut scratch, ids_of(&delivery.properties), replies, &delivery.data);
+            for i in 0..stream.count {
+                let mut headers = FieldTable::default();
+                headers.insert(STATUS_HEADER.into(), AMQPValue::LongInt(stream.answer.status as i32));
+                if stream.index(i).is_some() {
+                    headers.insert(STREAM_HEADERS[1].into(), AMQPValue::LongLongInt(i64::from(i)));
+                }
+                let properties =
+                    BasicProperties::default().with_correlation_id(correlation.clone()).with_headers(headers);
+                let published = channel
+                    .basic_publish(
+                        "".into(),
+                        key.clone(),
+                        BasicPublishOptions::default(),
+                        &stream.answer.body,
+                        properties,
+                    )
+                    .await;
+                if let Err(e) = published {
+                    tracing::warn!("rabbitmq: cannot publish a stream reply: {e}");
+                    return;
+                }
+            }
         } else if let Some((key, body, properties)) =
             answer(&handler, &mut scratch, max_message, is_raw, &delivery.properties, &delivery.data)
         {

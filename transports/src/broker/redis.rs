@@ -40,6 +40,12 @@
 //! hold and disconnects it; a stream keeps the messages, so a loss is a
 //! message trimmed away, and counted).
 //!
+//! Stream: a request as above with one more field, `replies <K>`; the
+//! responder serves it once and adds K entries to the reply stream in the
+//! same pipeline, `id <n> status 0 index <i> body <bytes>` for i from 0 to
+//! K-1 (or one error entry with no index); the client's reply reader
+//! hands them to the call by id, in stream order.
+//!
 //! The raw floor: `XADD wirebench:raw * id <n> reply <stream> body
 //! <bytes>`, whose body's first four bytes (u32 BE) are the reply's length;
 //! the reply has `id` and `body` only.
@@ -58,9 +64,9 @@ use tokio::net::TcpStream;
 use wirebench_formats::{Code, FormatId, Method, ServerScratch, Status};
 
 use super::{
-    Broker, BrokerRaw, BrokerSettings, Daemon, HANDSHAKE, HEADROOM, ONEWAY_FIELDS, RawRoundTrip, oneway_meta,
-    oneway_values, parse_number, raw_reply_len, raw_request, reply_outcome, serve_oneway, serve_request, unique_name,
-    within,
+    Broker, BrokerRaw, BrokerSettings, Daemon, HANDSHAKE, HEADROOM, ONEWAY_FIELDS, RawRoundTrip, STREAM_FIELDS,
+    oneway_meta, oneway_values, parse_number, raw_reply_len, raw_request, reply_outcome, serve_oneway, serve_request,
+    serve_stream, stream_count, stream_index, unique_name, within,
 };
 use crate::counting::Counting;
 use crate::demux::{self, Demux, Incoming};
@@ -194,33 +200,31 @@ struct Replies {
     last: String,
     /// Entries read and not yet deleted: the next read deletes them first.
     read: Vec<Vec<u8>>,
-    ready: VecDeque<(u32, demux::Reply)>,
+    ready: VecDeque<demux::Arrived>,
     raw: bool,
     max_message: usize,
 }
 
 impl Replies {
-    fn outcome(&self, mut entry: Entry) -> Option<(u32, demux::Reply)> {
+    fn outcome(&self, mut entry: Entry) -> Option<demux::Arrived> {
         let id: u32 = parse_number("reply id", entry.field("id")).ok()?;
+        let index = stream_index(entry.field(STREAM_FIELDS[1]));
         let body = Bytes::from(entry.take("body").unwrap_or_default());
-        if body.len() > self.max_message {
-            let e = CallError::Protocol(format!(
+        let reply = if body.len() > self.max_message {
+            Err(CallError::Protocol(format!(
                 "redis: a {}-byte reply exceeds the {}-byte limit",
                 body.len(),
                 self.max_message
-            ));
-            return Some((id, Err(e)));
-        }
-        if self.raw {
-            return Some((id, Ok(body)));
-        }
-        Some((
-            id,
+            )))
+        } else if self.raw {
+            Ok(body)
+        } else {
             match parse_number::<u32>("reply status", entry.field("status")) {
                 Ok(status) => reply_outcome(status, body),
                 Err(s) => Err(CallError::Protocol(format!("redis: {}", s.message))),
-            },
-        ))
+            }
+        };
+        Some(demux::Arrived { id, index, reply })
     }
 }
 
@@ -228,7 +232,7 @@ impl Incoming for Replies {
     async fn next(&mut self, counters: &LiveCounters) -> Result<demux::Arrived, CallError> {
         loop {
             if let Some(next) = self.ready.pop_front() {
-                return Ok(demux::Arrived::single(next.0, next.1));
+                return Ok(next);
             }
             // Delete what was read, then wait for more, in one round trip.
             // Cancel-safe: state changes only once the answer is in, and a
@@ -322,6 +326,20 @@ impl RedisClient {
     async fn call_on(&self, c: &Connection, ids: Option<(u8, u8)>, body: &[u8]) -> Result<Bytes, CallError> {
         let id = c.next_id.fetch_add(1, Ordering::Relaxed);
         let waiter = c.demux.register(id)?;
+        self.add_request(c, id, ids, None, body).await?;
+        c.demux.wait(waiter).await
+    }
+
+    /// Adds request `id` (of the raw floor when `ids` is `None`; a stream
+    /// of `replies` when that is given), its reply already awaited.
+    async fn add_request(
+        &self,
+        c: &Connection,
+        id: u32,
+        ids: Option<(u8, u8)>,
+        replies: Option<u32>,
+        body: &[u8],
+    ) -> Result<(), CallError> {
         let mut cmd = redis::cmd("XADD");
         match ids {
             Some((call, format)) => {
@@ -331,17 +349,19 @@ impl RedisClient {
                 cmd.arg(RAW_REQUESTS).arg("*");
             }
         }
+        if let Some(replies) = replies {
+            cmd.arg(STREAM_FIELDS[0]).arg(replies);
+        }
         cmd.arg("id").arg(id).arg("reply").arg(&c.key).arg("body").arg(body);
         let mut send = c.send.clone();
         let added: Result<Value, _> = cmd.query_async(&mut send).await;
-        if let Err(e) = added {
-            return Err(if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) {
-                CallError::Status(Status::new(Code::Unavailable, format!("redis refused the request: {e}")))
-            } else {
-                CallError::Closed(format!("redis: {e}"))
-            });
+        match added {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) => {
+                Err(CallError::Status(Status::new(Code::Unavailable, format!("redis refused the request: {e}"))))
+            }
+            Err(e) => Err(CallError::Closed(format!("redis: {e}"))),
         }
-        c.demux.wait(waiter).await
     }
 
     fn pick(&self) -> &Connection {
@@ -356,6 +376,29 @@ impl crate::Client for RedisClient {
 
     fn counters(&self) -> Counters {
         self.counters.snapshot()
+    }
+
+    /// A request whose reply entries the reply reader hands over by id,
+    /// in order.
+    async fn call_stream<R>(
+        &self,
+        method: Method,
+        format: FormatId,
+        request: &[u8],
+        replies: u32,
+        on_reply: R,
+    ) -> Result<u32, CallError>
+    where
+        R: FnMut(Bytes) -> std::ops::ControlFlow<()> + Send,
+    {
+        let c = self.pick();
+        let stream = async {
+            let id = c.next_id.fetch_add(1, Ordering::Relaxed);
+            let mut waiter = c.demux.register_stream(id)?;
+            self.add_request(c, id, Some((method.id(), format as u8)), Some(replies), request).await?;
+            demux::gather(&mut waiter, replies, on_reply).await
+        };
+        with_timeout(self.timeout, stream).await
     }
 
     /// An entry on the request stream with no id and no reply stream.
@@ -521,10 +564,13 @@ impl Outbox {
         })
     }
 
-    fn reply(&mut self, key: &[u8], id: &[u8], status: Option<u32>, body: &[u8]) {
+    fn reply(&mut self, key: &[u8], id: &[u8], status: Option<u32>, index: Option<String>, body: &[u8]) {
         let cmd = self.pipe().cmd("XADD").arg(key).arg("*").arg("id").arg(id);
         if let Some(status) = status {
             cmd.arg("status").arg(status);
+        }
+        if let Some(index) = index {
+            cmd.arg(STREAM_FIELDS[1]).arg(index);
         }
         cmd.arg("body").arg(body).ignore();
     }
@@ -581,13 +627,20 @@ fn serve_entry(handler: &Handler, scratch: &mut ServerScratch, max_message: usiz
     let body = entry.field("body").unwrap_or_default();
     if entry.stream == RAW_REQUESTS.as_bytes() {
         match raw_reply_len(body, max_message) {
-            Some(len) => outbox.reply(key, id, None, &vec![0xa5; len]),
+            Some(len) => outbox.reply(key, id, None, None, &vec![0xa5; len]),
             None => tracing::debug!("redis: dropped a raw request with no readable reply length"),
         }
         return;
     }
+    if let Some(replies) = entry.field(STREAM_FIELDS[0]) {
+        let stream = serve_stream(handler, scratch, ids(), stream_count(replies), body);
+        for i in 0..stream.count {
+            outbox.reply(key, id, Some(stream.answer.status), stream.index(i), &stream.answer.body);
+        }
+        return;
+    }
     let answer = serve_request(handler, scratch, ids(), body);
-    outbox.reply(key, id, Some(answer.status), &answer.body);
+    outbox.reply(key, id, Some(answer.status), None, &answer.body);
 }
 
 async fn respond(
