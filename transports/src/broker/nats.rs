@@ -19,7 +19,8 @@
 //! one); a published message carries `Wirebench-Call` and
 //! `Wirebench-Format` as a request does, plus `Wirebench-Seq` (its number)
 //! and `Wirebench-Sent` (its send time in ns of `CLOCK_MONOTONIC`). A
-//! subscription is in place once a flush after it returned.
+//! subscription is in place once a message to an inbox of the
+//! subscriber's own, published after it on the same connection, came back.
 //!
 //! Oneway: a publish to `wirebench.requests` with no reply subject, with
 //! the request's headers plus `Wirebench-Oneway-session`, `-seq`, `-sent`
@@ -283,9 +284,9 @@ impl crate::Client for NatsClient {
             .subscribe(subject.clone())
             .await
             .map_err(|e| CallError::Closed(format!("nats: cannot subscribe to {subject}: {e}")))?;
-        // Subscribed once the broker has it: a flush is a round trip.
+        // Subscribed once the broker has it (see `settled`).
         with_timeout(self.timeout, async {
-            client.flush().await.map_err(|e| CallError::Closed(format!("nats: cannot flush: {e}")))
+            settled(&client).await.map_err(|e| CallError::Closed(format!("nats: {e}")))
         })
         .await?;
         let (tx, rx) = Subscription::channel();
@@ -359,6 +360,23 @@ impl StreamSource for Inbox {
             Ok(status) => (index, reply_outcome(status, reply.payload)),
             Err(s) => (index, Err(CallError::Protocol(format!("nats: {}", s.message)))),
         }
+    }
+}
+
+/// Returns once the broker has processed everything this connection sent
+/// before (its subscriptions): a message published to an inbox of its own,
+/// after them on the same connection, has come back. async-nats's `flush`
+/// only writes the socket; it is no round trip, and a request from another
+/// connection could reach the broker before a subscription flushed that
+/// way (seen: a "no responders" answer right after the responder started).
+async fn settled(client: &async_nats::Client) -> Result<(), String> {
+    let inbox = client.new_inbox();
+    let mut probe = client.subscribe(inbox.clone()).await.map_err(|e| format!("cannot subscribe: {e}"))?;
+    client.publish(inbox, Bytes::new()).await.map_err(|e| format!("cannot publish: {e}"))?;
+    client.flush().await.map_err(|e| format!("cannot flush: {e}"))?;
+    match probe.next().await {
+        Some(_) => Ok(()),
+        None => Err("the probe subscription ended (broker gone?)".into()),
     }
 }
 
@@ -528,10 +546,10 @@ impl Transport for Nats {
         };
         let requests = subscribe(SUBJECT).await?;
         let raw = subscribe(RAW_SUBJECT).await?;
-        // The subscriptions have reached the broker once a flush returns:
-        // only then is the responder there for the first request.
-        within(KIND, HANDSHAKE, "flush", async {
-            client.flush().await.map_err(|e| TransportError::handshake(KIND, format!("cannot flush: {e}")))
+        // Only once the broker has the subscriptions is the responder
+        // there for the first request (see `settled`).
+        within(KIND, HANDSHAKE, "settle", async {
+            settled(&client).await.map_err(|e| TransportError::handshake(KIND, e))
         })
         .await?;
         let handler = Handler::new(&config);
