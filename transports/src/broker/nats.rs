@@ -93,6 +93,15 @@ pub const TOPIC_PREFIX: &str = "wirebench.topics.";
 /// is its message).
 pub const STATUS_HEADER: &str = "Wirebench-Status";
 
+/// Messages a subscription holds before async-nats drops the next ones
+/// (a slow consumer): the pending limit of NATS's reference client
+/// (nats.go's `DefaultSubPendingMsgsLimit`, 512 Ki). async-nats's own
+/// 65,536 dropped oneway messages whenever the responder fell that far
+/// behind a closed window of 64 sends (every run of the c64 oneway cells
+/// on 2026-12-02 lost between 2,895 and 69,439 of them). The channel
+/// grows as messages arrive; nothing is allocated up front.
+const PENDING_MESSAGES: usize = 512 * 1024;
+
 /// NATS.
 #[derive(Debug)]
 pub struct Nats;
@@ -107,7 +116,7 @@ async fn connect(address: SocketAddr) -> Result<async_nats::Client, TransportErr
         // forever to reconnect.
         .max_reconnects(Some(1))
         .client_capacity(8192)
-        .subscription_capacity(65536);
+        .subscription_capacity(PENDING_MESSAGES);
     let client = within(KIND, HANDSHAKE, "connect", async {
         options
             .connect(format!("nats://{address}"))
