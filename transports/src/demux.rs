@@ -220,6 +220,23 @@ impl<R: Incoming> Demux<R> {
         Ok(StreamWaiter { demux: self, id, rx })
     }
 
+    /// A stream call `id`: registered, then `send` (its request) awaited,
+    /// then its `replies` frames read by [`gather`].
+    pub(crate) async fn call_stream<F>(
+        &self,
+        id: u32,
+        send: impl Future<Output = Result<(), CallError>>,
+        replies: u32,
+        on_reply: F,
+    ) -> Result<u32, CallError>
+    where
+        F: FnMut(Bytes) -> std::ops::ControlFlow<()> + Send,
+    {
+        let mut waiter = self.register_stream(id)?;
+        send.await?;
+        gather(&mut waiter, replies, on_reply).await
+    }
+
     /// Hands a frame to whoever waits for its id.
     fn dispatch(&self, arrived: Arrived) {
         if !dispatch_to(&mut lock(&self.pending), arrived) {

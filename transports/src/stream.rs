@@ -27,7 +27,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 use wirebench_formats::{Code, FormatId, Method, ServerScratch, Status};
 
-use crate::demux::{self, Arrived, Demux, Incoming};
+use crate::demux::{Arrived, Demux, Incoming};
 use crate::frame::{self, CALL_ENVIRONMENT, CALL_ONEWAY_REPORT, CALL_STATS, Extension, FrameError, Header, Preamble};
 use crate::mode::{OnewayMeta, OnewayReport, ReportRequest};
 use crate::server::{Handler, ShutdownSignal};
@@ -221,9 +221,8 @@ impl<S: SplitStream> Connection<S> {
     {
         let len = checked_len(body)?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut waiter = self.demux.register_stream(id)?;
-        self.write(Header::stream(id, call, format, len, replies), body).await?;
-        demux::gather(&mut waiter, replies, on_reply).await
+        let send = self.write(Header::stream(id, call, format, len, replies), body);
+        self.demux.call_stream(id, send, replies, on_reply).await
     }
 }
 

@@ -253,15 +253,16 @@ pub(crate) struct StreamAnswer<'s> {
 }
 
 impl StreamAnswer<'_> {
-    /// The index field of the `i`-th reply, if the replies carry one.
-    pub(crate) fn index(&self, i: u32) -> Option<String> {
-        (self.answer.status == 0).then(|| i.to_string())
+    /// The index of the `i`-th reply, if the replies carry one.
+    pub(crate) fn index(&self, i: u32) -> Option<u32> {
+        (self.answer.status == 0).then_some(i)
     }
 }
 
 /// Serves one stream request as it came off the broker: `replies` is its
-/// reply count as the field said (parsed, or why it could not be). The service answers once; its reply is published
-/// `count` times (as tcp's stream frames repeat it). A count outside 1 to
+/// reply count as the field said (parsed, or why it could not be). The
+/// service answers once; its reply is published `count` times (as tcp's
+/// stream frames repeat it). A count outside 1 to
 /// [`crate::MAX_STREAM_REPLIES`] is refused before anything is served.
 pub(crate) fn serve_stream<'s>(
     handler: &Handler,
@@ -511,7 +512,7 @@ mod tests {
         assert_eq!((failed.count, failed.index(0)), (1, None), "a failed call is one error reply");
         let ok = serve_stream(&handler, &mut scratch, Ok((1, json)), stream_count(b"8"), multiply);
         assert_eq!((ok.answer.status, ok.count), (0, 8));
-        assert_eq!((ok.index(0).as_deref(), ok.index(7).as_deref()), (Some("0"), Some("7")));
+        assert_eq!((ok.index(0), ok.index(7)), (Some(0), Some(7)));
         assert_eq!(handler.calls(), 8, "six refused, two served: each request counted once");
         assert_eq!(stream_index(Some(b"3")), Some(3));
         assert_eq!(stream_index(Some(b"-3")), None);

@@ -353,7 +353,7 @@ impl MqttClient {
     }
 
     /// Publishes request `id` (of the raw floor when `ids` is `None`; a
-    /// stream of `replies` when that is given), its reply already awaited.
+    /// stream of `replies` when that is given), its reply already registered for.
     async fn publish_request(
         &self,
         c: &Connection,
@@ -605,7 +605,7 @@ async fn serve_stream_request(
     for i in 0..stream.count {
         let mut user_properties = vec![(STATUS_PROPERTY.into(), stream.answer.status.to_string())];
         if let Some(index) = stream.index(i) {
-            user_properties.push((STREAM_PROPERTIES[1].into(), index));
+            user_properties.push((STREAM_PROPERTIES[1].into(), index.to_string()));
         }
         let properties =
             PublishProperties { correlation_data: Some(data.clone()), user_properties, ..PublishProperties::default() };

@@ -215,16 +215,7 @@ impl crate::Client for NatsClient {
             client.send_request(SUBJECT, request).await.map_err(|e| request_error(e, self.timeout, limit))
         })
         .await?;
-        let status: u32 = parse_number("reply status", header(reply.headers.as_ref(), STATUS_HEADER))
-            .map_err(|s| CallError::Protocol(format!("nats: {}", s.message)))?;
-        if reply.payload.len() > self.max_message {
-            return Err(CallError::Protocol(format!(
-                "nats: a {}-byte reply exceeds the {}-byte limit",
-                reply.payload.len(),
-                self.max_message
-            )));
-        }
-        reply_outcome(status, reply.payload)
+        reply_of(reply, self.max_message)
     }
 
     fn counters(&self) -> Counters {
@@ -359,17 +350,21 @@ impl StreamSource for Inbox {
             );
             return (None, Err(CallError::Status(status)));
         }
-        if reply.payload.len() > self.max_message {
-            let e = format!("nats: a {}-byte reply exceeds the {}-byte limit", reply.payload.len(), self.max_message);
-            return (None, Err(CallError::Protocol(e)));
-        }
-        let headers = reply.headers.as_ref();
-        let index = stream_index(header(headers, STREAM_HEADERS[1]));
-        match parse_number::<u32>("reply status", header(headers, STATUS_HEADER)) {
-            Ok(status) => (index, reply_outcome(status, reply.payload)),
-            Err(s) => (index, Err(CallError::Protocol(format!("nats: {}", s.message)))),
-        }
+        let index = stream_index(header(reply.headers.as_ref(), STREAM_HEADERS[1]));
+        (index, reply_of(reply, self.max_message))
     }
+}
+
+/// A reply's outcome: its body, or the error status its header says; a
+/// body over `max_message`, or no readable status, is a protocol error.
+fn reply_of(reply: async_nats::Message, max_message: usize) -> Result<Bytes, CallError> {
+    let status: u32 = parse_number("reply status", header(reply.headers.as_ref(), STATUS_HEADER))
+        .map_err(|s| CallError::Protocol(format!("nats: {}", s.message)))?;
+    if reply.payload.len() > max_message {
+        let len = reply.payload.len();
+        return Err(CallError::Protocol(format!("nats: a {len}-byte reply exceeds the {max_message}-byte limit")));
+    }
+    reply_outcome(status, reply.payload)
 }
 
 /// Returns once the broker has processed everything this connection sent
@@ -470,7 +465,7 @@ async fn respond(
                 let mut headers = HeaderMap::new();
                 headers.insert(STATUS_HEADER, status.as_str());
                 if let Some(index) = stream.index(i) {
-                    headers.insert(STREAM_HEADERS[1], index.as_str());
+                    headers.insert(STREAM_HEADERS[1], index.to_string().as_str());
                 }
                 if let Err(e) = client.publish_with_headers(reply.clone(), headers, body.clone()).await {
                     tracing::warn!("nats: cannot publish a stream reply: {e}");

@@ -283,7 +283,7 @@ impl RabbitmqClient {
     }
 
     /// Publishes request `id` (of the raw floor when `ids` is `None`; a
-    /// stream of `replies` when that is given), its reply already awaited.
+    /// stream of `replies` when that is given), its reply already registered for.
     async fn publish_request(
         &self,
         link: &Link,
@@ -342,13 +342,9 @@ impl crate::Client for RabbitmqClient {
         R: FnMut(Bytes) -> std::ops::ControlFlow<()> + Send,
     {
         let link = self.pick();
-        let stream = async {
-            let id = link.next_id.fetch_add(1, Ordering::Relaxed);
-            let mut waiter = link.demux.register_stream(id)?;
-            self.publish_request(link, id, Some((method.id(), format as u8)), Some(replies), request).await?;
-            demux::gather(&mut waiter, replies, on_reply).await
-        };
-        with_timeout(self.timeout, stream).await
+        let id = link.next_id.fetch_add(1, Ordering::Relaxed);
+        let send = self.publish_request(link, id, Some((method.id(), format as u8)), Some(replies), request);
+        with_timeout(self.timeout, link.demux.call_stream(id, send, replies, on_reply)).await
     }
 
     /// A publish to the request queue with no reply_to.
@@ -592,8 +588,8 @@ async fn respond(
             for i in 0..stream.count {
                 let mut headers = FieldTable::default();
                 headers.insert(STATUS_HEADER.into(), AMQPValue::LongInt(stream.answer.status as i32));
-                if stream.index(i).is_some() {
-                    headers.insert(STREAM_HEADERS[1].into(), AMQPValue::LongLongInt(i64::from(i)));
+                if let Some(index) = stream.index(i) {
+                    headers.insert(STREAM_HEADERS[1].into(), AMQPValue::LongLongInt(i64::from(index)));
                 }
                 let properties =
                     BasicProperties::default().with_correlation_id(correlation.clone()).with_headers(headers);

@@ -331,7 +331,7 @@ impl RedisClient {
     }
 
     /// Adds request `id` (of the raw floor when `ids` is `None`; a stream
-    /// of `replies` when that is given), its reply already awaited.
+    /// of `replies` when that is given), its reply already registered for.
     async fn add_request(
         &self,
         c: &Connection,
@@ -392,13 +392,9 @@ impl crate::Client for RedisClient {
         R: FnMut(Bytes) -> std::ops::ControlFlow<()> + Send,
     {
         let c = self.pick();
-        let stream = async {
-            let id = c.next_id.fetch_add(1, Ordering::Relaxed);
-            let mut waiter = c.demux.register_stream(id)?;
-            self.add_request(c, id, Some((method.id(), format as u8)), Some(replies), request).await?;
-            demux::gather(&mut waiter, replies, on_reply).await
-        };
-        with_timeout(self.timeout, stream).await
+        let id = c.next_id.fetch_add(1, Ordering::Relaxed);
+        let send = self.add_request(c, id, Some((method.id(), format as u8)), Some(replies), request);
+        with_timeout(self.timeout, c.demux.call_stream(id, send, replies, on_reply)).await
     }
 
     /// An entry on the request stream with no id and no reply stream.
@@ -564,7 +560,7 @@ impl Outbox {
         })
     }
 
-    fn reply(&mut self, key: &[u8], id: &[u8], status: Option<u32>, index: Option<String>, body: &[u8]) {
+    fn reply(&mut self, key: &[u8], id: &[u8], status: Option<u32>, index: Option<u32>, body: &[u8]) {
         let cmd = self.pipe().cmd("XADD").arg(key).arg("*").arg("id").arg(id);
         if let Some(status) = status {
             cmd.arg("status").arg(status);
