@@ -418,7 +418,7 @@ impl Format for Avro {
         request
     }
 
-    #[inline]
+    #[inline(always)]
     fn encode_request<'s>(scratch: &'s mut Vec<u8>, request: &Self::Request) -> Result<&'s [u8], CodecError> {
         match request {
             OwnedRequest::Multiply { a, b } => write(scratch, MULTIPLY_REQUEST, &MultiplyRequest { a: *a, b: *b }),
@@ -427,7 +427,7 @@ impl Format for Avro {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn decode_request(method: Method, bytes: &[u8]) -> Result<Self::Request, CodecError> {
         Ok(match method {
             Method::Multiply => {
@@ -439,7 +439,7 @@ impl Format for Avro {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn encode_reply<'s>(scratch: &'s mut Vec<u8>, reply: &Reply<'_>) -> Result<&'s [u8], CodecError> {
         match reply {
             Reply::Multiply { product } => write(scratch, MULTIPLY_REPLY, &MultiplyReply { product: *product }),
@@ -448,7 +448,7 @@ impl Format for Avro {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn decode_reply(method: Method, bytes: &[u8]) -> Result<Reply<'_>, CodecError> {
         Ok(match method {
             Method::Multiply => Reply::Multiply { product: read::<MultiplyReply>(MULTIPLY_REPLY, bytes)?.product },

@@ -251,7 +251,7 @@ impl Format for Bincode {
         request
     }
 
-    #[inline]
+    #[inline(always)]
     fn encode_request<'s>(scratch: &'s mut Vec<u8>, request: &Self::Request) -> Result<&'s [u8], CodecError> {
         match request {
             OwnedRequest::Multiply { a, b } => write(scratch, "MultiplyRequest", &(*a, *b)),
@@ -260,7 +260,7 @@ impl Format for Bincode {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn decode_request(method: Method, bytes: &[u8]) -> Result<Self::Request, CodecError> {
         let message = method.request_message();
         Ok(match method {
@@ -273,7 +273,7 @@ impl Format for Bincode {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn encode_reply<'s>(scratch: &'s mut Vec<u8>, reply: &Reply<'_>) -> Result<&'s [u8], CodecError> {
         match reply {
             Reply::Multiply { product } => write(scratch, "MultiplyReply", product),
@@ -282,7 +282,7 @@ impl Format for Bincode {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn decode_reply(method: Method, bytes: &[u8]) -> Result<Reply<'_>, CodecError> {
         let message = method.reply_message();
         Ok(match method {

@@ -270,7 +270,7 @@ impl Format for Bitcode {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn encode_request<'s>(scratch: &'s mut Scratch, request: &Self::Request) -> Result<&'s [u8], CodecError> {
         Ok(match request {
             OwnedRequest::Multiply { a, b } => scratch.0.encode(&bc::MultiplyRequest { a: *a, b: *b }),
@@ -279,7 +279,7 @@ impl Format for Bitcode {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn decode_request(method: Method, bytes: &[u8]) -> Result<Self::Request, CodecError> {
         let message = method.request_message();
         Ok(match method {
@@ -292,7 +292,7 @@ impl Format for Bitcode {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn encode_reply<'s>(scratch: &'s mut Scratch, reply: &Reply<'_>) -> Result<&'s [u8], CodecError> {
         Ok(match reply {
             Reply::Multiply { product } => scratch.0.encode(&bc::MultiplyReply { product: *product }),
@@ -301,7 +301,7 @@ impl Format for Bitcode {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn decode_reply(method: Method, bytes: &[u8]) -> Result<Reply<'_>, CodecError> {
         let message = method.reply_message();
         Ok(match method {

@@ -454,7 +454,7 @@ impl<const PACKED: bool> Format for CapnpFormat<PACKED> {
         request
     }
 
-    #[inline]
+    #[inline(always)]
     fn encode_request<'s>(scratch: &'s mut Scratch, request: &Self::Request) -> Result<&'s [u8], CodecError> {
         let Scratch { pool, out, .. } = scratch;
         match request {
@@ -474,7 +474,7 @@ impl<const PACKED: bool> Format for CapnpFormat<PACKED> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn decode_request(method: Method, bytes: &[u8]) -> Result<Self::Request, CodecError> {
         let message = method.request_message();
         let mut buffer = Vec::new();
@@ -497,7 +497,7 @@ impl<const PACKED: bool> Format for CapnpFormat<PACKED> {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn encode_reply<'s>(scratch: &'s mut Scratch, reply: &Reply<'_>) -> Result<&'s [u8], CodecError> {
         let Scratch { pool, out, .. } = scratch;
         match reply {
@@ -518,7 +518,7 @@ impl<const PACKED: bool> Format for CapnpFormat<PACKED> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn decode_reply(method: Method, bytes: &[u8]) -> Result<Reply<'_>, CodecError> {
         let message = method.reply_message();
         let mut buffer = Vec::new();

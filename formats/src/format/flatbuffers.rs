@@ -193,7 +193,7 @@ impl Format for FlatBuffers {
         request
     }
 
-    #[inline]
+    #[inline(always)]
     fn encode_request<'s>(scratch: &'s mut Scratch, request: &Self::Request) -> Result<&'s [u8], CodecError> {
         scratch.builder.reset();
         Ok(match request {
@@ -214,7 +214,7 @@ impl Format for FlatBuffers {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn decode_request(method: Method, bytes: &[u8]) -> Result<Self::Request, CodecError> {
         let message = method.request_message();
         Ok(match method {
@@ -229,7 +229,7 @@ impl Format for FlatBuffers {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn encode_reply<'s>(scratch: &'s mut Scratch, reply: &Reply<'_>) -> Result<&'s [u8], CodecError> {
         scratch.builder.reset();
         Ok(match reply {
@@ -253,7 +253,7 @@ impl Format for FlatBuffers {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn decode_reply(method: Method, bytes: &[u8]) -> Result<Reply<'_>, CodecError> {
         let message = method.reply_message();
         Ok(match method {

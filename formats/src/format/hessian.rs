@@ -1365,7 +1365,7 @@ impl Format for Hessian {
         request
     }
 
-    #[inline]
+    #[inline(always)]
     fn encode_request<'s>(scratch: &'s mut Vec<u8>, request: &Self::Request) -> Result<&'s [u8], CodecError> {
         let mut w = Writer::new(scratch);
         match request {
@@ -1389,7 +1389,7 @@ impl Format for Hessian {
         Ok(scratch)
     }
 
-    #[inline]
+    #[inline(always)]
     fn decode_request(method: Method, bytes: &[u8]) -> Result<Self::Request, CodecError> {
         let message = method.request_message();
         Ok(match method {
@@ -1404,7 +1404,7 @@ impl Format for Hessian {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn encode_reply<'s>(scratch: &'s mut Vec<u8>, reply: &Reply<'_>) -> Result<&'s [u8], CodecError> {
         let mut w = Writer::new(scratch);
         match reply {
@@ -1425,7 +1425,7 @@ impl Format for Hessian {
         Ok(scratch)
     }
 
-    #[inline]
+    #[inline(always)]
     fn decode_reply(method: Method, bytes: &[u8]) -> Result<Reply<'_>, CodecError> {
         let message = method.reply_message();
         Ok(match method {

@@ -85,7 +85,7 @@ impl Format for Protobuf {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn encode_request<'s>(scratch: &'s mut Vec<u8>, request: &PbRequest) -> Result<&'s [u8], CodecError> {
         Ok(match request {
             PbRequest::Multiply(m) => encode(scratch, m),
@@ -94,7 +94,7 @@ impl Format for Protobuf {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn decode_request(method: Method, bytes: &[u8]) -> Result<PbRequest, CodecError> {
         let message = method.request_message();
         Ok(match method {
@@ -104,7 +104,7 @@ impl Format for Protobuf {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn encode_reply<'s>(scratch: &'s mut Vec<u8>, reply: &Reply<'_>) -> Result<&'s [u8], CodecError> {
         Ok(match reply {
             Reply::Multiply { product } => encode(scratch, &pb::MultiplyReply { product: *product }),
@@ -124,7 +124,7 @@ impl Format for Protobuf {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn decode_reply(method: Method, bytes: &[u8]) -> Result<Reply<'_>, CodecError> {
         let message = method.reply_message();
         Ok(match method {

@@ -329,7 +329,7 @@ impl Format for Rkyv {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn encode_request<'s>(scratch: &'s mut Scratch, request: &Self::Request) -> Result<&'s [u8], CodecError> {
         match request {
             OwnedRequest::Multiply { a, b } => write(scratch, "MultiplyRequest", &rk::MultiplyRequest { a: *a, b: *b }),
@@ -338,7 +338,7 @@ impl Format for Rkyv {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn decode_request(method: Method, bytes: &[u8]) -> Result<Self::Request, CodecError> {
         let message = method.request_message();
         Ok(match method {
@@ -354,7 +354,7 @@ impl Format for Rkyv {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn encode_reply<'s>(scratch: &'s mut Scratch, reply: &Reply<'_>) -> Result<&'s [u8], CodecError> {
         match reply {
             Reply::Multiply { product } => write(scratch, "MultiplyReply", &rk::MultiplyReply { product: *product }),
@@ -365,7 +365,7 @@ impl Format for Rkyv {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn decode_reply(method: Method, bytes: &[u8]) -> Result<Reply<'_>, CodecError> {
         let message = method.reply_message();
         Ok(match method {

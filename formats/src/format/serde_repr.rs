@@ -102,7 +102,7 @@ impl<C: SerdeCodec> Format for SerdeFormat<C> {
         request
     }
 
-    #[inline]
+    #[inline(always)]
     fn encode_request<'s>(scratch: &'s mut Vec<u8>, request: &Self::Request) -> Result<&'s [u8], CodecError> {
         match request {
             OwnedRequest::Multiply { a, b } => {
@@ -113,7 +113,7 @@ impl<C: SerdeCodec> Format for SerdeFormat<C> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn decode_request(method: Method, bytes: &[u8]) -> Result<Self::Request, CodecError> {
         let message = method.request_message();
         Ok(match method {
@@ -126,7 +126,7 @@ impl<C: SerdeCodec> Format for SerdeFormat<C> {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn encode_reply<'s>(scratch: &'s mut Vec<u8>, reply: &Reply<'_>) -> Result<&'s [u8], CodecError> {
         match reply {
             Reply::Multiply { product } => Self::write(scratch, "MultiplyReply", &MultiplyReply { product: *product }),
@@ -135,7 +135,7 @@ impl<C: SerdeCodec> Format for SerdeFormat<C> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn decode_reply(method: Method, bytes: &[u8]) -> Result<Reply<'_>, CodecError> {
         let message = method.reply_message();
         Ok(match method {

@@ -135,6 +135,7 @@ impl<const COMPACT: bool> ThriftFormat<COMPACT> {
 
 /// Limits for decoding a message of `len` bytes: no string, and no list
 /// at the protocol's minimum element size, can be longer than the message.
+#[inline]
 fn limits(len: usize) -> ::thrift::Result<TConfiguration> {
     TConfiguration::builder()
         .max_message_size(Some(len))
@@ -193,7 +194,7 @@ impl<const COMPACT: bool> Format for ThriftFormat<COMPACT> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn encode_request<'s>(scratch: &'s mut Vec<u8>, request: &ThriftRequest) -> Result<&'s [u8], CodecError> {
         match request {
             ThriftRequest::Multiply(m) => Self::write(scratch, "MultiplyRequest", |o| m.write_to_out_protocol(o)),
@@ -202,7 +203,7 @@ impl<const COMPACT: bool> Format for ThriftFormat<COMPACT> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn decode_request(method: Method, bytes: &[u8]) -> Result<ThriftRequest, CodecError> {
         let message = method.request_message();
         Ok(match method {
@@ -216,7 +217,7 @@ impl<const COMPACT: bool> Format for ThriftFormat<COMPACT> {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn encode_reply<'s>(scratch: &'s mut Vec<u8>, reply: &Reply<'_>) -> Result<&'s [u8], CodecError> {
         match reply {
             Reply::Multiply { product } => Self::write(scratch, "MultiplyReply", |o| {
@@ -229,7 +230,7 @@ impl<const COMPACT: bool> Format for ThriftFormat<COMPACT> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn decode_reply(method: Method, bytes: &[u8]) -> Result<Reply<'_>, CodecError> {
         let message = method.reply_message();
         Ok(match method {
