@@ -99,8 +99,14 @@ fn main() {
         rows.push(Row {
             what: format!("tcp throughput, IP bytes ({})", t.congestion_control),
             setting: format!("{mbit} Mbit/s"),
-            measured: format!("{:.2} Mbit/s (goodput {:.2})", t.wire_bps / 1e6, t.goodput_bps / 1e6),
-            ratio: format!("{:.4}", t.wire_bps / rate),
+            measured: format!(
+                "median slice {:.2} Mbit/s, mean {:.2} (goodput {:.2}, steal {})",
+                t.wire_bps_median / 1e6,
+                t.wire_bps / 1e6,
+                t.goodput_bps / 1e6,
+                t.steal.map_or("unknown".to_owned(), ms)
+            ),
+            ratio: format!("{:.4} (mean {:.4})", t.wire_bps_median / rate, t.wire_bps / rate),
         });
     }
 

@@ -68,7 +68,7 @@ pub use spec::{
     MIN_RATE_BPS, PROFILES, SpecError,
 };
 pub use validate::{
-    EmulatorLatency, Loss, LossDirection, LossPlan, PROBE_PAYLOAD, PacketRate, Rtt, RttPlan, Throughput,
-    ThroughputPlan, Validation, measure_emulator_latency, measure_loss, measure_packet_rate, measure_rtt,
+    EmulatorLatency, Loss, LossDirection, LossPlan, PROBE_PAYLOAD, PacketRate, Rtt, RttPlan, THROUGHPUT_SLICES,
+    Throughput, ThroughputPlan, Validation, measure_emulator_latency, measure_loss, measure_packet_rate, measure_rtt,
     measure_throughput, run_in_netns, validate,
 };

@@ -268,3 +268,10 @@ pub(crate) fn set_recv_buffer(fd: RawFd, bytes: usize) {
         }
     }
 }
+
+/// Clock ticks per second (`/proc/stat`'s unit), if the system says.
+pub(crate) fn clock_ticks_per_second() -> Option<u64> {
+    // SAFETY: sysconf reads a configuration value; no memory is passed.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(ticks).ok().filter(|&t| t > 0)
+}

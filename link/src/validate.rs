@@ -209,9 +209,20 @@ pub struct Throughput {
     pub setting_bps: Option<u64>,
     /// Application bytes per second at the receiver, in bit/s.
     pub goodput_bps: f64,
-    /// IP bytes per second the emulator forwarded that way, in bit/s: the
-    /// figure to hold against the rate (TCP/IP headers included).
+    /// IP bytes per second the emulator forwarded that way, in bit/s, over
+    /// the whole window (TCP/IP headers included): what TCP got.
     pub wire_bps: f64,
+    /// The median of the window's [`THROUGHPUT_SLICES`] equal slices' wire
+    /// rates: what the link carries while it is busy, the figure to hold
+    /// against the rate. A stretch in which the machine did not run the
+    /// forwarder or the sender (a stalled VM, a busy neighbour) lowers a
+    /// few slices and the mean, not the median; a link that carries the
+    /// wrong rate moves every slice.
+    pub wire_bps_median: f64,
+    /// CPU time the hypervisor took from this machine during the window
+    /// (`steal` in `/proc/stat`, summed over CPUs; `None` where it is not
+    /// reported): time in which nothing here ran.
+    pub steal: Option<Duration>,
     /// Application bytes received in the window.
     pub bytes: u64,
     /// The window's exact length.
@@ -511,9 +522,20 @@ pub fn measure_throughput(link: &Link, plan: &ThroughputPlan) -> Result<Throughp
             Ok(())
         });
         std::thread::sleep(plan.warmup);
+        let steal0 = steal_time();
         let (t0, b0, w0) = (Instant::now(), received.load(Ordering::Relaxed), up_bytes(link, plan.client));
-        std::thread::sleep(plan.window);
-        let (t1, b1, w1) = (Instant::now(), received.load(Ordering::Relaxed), up_bytes(link, plan.client));
+        let mut slices = Vec::with_capacity(THROUGHPUT_SLICES as usize);
+        let (mut t_prev, mut w_prev) = (t0, w0);
+        for k in 1..=THROUGHPUT_SLICES {
+            // Absolute deadlines: a late wake-up shortens the next slice
+            // instead of stretching the window.
+            std::thread::sleep((t0 + plan.window * k / THROUGHPUT_SLICES).saturating_duration_since(Instant::now()));
+            let (t, w) = (Instant::now(), up_bytes(link, plan.client));
+            slices.push((w - w_prev) as f64 * 8.0 / (t - t_prev).as_secs_f64().max(1e-9));
+            (t_prev, w_prev) = (t, w);
+        }
+        let (t1, b1, w1) = (t_prev, received.load(Ordering::Relaxed), w_prev);
+        let steal = steal_time().zip(steal0).map(|(b, a)| b.saturating_sub(a));
         stop.store(true, Ordering::Relaxed);
         // Do not wait for the sender's buffers to drain through the link (at
         // a slow rate that takes minutes): end the reader now, and close the
@@ -530,11 +552,36 @@ pub fn measure_throughput(link: &Link, plan: &ThroughputPlan) -> Result<Throughp
             setting_bps: link.spec().rate_bps(),
             goodput_bps: (b1 - b0) as f64 * 8.0 / secs,
             wire_bps: (w1 - w0) as f64 * 8.0 / secs,
+            wire_bps_median: {
+                slices.sort_by(f64::total_cmp);
+                quantile(&slices, 0.5).unwrap_or(0.0)
+            },
+            steal,
             bytes: b1 - b0,
             window,
             congestion_control,
         })
     })
+}
+
+/// How many equal slices [`measure_throughput`] cuts its window into.
+pub const THROUGHPUT_SLICES: u32 = 30;
+
+/// Steal time so far, summed over CPUs, from the first line of
+/// `/proc/stat` (its eighth value, in clock ticks).
+fn steal_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    parse_steal(&stat, sys::clock_ticks_per_second()?)
+}
+
+fn parse_steal(stat: &str, ticks_per_second: u64) -> Option<Duration> {
+    let line = stat.lines().next()?;
+    let mut fields = line.split_ascii_whitespace();
+    if fields.next()? != "cpu" {
+        return None;
+    }
+    let ticks: u64 = fields.nth(7)?.parse().ok()?;
+    Some(Duration::from_nanos(ticks.saturating_mul(1_000_000_000) / ticks_per_second.max(1)))
 }
 
 fn up_bytes(link: &Link, client: usize) -> u64 {
@@ -701,7 +748,9 @@ impl fmt::Display for Validation {
         }
         let t = &self.throughput;
         let setting = t.setting_bps.map_or("unlimited".to_owned(), |b| mbit(b as f64));
-        let ratio = t.setting_bps.map_or(String::new(), |b| format!(", wire ×{:.3}", t.wire_bps / b as f64));
+        let ratio = t.setting_bps.map_or(String::new(), |b| {
+            format!(", wire ×{:.3}, median slice ×{:.3}", t.wire_bps / b as f64, t.wire_bps_median / b as f64)
+        });
         writeln!(
             f,
             "  tcp ({}) {} goodput, {} on the wire (setting {setting}{ratio})",
@@ -771,5 +820,15 @@ mod tests {
         let d = LossDirection::new(10_000, 9_900);
         assert!((d.rate - 0.01).abs() < 1e-12);
         assert!(d.contains(0.01) && !d.contains(0.02));
+    }
+
+    #[test]
+    fn steal_is_the_eighth_value_of_the_cpu_line() {
+        let stat = "cpu  858389 33 109971 2341260 35492 0 7350 12525 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n";
+        assert_eq!(parse_steal(stat, 100), Some(Duration::from_millis(125_250)));
+        assert_eq!(parse_steal("cpu  1 2 3 4 5 6 7\n", 100), None, "a kernel without the field");
+        assert_eq!(parse_steal("cpu0 1 2 3 4 5 6 7 8\n", 100), None, "not the summary line");
+        assert_eq!(parse_steal("cpu  1 2 3 4 5 6 7 x\n", 100), None);
+        assert_eq!(parse_steal("", 100), None);
     }
 }
