@@ -179,6 +179,13 @@ fn decode(method: Method, args: &[u8]) -> Result<Reply<'static>, CallError> {
         .map_err(|e| CallError::Protocol(format!("zerorpc: {method} result: {e}")))
 }
 
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // Before the fields drop: the socket, then the monitor's PAIR.
+        Monitor::stop(self.io.socket_mut());
+    }
+}
+
 impl Conn {
     async fn connect(address: SocketAddr, config: &ClientConfig) -> Result<Conn, TransportError> {
         let fail = |e: std::io::Error| TransportError::io(KIND, "connect", address, e);
@@ -216,7 +223,12 @@ impl Conn {
                 }
             }
         };
-        match tokio::time::timeout(config.timeout, handshake).await {
+        let outcome = tokio::time::timeout(config.timeout, handshake).await;
+        let state = State { ids: Ids::new(), calls: HashMap::new(), reader: None, late: 0 };
+        // Built before the outcome is looked at, so a failed connect drops
+        // it too, and its Drop stops the monitor.
+        let conn = Conn { io, state: RefCell::new(state), wire: RefCell::new(wire) };
+        match outcome {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(fail(e)),
             Err(_) => {
@@ -226,8 +238,17 @@ impl Conn {
                 )));
             }
         }
-        let state = State { ids: Ids::new(), calls: HashMap::new(), reader: None, late: 0 };
-        Ok(Conn { io, state: RefCell::new(state), wire: RefCell::new(wire) })
+        // From here the monitor is read only when the counters are: it
+        // keeps the two events a connection makes in its life, not the
+        // retries of one that is down, which would fill its queue in a
+        // few minutes (see `Monitor`).
+        {
+            let mut wire = conn.wire.borrow_mut();
+            wire.drain();
+            let connection_events = zmq::SocketEvent::CONNECTED.to_raw() | zmq::SocketEvent::DISCONNECTED.to_raw();
+            wire.monitor_mut().restart(conn.io.socket(), connection_events).map_err(fail)?;
+        }
+        Ok(conn)
     }
 
     fn ids_next(&self) -> (u32, [u8; event::ID_LEN]) {

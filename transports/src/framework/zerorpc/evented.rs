@@ -53,6 +53,11 @@ impl Evented {
         &self.socket
     }
 
+    /// The socket, for what needs its raw pointer ([`Monitor::stop`]).
+    pub fn socket_mut(&mut self) -> &mut zmq::Socket {
+        &mut self.socket
+    }
+
     /// The registration alone (`Sync`, unlike the socket).
     pub fn fd(&self) -> &AsyncFd<RawFd> {
         &self.fd
@@ -113,6 +118,15 @@ impl MonitorEvent {
 
 /// A socket monitor: a PAIR socket on the inproc endpoint libzmq reports a
 /// socket's connection events to.
+///
+/// libzmq (4.3) sends each event with a blocking send on its end of the
+/// PAIR, from whichever thread notices it, usually the context's one I/O
+/// thread, which every zerorpc socket of the process shares. That send
+/// waits forever if this end is closed, or if its queue (the two ends'
+/// high-water marks, 2,000 events) is full. So the monitored socket must
+/// stop its monitor ([`Monitor::stop`]) before this end closes, and a
+/// monitor that is read only now and then should watch only events that
+/// come rarely ([`Monitor::restart`]).
 #[derive(Debug)]
 pub struct Monitor {
     pair: Evented,
@@ -121,6 +135,19 @@ pub struct Monitor {
 impl Monitor {
     /// Starts monitoring `socket` for `events` (a `ZMQ_EVENT_*` mask).
     pub fn start(socket: &zmq::Socket, events: u16) -> io::Result<Monitor> {
+        Ok(Monitor { pair: Self::pair(socket, events)? })
+    }
+
+    /// Monitors `socket` for `events` from now on, on a new PAIR: events
+    /// not read from the old one are dropped with it. libzmq closes its
+    /// old end first, under the lock its event sends take, so none is
+    /// left waiting on it.
+    pub fn restart(&mut self, socket: &zmq::Socket, events: u16) -> io::Result<()> {
+        self.pair = Self::pair(socket, events)?;
+        Ok(())
+    }
+
+    fn pair(socket: &zmq::Socket, events: u16) -> io::Result<Evented> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let endpoint = format!(
             "inproc://wirebench-zerorpc-monitor-{}-{}",
@@ -131,7 +158,19 @@ impl Monitor {
         let pair = super::context().socket(zmq::PAIR).map_err(super::io_error)?;
         pair.set_linger(0).map_err(super::io_error)?;
         pair.connect(&endpoint).map_err(super::io_error)?;
-        Ok(Monitor { pair: Evented::new(pair)? })
+        Evented::new(pair)
+    }
+
+    /// Stops `socket`'s monitor, as `zmq_socket_monitor(socket, NULL, 0)`
+    /// does: libzmq closes its end of the PAIR at once and sends no event
+    /// after. Call it before the monitored socket and the [`Monitor`] are
+    /// dropped: without it, the socket's closing connections report to a
+    /// PAIR nobody holds, and libzmq's I/O thread waits on that for good.
+    pub fn stop(socket: &mut zmq::Socket) {
+        // SAFETY: the pointer is the live socket `socket` owns, borrowed
+        // mutably for the call; a null endpoint is libzmq's documented way
+        // to stop monitoring, and the call touches nothing else.
+        let _ = unsafe { zmq_sys::zmq_socket_monitor(socket.as_mut_ptr(), std::ptr::null(), 0) };
     }
 
     /// The next event if one is queued.
@@ -190,6 +229,18 @@ impl TcpBytes {
         &self.monitor
     }
 
+    /// The monitor, to restart it.
+    pub fn monitor_mut(&mut self) -> &mut Monitor {
+        &mut self.monitor
+    }
+
+    /// Takes note of every event the monitor holds.
+    pub fn drain(&mut self) {
+        while let Ok(Some(event)) = self.monitor.try_next() {
+            self.note(event);
+        }
+    }
+
     /// Takes note of a monitor event.
     pub fn note(&mut self, event: MonitorEvent) {
         if event.is(zmq::SocketEvent::CONNECTED) {
@@ -218,9 +269,7 @@ impl TcpBytes {
     /// Bytes written and read so far over every connection, `None` if the
     /// kernel does not report them.
     pub fn read(&mut self) -> Option<(u64, u64)> {
-        while let Ok(Some(event)) = self.monitor.try_next() {
-            self.note(event);
-        }
+        self.drain();
         if let Some(c) = self.current {
             // The descriptor is checked again: libzmq may have closed it
             // and the number been reused before its DISCONNECTED is read.
