@@ -1,7 +1,8 @@
 //! Does the codec interface cost anything the library does not? Encoding
 //! and decoding through `Format` against direct calls of serde_json,
 //! postcard, prost and thrift (TCompactProtocol over its generated
-//! structs), on Multiply and a 1,000-record Digest batch. Prints the ratio
+//! structs), on Multiply and a 1,000-record Digest batch, and of
+//! apache-avro (its schema-aware serde path) on Multiply. Prints the ratio
 //! interface/direct; the target is at most 1.05.
 //!
 //! Each pair is timed in alternating rounds (see `interleaved`) and the
@@ -13,12 +14,17 @@
 use std::hint::black_box;
 use std::time::Duration;
 
+use apache_avro::Schema;
+use apache_avro::reader::datum::GenericDatumReader;
+use apache_avro::schema::ResolvedSchema;
+use apache_avro::writer::datum::GenericDatumWriter;
 use prost::Message;
 use serde::{Deserialize, Serialize};
 use thrift::TConfiguration;
 use thrift::protocol::{TCompactInputProtocol, TCompactOutputProtocol, TSerializable};
 use wirebench_benches::{batch_for, interleaved, test_mode};
 use wirebench_formats::dataset::{DEFAULT_SEED, MULTIPLY_OPERANDS};
+use wirebench_formats::format::avro::{Avro, check_lengths};
 use wirebench_formats::format::json::Json;
 use wirebench_formats::format::postcard::Postcard;
 use wirebench_formats::format::thrift::{ThriftCompact, ThriftRequest, th};
@@ -298,6 +304,51 @@ fn main() {
         },
         || {
             black_box(ThriftCompact::decode_request(Method::Digest, black_box(&bytes)).unwrap());
+        },
+    );
+
+    // avro (apache-avro), Multiply: what an apache-avro user writes with the
+    // crate's schema-aware serde path, a reader and writer built once from
+    // the MultiplyRequest record of `bench.avsc`. The crate allocates a
+    // claimed length before reading it and offers only a process-wide cap,
+    // so a user who must bound a hostile message per message walks it
+    // against the schema first, as our decoder does: the direct call uses
+    // the same public `check_lengths`.
+    let parsed = Schema::parse_str(wirebench_formats::format::avro::SCHEMA).unwrap();
+    let Schema::Union(union) = &parsed else { panic!("bench.avsc is a union of records") };
+    let record =
+        union.variants().iter().find(|s| matches!(s, Schema::Record(r) if r.name.name() == "MultiplyRequest")).unwrap();
+    let resolved = || ResolvedSchema::try_from(record).unwrap();
+    let names = resolved();
+    let writer = GenericDatumWriter::builder(record).resolved_schemata(resolved()).build().unwrap();
+    let reader = GenericDatumReader::builder(record).resolved_writer_schemata(resolved()).build().unwrap();
+    let owned = OwnedRequest::<Batch>::Multiply { a, b };
+    compare(
+        &mut rows,
+        "avro multiply encode",
+        || {
+            direct_buf.clear();
+            writer.write_ser(&mut direct_buf, black_box(&MultiplyRequest { a, b })).unwrap();
+            black_box(direct_buf.as_slice());
+        },
+        || {
+            black_box(Avro::encode_request(&mut scratch, black_box(&owned)).unwrap());
+        },
+    );
+    let bytes = Avro::encode_request(&mut Vec::new(), &owned).unwrap().to_vec();
+    compare(
+        &mut rows,
+        "avro multiply decode",
+        || {
+            let input = black_box(&bytes[..]);
+            let mut rest = input;
+            check_lengths(record, names.get_names(), &mut rest, 0).unwrap();
+            assert!(rest.is_empty());
+            let mut rest = input;
+            black_box(reader.read_deser::<MultiplyRequest>(&mut rest).unwrap());
+        },
+        || {
+            black_box(Avro::decode_request(Method::Multiply, black_box(&bytes)).unwrap());
         },
     );
 
