@@ -240,8 +240,8 @@ impl Conn {
         }
         // From here the monitor is read only when the counters are: it
         // keeps the two events a connection makes in its life, not the
-        // retries of one that is down, which would fill its queue in a
-        // few minutes (see `Monitor`).
+        // retries of one that is down, which would fill its queue in
+        // under two minutes (see `Monitor`).
         {
             let mut wire = conn.wire.borrow_mut();
             wire.drain();
