@@ -7,12 +7,26 @@
 //!
 //! Each pair is timed in alternating rounds (see `interleaved`) and the
 //! medians compared, so drift of the machine hits both sides alike.
-//! `cargo bench --bench interface` (`-- --test` runs one short round).
+//! `cargo bench --bench interface` (`-- --test` runs one short round;
+//! `-- thrift avro` runs only the rows whose names contain those words).
+//!
+//! A Multiply row times a few nanoseconds of inlined code, so its ratio
+//! also depends on where rustc placed and inlined each side in this build:
+//! an edit elsewhere in this file has moved postcard's Multiply decode
+//! from 1.01 to 1.5. `-- --instructions` counts instead: the bench runs
+//! itself under valgrind's callgrind, counts only the calls of each side
+//! (client requests around them), and prints instructions per call and
+//! their ratio, the same for every run of one build. It needs valgrind
+//! (Debian: `apt-get install valgrind`).
 
 #![allow(clippy::unwrap_used, missing_docs)] // benches fail loudly by design
 
 use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
+
+use anyhow::{Context, bail};
 
 use apache_avro::Schema;
 use apache_avro::reader::datum::GenericDatumReader;
@@ -22,6 +36,7 @@ use prost::Message;
 use serde::{Deserialize, Serialize};
 use thrift::TConfiguration;
 use thrift::protocol::{TCompactInputProtocol, TCompactOutputProtocol, TSerializable};
+use wirebench::{instructions, valgrind};
 use wirebench_benches::{batch_for, interleaved, test_mode};
 use wirebench_formats::dataset::{DEFAULT_SEED, MULTIPLY_OPERANDS};
 use wirebench_formats::format::avro::{Avro, check_lengths};
@@ -56,16 +71,58 @@ fn bounded(len: usize) -> TConfiguration {
         .unwrap()
 }
 
+/// The rows asked for: every row whose name contains one of the words
+/// given after `--` (`cargo bench --bench interface -- thrift avro`), or
+/// every row when none is given.
+fn wanted(name: &str) -> bool {
+    let words: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    words.is_empty() || words.iter().any(|w| name.contains(w.as_str()))
+}
+
+/// Calls of each side counted per row under callgrind: enough that the
+/// loop's own few instructions are shared alike, few enough for the
+/// 1,000-record rows to stay short under valgrind.
+const COUNTED_CALLS: u32 = 16;
+
+/// Under callgrind (the child of `--instructions`): counts `COUNTED_CALLS`
+/// calls of `f`, after one uncounted warm-up call, into one profile
+/// labelled `label`.
+fn count(label: &str, f: &mut dyn FnMut()) {
+    f();
+    valgrind::zero_stats();
+    valgrind::toggle_collect();
+    for _ in 0..COUNTED_CALLS {
+        f();
+    }
+    valgrind::toggle_collect();
+    valgrind::dump_stats_at(label);
+}
+
 fn compare(rows: &mut Vec<Row>, name: &str, direct: impl FnMut(), interface: impl FnMut()) {
-    let (rounds, target) = if test_mode() { (2, Duration::from_millis(2)) } else { (41, Duration::from_millis(20)) };
+    if !wanted(name) {
+        return;
+    }
     let mut direct = direct;
     let mut interface = interface;
+    if valgrind::running_on_valgrind() {
+        count(&format!("{name} direct"), &mut direct);
+        count(&format!("{name} interface"), &mut interface);
+        return;
+    }
+    let (rounds, target) = if test_mode() { (2, Duration::from_millis(2)) } else { (41, Duration::from_millis(20)) };
     let batch = batch_for(target, &mut direct);
     let (d, i) = interleaved(rounds, batch, &mut direct, &mut interface);
     rows.push(Row { name: name.to_owned(), direct: d, interface: i });
 }
 
 fn main() {
+    if std::env::args().any(|a| a == "--instructions") && !valgrind::running_on_valgrind() {
+        if let Err(e) = instructions() {
+            eprintln!("interface --instructions: {e:#}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let mut rows = Vec::new();
     let (a, b) = MULTIPLY_OPERANDS;
     let digest = Dataset::generate(Workload::Digest { records: 1000 }, DEFAULT_SEED);
@@ -352,6 +409,9 @@ fn main() {
         },
     );
 
+    if valgrind::running_on_valgrind() {
+        return; // the counts are in the profiles; the parent prints them
+    }
     println!("{:<34} {:>14} {:>14} {:>8}", "interface overhead", "direct ns", "interface ns", "ratio");
     let mut worst: f64 = 0.0;
     for row in &rows {
@@ -360,4 +420,56 @@ fn main() {
         println!("{:<34} {:>14.1} {:>14.1} {:>8.3}", row.name, row.direct, row.interface, ratio);
     }
     println!("worst ratio {worst:.3} (target: at most 1.05)");
+}
+
+/// `--instructions`: runs this bench under callgrind with counting off
+/// but for each side's calls (see `count`), then prints instructions per
+/// call from the profiles, which callgrind numbers in the order they were
+/// written and labels with `count`'s label.
+fn instructions() -> anyhow::Result<()> {
+    let version = instructions::valgrind_version(Path::new("valgrind"))?;
+    let dir = tempfile::tempdir().context("cannot create a directory for callgrind's profiles")?;
+    let out = dir.path().join("interface.out");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let status = Command::new("valgrind")
+        .args(["--tool=callgrind", "--collect-atstart=no", "--quiet"])
+        .arg(format!("--callgrind-out-file={}", out.display()))
+        .arg(std::env::current_exe().context("cannot find this bench's binary")?)
+        .args(&args)
+        .status()
+        .context("cannot run valgrind")?;
+    if !status.success() {
+        bail!("the bench under callgrind failed: {status}");
+    }
+    let mut counts: Vec<(String, f64)> = Vec::new();
+    for i in 1.. {
+        let path = PathBuf::from(format!("{}.{i}", out.display()));
+        let Ok(profile) = std::fs::read_to_string(&path) else { break };
+        let label = profile
+            .lines()
+            .find_map(|l| l.strip_prefix("desc: Trigger: Client Request: "))
+            .with_context(|| format!("{} has no client request label", path.display()))?;
+        let total = instructions::total(&profile).with_context(|| format!("no total in {}", path.display()))?;
+        counts.push((label.to_owned(), total as f64 / f64::from(COUNTED_CALLS)));
+    }
+    if counts.is_empty() || !counts.len().is_multiple_of(2) {
+        bail!("callgrind wrote {} profiles, not a direct and an interface one per row", counts.len());
+    }
+    println!("{version}, callgrind: instructions per call, {COUNTED_CALLS} calls a side");
+    println!("{:<34} {:>14} {:>14} {:>8}", "interface overhead", "direct", "interface", "ratio");
+    let mut worst: f64 = 0.0;
+    for pair in counts.chunks(2) {
+        let (Some(name), Some(other)) = (pair[0].0.strip_suffix(" direct"), pair[1].0.strip_suffix(" interface"))
+        else {
+            bail!("profiles out of order: {:?} then {:?}", pair[0].0, pair[1].0);
+        };
+        if name != other {
+            bail!("profiles out of order: {name:?} then {other:?}");
+        }
+        let ratio = pair[1].1 / pair[0].1;
+        worst = worst.max(ratio);
+        println!("{name:<34} {:>14.1} {:>14.1} {ratio:>8.3}", pair[0].1, pair[1].1);
+    }
+    println!("worst instruction ratio {worst:.3} (target: at most 1.05)");
+    Ok(())
 }

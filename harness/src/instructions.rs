@@ -99,7 +99,7 @@ impl FormatVisitor for Planned<'_> {
 }
 
 /// The `Ir` total of a callgrind profile.
-pub(crate) fn total(profile: &str) -> Option<u64> {
+pub fn total(profile: &str) -> Option<u64> {
     profile
         .lines()
         .find_map(|l| l.strip_prefix("summary:").or_else(|| l.strip_prefix("totals:")))
