@@ -45,6 +45,9 @@ trap cleanup EXIT
 serve() {
   local kind=$1 out="$work/$1.out"
   # exec, so that $! is the server itself and not a subshell around it.
+  # Created here: the child opens its redirections after the fork, and the
+  # first sed below may run before it has.
+  : >"$out"
   (exec "$WIREBENCH" serve --transport "$kind" --listen 127.0.0.1:0 >"$out" 2>"$work/$kind.err") &
   server=$!
   for _ in $(seq 100); do

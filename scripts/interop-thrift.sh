@@ -43,6 +43,9 @@ wirebench="$root/target/release/wirebench"
 start() {
   local name=$1
   shift
+  # Created here: the child opens its redirections after the fork, and the
+  # first sed below may run before it has.
+  : >"$work/$name.out"
   "$@" >"$work/$name.out" 2>"$work/$name.err" &
   pids+=($!)
   for _ in $(seq 300); do

@@ -42,6 +42,9 @@ trap cleanup EXIT
 # `listening zerorpc ADDRESS` line.
 start() {
   local log="$work/server-$#-$RANDOM.out"
+  # Created here: the child opens its redirections after the fork, and the
+  # first sed below may run before it has.
+  : >"$log"
   "$@" >"$log" 2>"$log.err" &
   pids+=($!)
   for _ in $(seq 100); do
