@@ -75,8 +75,25 @@ fn bounded(len: usize) -> TConfiguration {
 /// given after `--` (`cargo bench --bench interface -- thrift avro`), or
 /// every row when none is given.
 fn wanted(name: &str) -> bool {
-    let words: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let words = filter_words();
     words.is_empty() || words.iter().any(|w| name.contains(w.as_str()))
+}
+
+/// The words given after `--` that are not options.
+fn filter_words() -> Vec<String> {
+    std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect()
+}
+
+/// Exits 2 when the filter words matched no row, naming them, rather
+/// than printing an empty table.
+fn exit_if_no_row(rows: usize) {
+    if rows == 0 {
+        eprintln!(
+            "interface: no row's name contains any of {:?} (rows are named like \"postcard multiply decode\")",
+            filter_words()
+        );
+        std::process::exit(2);
+    }
 }
 
 /// Calls of each side counted per row under callgrind: enough that the
@@ -412,6 +429,7 @@ fn main() {
     if valgrind::running_on_valgrind() {
         return; // the counts are in the profiles; the parent prints them
     }
+    exit_if_no_row(rows.len());
     println!("{:<34} {:>14} {:>14} {:>8}", "interface overhead", "direct ns", "interface ns", "ratio");
     let mut worst: f64 = 0.0;
     for row in &rows {
@@ -452,7 +470,8 @@ fn instructions() -> anyhow::Result<()> {
         let total = instructions::total(&profile).with_context(|| format!("no total in {}", path.display()))?;
         counts.push((label.to_owned(), total as f64 / f64::from(COUNTED_CALLS)));
     }
-    if counts.is_empty() || !counts.len().is_multiple_of(2) {
+    exit_if_no_row(counts.len());
+    if !counts.len().is_multiple_of(2) {
         bail!("callgrind wrote {} profiles, not a direct and an interface one per row", counts.len());
     }
     println!("{version}, callgrind: instructions per call, {COUNTED_CALLS} calls a side");

@@ -37,6 +37,7 @@ pub mod clients;
 pub(crate) mod codec;
 pub mod commands;
 pub mod environment;
+pub mod faults;
 pub mod instructions;
 pub mod limits;
 pub mod link;

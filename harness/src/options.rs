@@ -347,6 +347,10 @@ pub struct RunArgs {
     /// through its measured window.
     #[arg(long, hide = true, value_name = "KEY")]
     pub broker_crash_in: Option<String>,
+    /// Test only: the child server of the cell with this key is aborted
+    /// (SIGABRT) halfway through its measured window.
+    #[arg(long, hide = true, value_name = "KEY")]
+    pub server_crash_in: Option<String>,
 }
 
 /// The option names of [`RunArgs`] that a matrix file may also set, so
@@ -573,6 +577,7 @@ pub fn resolve(args: &RunArgs, given: &dyn Given) -> anyhow::Result<RunOptions> 
             listen_ip: None,
             external_brokers: if brokers_only { connect.clone() } else { Vec::new() },
             broker_crash_in: args.broker_crash_in.clone(),
+            server_crash_in: args.server_crash_in.clone(),
         },
         mode,
         client,

@@ -339,7 +339,7 @@ fn run_cell(
         broker_cpu: servers.broker_cpu(spec.transport),
         broker_limit: servers.broker_limit(spec.transport),
     };
-    let crash = crate::brokers::crash_during(spec, options, servers);
+    let crash = crate::faults::during(spec, options, servers);
     let outcome = if spec.clients > 1 {
         let netns = match network {
             Some(n) => match (0..spec.clients).map(|i| n.client_netns(i)).collect::<anyhow::Result<Vec<_>>>() {

@@ -47,6 +47,9 @@ pub struct ServerOptions {
     pub external_brokers: Vec<(TransportKind, Endpoint)>,
     /// Test-only: kill the broker halfway through the cell of this key.
     pub broker_crash_in: Option<String>,
+    /// Test-only: abort the child server halfway through the cell of
+    /// this key.
+    pub server_crash_in: Option<String>,
 }
 
 /// The running servers of a run.
@@ -255,6 +258,11 @@ impl Servers {
             }
             Err(e) => Some(format!("the server process {how}, and restarting it failed: {e:#}")),
         }
+    }
+
+    /// The child server's process id, if there is a child.
+    pub fn child_pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.child.id())
     }
 
     /// The server process's log file, if there is a child.

@@ -104,20 +104,19 @@ fn a_server_crash_is_restarted_inside_the_link() {
     let marker = (16 << 20) + 207;
     let dir = common::temp();
     let out = common::out_dir(&dir);
+    let crashed = "echo-16B/bincode/tcp/c1@rtt=1ms";
     let child = spawn(
         &out,
         marker,
-        &["--transports", "tcp", "--concurrency", "1", "--duration", "150ms", "--server-crash-after", "400ms"],
+        &["--transports", "tcp", "--concurrency", "1", "--duration", "150ms", "--server-crash-in", crashed],
     );
     let output = link::finish(child, marker);
     assert_eq!(output.status.code(), Some(1), "{}", String::from_utf8_lossy(&output.stderr));
     let results = Results::read(&out.join("results.json")).unwrap();
-    let failed: Vec<_> = results.cells.values().filter(|c| c.status == CellStatus::Failed).collect();
-    assert!(
-        failed.iter().any(|c| c.error.as_deref().unwrap().contains("server process was killed by signal 6")),
-        "{:?}",
-        common::statuses(&results)
-    );
+    let failed: Vec<_> = results.cells.values().filter(|c| c.status == CellStatus::Failed).map(|c| &c.key).collect();
+    assert_eq!(failed, [crashed], "{:?}", common::statuses(&results));
+    let error = results.cells[crashed].error.as_deref().unwrap();
+    assert!(error.contains("server process was killed by signal 6"), "{error}");
     // The last cells ran against the server restarted behind the link.
     let last: Vec<_> = results.cells.values().filter(|c| c.workload == "echo-1KiB").collect();
     assert!(last.iter().all(|c| c.status == CellStatus::Ok), "{:?}", common::statuses(&results));
