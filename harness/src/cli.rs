@@ -773,6 +773,23 @@ mod tests {
     }
 
     #[test]
+    fn the_default_matrix_runs_every_format_over_every_transport_that_carries_it() {
+        let cells = resolve("wirebench").matrix.cells();
+        // Every transport of wirebench's own and every broker carries any
+        // format's bytes; a framework carries only its own format.
+        for &transport in TransportKind::ALL.iter().filter(|t| t.family() != wirebench_transports::Family::Framework) {
+            for &format in FormatId::ALL {
+                assert!(
+                    cells.iter().any(|c| c.transport == transport && c.subject == plan::Subject::Format(format)),
+                    "the default matrix has no {} cell over {}",
+                    format.name(),
+                    transport.name()
+                );
+            }
+        }
+    }
+
+    #[test]
     fn quick_works_with_and_without_the_command() {
         let bare = resolve("wirebench --quick");
         let run = resolve("wirebench run --quick");
