@@ -50,8 +50,8 @@ fn direct(bytes: &[u8]) {
 }
 
 /// A server's direct call: the library's error becomes the server's own
-/// with `?` (any error type does; `CodecError` is at hand), and only the
-/// caller decides what a failure does.
+/// with `?` (any error type does; `CodecError` is at hand), trailing bytes
+/// are an error too, and only the caller decides what a failure does.
 #[inline(never)]
 fn propagate(bytes: &[u8]) {
     let decode = || -> Result<th::MultiplyRequest, CodecError> {
@@ -60,7 +60,9 @@ fn propagate(bytes: &[u8]) {
         let request =
             th::MultiplyRequest::read_from_in_protocol(&mut TCompactInputProtocol::with_config(&mut input, config))
                 .map_err(|e| CodecError::decode("thrift", "MultiplyRequest", e))?;
-        assert!(input.is_empty());
+        if !input.is_empty() {
+            return Err(CodecError::decode("thrift", "MultiplyRequest", "trailing bytes"));
+        }
         Ok(request)
     };
     black_box(decode().unwrap());
